@@ -1,0 +1,8 @@
+"""Data: photo sources, synthetic blur, and the datasets the engine trains and validates on."""
+
+from .build import build_datasets
+from .config import DataConfig
+from .errors import DataError
+from .images import list_images, read_image
+
+__all__ = ["DataConfig", "DataError", "build_datasets", "list_images", "read_image"]

@@ -1,0 +1,56 @@
+"""Reading photos into [0, 1] RGB float tensors, whatever their mode, bit depth or EXIF orientation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files below ``folder`` (recursively), sorted so every run sees the same order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist or is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"data folder {folder} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """A 3 x H x W float32 tensor in [0, 1].
+
+    EXIF orientation is applied; 16-bit images keep their precision; grayscale is replicated to RGB; palette and
+    CMYK are converted to RGB; alpha is dropped (training pairs have no alpha; inference keeps it separately).
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+    if image.width == 0 or image.height == 0:
+        raise DataError(f"image {path} is empty (0 pixels)")
+    return pil_to_tensor(image, path)
+
+
+def pil_to_tensor(image: Image.Image, path: str | Path = "<image>") -> torch.Tensor:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: PIL widens to int32 ("I"); keep the full range instead of truncating to 8 bits.
+        array = np.asarray(image, dtype=np.float32) / 65535.0
+        array = np.repeat(array[..., None], 3, axis=2)
+    elif image.mode == "F":
+        array = np.repeat(np.asarray(image, dtype=np.float32)[..., None], 3, axis=2)
+    else:
+        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if not np.isfinite(array).all():
+        raise DataError(f"image {path} contains non-finite values after decoding")
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).clamp_(0.0, 1.0)

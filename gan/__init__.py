@@ -1,0 +1,1 @@
+"""The engine: config, trainers, checkpoints, metrics and logging. Scripts call in here."""

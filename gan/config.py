@@ -1,0 +1,186 @@
+"""Experiment configs: YAML files in configs/, checked against typed dataclasses, overridable from the command line.
+
+Every key has a default here, so a config file only states what it changes. An unknown key or a value of the
+wrong type is an error before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datasets.config import DataConfig
+from nets import network_options
+
+from .errors import ConfigError
+
+
+@dataclass
+class ExperimentConfig:
+    name: str | None = None  # default: <config file stem>-<date>-<time>, so a rerun never overwrites a run
+    root: str = "experiments"
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10  # an epoch is data.train_pairs_per_epoch fresh random pairs
+    batch_size: int = 4
+    lr: float = 2e-4
+    lr_min: float = 1e-6  # cosine annealing target at the last step
+    weight_decay: float = 1e-3
+    charbonnier_eps: float = 1e-3
+    grad_clip: float = 0.0  # max global gradient norm; 0 disables clipping
+    device: str = "auto"  # auto = cuda, then mps, then cpu
+    threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+
+    def check(self) -> list[str]:
+        problems = []
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                problems.append(f"train.{key} must be >= 1, got {getattr(self, key)}")
+        if not self.lr > 0:
+            problems.append(f"train.lr must be > 0, got {self.lr}")
+        if not 0 <= self.lr_min <= self.lr:
+            problems.append(f"train.lr_min must be in [0, train.lr], got {self.lr_min}")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.charbonnier_eps <= 0:
+            problems.append("train.weight_decay and train.grad_clip must be >= 0, train.charbonnier_eps > 0")
+        if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
+            problems.append(f"train.device must be auto, cpu, mps or cuda[:N], got {self.device!r}")
+        return problems
+
+
+@dataclass
+class LogConfig:
+    scalar_every: int = 10  # steps between TensorBoard scalar writes
+    val_images: int = 4  # validation pairs shown as blurred | restored | sharp rows
+
+    def check(self) -> list[str]:
+        return [f"log.scalar_every must be >= 1, got {self.scalar_every}"] if self.scalar_every < 1 else []
+
+
+@dataclass
+class Config:
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    # Free-form: "name" picks a registered network, every other key is one of its keyword arguments.
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "light_unet"})
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Defaults, then the YAML file, then ``section.key=value`` overrides (values parsed as YAML)."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        section, _, name = key.partition(".")
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"override {item!r}: config section {section!r} is not a mapping")
+        target[name] = yaml.safe_load(value)
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    config = _build(Config, raw, "")
+    config.model = _check_model(config.model)
+    problems = config.data.check() + config.train.check() + config.log.check()
+    if problems:
+        raise ConfigError(problems[0])
+    return config
+
+
+def _check_model(model: dict[str, Any]) -> dict[str, Any]:
+    merged = {"name": "light_unet", **model}
+    name = merged["name"]
+    try:
+        options = network_options(name)
+    except ValueError as error:
+        raise ConfigError(f"model.name: {error}") from None
+    for key, value in merged.items():
+        if key == "name":
+            continue
+        if key not in options:
+            raise ConfigError(f"unknown config key 'model.{key}' for network {name!r}; it takes: {', '.join(options)}")
+        default = options[key]
+        if default is not None and not _matches(value, type(default)):
+            raise ConfigError(f"model.{key} must be {type(default).__name__}, got {value!r}")
+    return merged
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(known))}")
+    values = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        value = _coerce_float(value, hint)
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, f"{prefix}{key}.")
+        elif not _matches(value, hint):
+            raise ConfigError(f"config key '{prefix}{key}' must be {_describe(hint)}, got {value!r}")
+        else:
+            values[key] = float(value) if hint is float else value
+    return cls(**values)
+
+
+def _coerce_float(value: Any, hint: Any) -> Any:
+    """PyYAML follows YAML 1.1, where ``1e-3`` (no dot) is a string; accept it where a float is expected."""
+    if isinstance(value, str) and (hint is float or float in typing.get_args(hint)):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(option) for option in typing.get_args(hint))
+    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

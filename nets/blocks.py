@@ -1,0 +1,91 @@
+"""Building blocks shared by the generators: normalisation, depthwise-separable convs, resampling."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+NORMS = ("instance", "batch", "group", "none")
+UPSAMPLERS = ("pixelshuffle", "bilinear", "transpose")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """Normalisation layer by name.
+
+    InstanceNorm keeps no running statistics (``track_running_stats=False``), so training and inference normalise
+    the same way: a stated choice, because DeblurGAN left its test-time behaviour undefined.
+    """
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        # gcd keeps the group count a divisor of every width of the 48-based ladder (48 -> 16, 96+ -> 32).
+        return nn.GroupNorm(math.gcd(channels, 32), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+
+
+class DSConv(nn.Sequential):
+    """Depthwise 3x3 conv, pointwise 1x1 conv, norm, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "instance"):
+        # A bias before a normalisation layer is cancelled by its mean subtraction: only keep it without norm.
+        super().__init__(
+            nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False),
+            nn.Conv2d(in_channels, out_channels, 1, bias=norm == "none"),
+            make_norm(norm, out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class LightResBlock(nn.Module):
+    """Two DSConvs with an identity skip."""
+
+    def __init__(self, channels: int, norm: str = "instance"):
+        super().__init__()
+        self.body = nn.Sequential(DSConv(channels, channels, norm), DSConv(channels, channels, norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def make_upsampler(kind: str, in_channels: int, out_channels: int) -> nn.Module:
+    """x2 upsampling that also maps ``in_channels`` to ``out_channels``.
+
+    All three project with a kernel of one input pixel, so they differ only in how they create the new pixels:
+    sub-pixel shuffling (no checkerboard by construction), interpolation, or a stride-2 transposed conv whose
+    2x2 kernel does not overlap (the overlapping 3x3/4x4 kind is what left DeblurGAN's checkerboards).
+    """
+    if kind == "pixelshuffle":
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels * 4, 1), nn.PixelShuffle(2))
+    if kind == "bilinear":
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(in_channels, out_channels, 1)
+        )
+    if kind == "transpose":
+        return nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+    raise ValueError(f"unknown upsample {kind!r}; choose one of {', '.join(UPSAMPLERS)}")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad the bottom and right so height and width are multiples of ``multiple``.
+
+    Returns the padded tensor and the original (height, width) to crop back to. Reflection needs the pad to be
+    smaller than the side, so tiny images are padded in several rounds.
+    """
+    height, width = x.shape[-2:]
+    target_h = -(-height // multiple) * multiple
+    target_w = -(-width // multiple) * multiple
+    while x.shape[-2] < target_h or x.shape[-1] < target_w:
+        pad_h = min(target_h - x.shape[-2], x.shape[-2] - 1)
+        pad_w = min(target_w - x.shape[-1], x.shape[-1] - 1)
+        mode = "reflect" if min(x.shape[-2:]) > 1 else "replicate"
+        if mode == "replicate":
+            pad_h, pad_w = target_h - x.shape[-2], target_w - x.shape[-1]
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    return x, (height, width)

@@ -1,0 +1,68 @@
+"""Train the deblurring generator: ``--pretrain`` (Charbonnier baseline) or ``--adv`` (conditional WGAN-GP).
+
+    python train_gan.py --pretrain                                 # embedded photos, configs/pretrain.yaml
+    python train_gan.py --pretrain --config configs/research.yaml  # the 150-epoch GPU recipe
+    python train_gan.py --pretrain --set train.epochs=2 model.start_filters=32
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gan.errors import USER_ERRORS
+
+DEFAULT_CONFIGS = {"pretrain": Path(__file__).parent / "configs" / "pretrain.yaml"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    phase = parser.add_mutually_exclusive_group(required=True)
+    phase.add_argument("--pretrain", action="store_true", help="phase 1: generator alone, Charbonnier loss")
+    phase.add_argument("--adv", action="store_true", help="phase 2: adversarial fine-tuning (not yet available)")
+    parser.add_argument("--config", type=Path, help="YAML experiment config (default: configs/<phase>.yaml)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE", help="override config keys")
+    parser.add_argument("--name", help="experiment folder name under experiment.root (default: <config>-<time>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing experiment folder")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Imported after argument parsing so --help answers at once.
+    from gan.config import load_config
+    from gan.experiment import create_experiment
+    from gan.trainer import PretrainTrainer
+
+    if args.adv:
+        print("error: the adversarial phase (--adv) is not implemented yet; run --pretrain", file=sys.stderr)
+        return 2
+    phase = "pretrain"
+    config_path = args.config or DEFAULT_CONFIGS[phase]
+    try:
+        overrides = args.set + ([f"experiment.name={args.name}"] if args.name else [])
+        config = load_config(config_path, overrides)
+        experiment = create_experiment(config, default_stem=f"{phase}-{config_path.stem}", overwrite=args.overwrite)
+        print(f"experiment folder: {experiment.folder}", flush=True)
+        trainer = PretrainTrainer(config, experiment)
+        print(
+            f"{config.model['name']} on {trainer.device}; {trainer.total_steps} steps, batch {config.train.batch_size}, "
+            f"{config.data.crop_size}px crops; validation: {len(trainer.val_set)} fixed pairs",
+            flush=True,
+        )
+        scores = trainer.fit()
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    gain = scores.psnr - trainer.blurry_scores.psnr
+    print(
+        f"Validation PSNR: blurry input {trainer.blurry_scores.psnr:.2f} dB -> restored {scores.psnr:.2f} dB "
+        f"({gain:+.2f} dB); SSIM {trainer.blurry_scores.ssim:.4f} -> {scores.ssim:.4f}"
+    )
+    print(f"checkpoints: {experiment.checkpoints}  (best: {trainer.best_psnr:.2f} dB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
