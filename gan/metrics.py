@@ -13,13 +13,13 @@ from kornia.metrics import ssim as kornia_ssim
 
 
 def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
-    """What saving as an 8-bit PNG does to a [0, 1] image: clamp, round to 1/255 steps."""
+    """What saving as an 8-bit PNG does to a [0, 1] image: clamp, round to 1/255 steps (ties to even, as NumPy)."""
     return torch.round(images.clamp(0.0, 1.0) * 255.0) / 255.0
 
 
 def psnr_per_image(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """PSNR in dB of each image of an N x C x H x W batch; identical images give +inf."""
-    error = (quantize_8bit(prediction).double() - quantize_8bit(target).double()) ** 2
+    error = (quantize_8bit(prediction.double()) - quantize_8bit(target.double())) ** 2
     mse = error.flatten(1).mean(dim=1)
     return 10.0 * torch.log10(1.0 / mse)
 

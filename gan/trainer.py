@@ -71,6 +71,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.best_psnr = -math.inf
+        self.scores: Scores | None = None
         self.writer = SummaryWriter(str(experiment.tensorboard))
         self.blurry_scores = self._score_blurry_inputs()
 
@@ -85,7 +86,6 @@ class Trainer:
         progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step", disable=not interactive)
         start = time.monotonic()
         start_step = self.step
-        scores = None
         for epoch in range(self.epoch, config.train.epochs):
             self.epoch = epoch
             self.train_set.set_epoch(epoch)
@@ -103,7 +103,7 @@ class Trainer:
                 progress.update(1)
                 progress.set_postfix(loss=f"{logs['loss']:.4f}")
             self.epoch = epoch + 1
-            scores = self.validate()
+            scores = self.scores = self.validate()
             is_best = scores.psnr > self.best_psnr
             self.best_psnr = max(self.best_psnr, scores.psnr)
             self.save("last.pt")
@@ -120,7 +120,7 @@ class Trainer:
             progress.write(message) if interactive else print(message, flush=True)
         progress.close()
         self.writer.close()
-        return scores
+        return self.scores
 
     # -- validation -----------------------------------------------------------------------------------------
 
@@ -165,6 +165,13 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "best_psnr": self.best_psnr,
+            # Validation scores of exactly these weights, so a reloaded checkpoint can be checked against them.
+            "metrics": {
+                "val_psnr": self.scores.psnr if self.scores else None,
+                "val_ssim": self.scores.ssim if self.scores else None,
+                "blurry_psnr": self.blurry_scores.psnr,
+                "blurry_ssim": self.blurry_scores.ssim,
+            },
             "config": self.config.to_dict(),
         }
 

@@ -1,0 +1,58 @@
+import pytest
+
+from gan.config import load_config
+from gan.errors import ConfigError
+
+
+def test_defaults_file_and_overrides_layer_in_that_order(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("train:\n  lr: 1e-3\n  epochs: 3\nmodel:\n  start_filters: 16\n")
+    config = load_config(path, ["train.epochs=5", "data.noise_sigma=0.01"])
+    assert config.train.lr == 1e-3  # written YAML-1.1 style, still a float
+    assert config.train.epochs == 5
+    assert config.train.batch_size == 4  # untouched default
+    assert config.model == {"name": "light_unet", "start_filters": 16}
+    assert config.data.noise_sigma == 0.01
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["train.learning_rate=1"], "unknown config key 'train.learning_rate'"),
+        (["train.epochs=two"], "'train.epochs' must be int"),
+        (["train.epochs=0"], "train.epochs must be >= 1"),
+        (["train.lr=-1"], "train.lr must be > 0"),
+        (["data.kernel_size=8"], "data.kernel_size must be odd"),
+        (["data.source=gopro"], "data.source must be"),
+        (["model.name=resnet"], "unknown network 'resnet'"),
+        (["model.depth=3"], "unknown config key 'model.depth'"),
+        (["model.start_filters=wide"], "model.start_filters must be int"),
+        (["nosection=1"], "must look like section.key=value"),
+        (["train.device=tpu"], "train.device must be"),
+    ],
+)
+def test_bad_keys_and_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_config(None, override)
+
+
+def test_bad_config_files_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml is not valid YAML"):
+        load_config(broken)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just a string\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(scalar)
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path)

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+
+from datasets import DataConfig, DataError, build_datasets, read_image
+from datasets.blur import blur_valid, center_crop
+from datasets.kernels import delta_kernel, random_motion_kernel
+from datasets.photos import TRAIN_PHOTOS, VAL_PHOTOS
+
+
+def test_kernels_sum_to_one_stay_inside_and_are_deterministic_per_seed():
+    first = [random_motion_kernel(15, np.random.default_rng(7)) for _ in range(3)]
+    assert all(torch.equal(first[0], k) for k in first)
+    different = random_motion_kernel(15, np.random.default_rng(8))
+    assert not torch.equal(first[0], different)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        kernel = random_motion_kernel(15, rng)
+        assert abs(kernel.sum().item() - 1) < 1e-5
+        assert (kernel >= 0).all()
+        assert kernel[0].sum() == kernel[-1].sum() == kernel[:, 0].sum() == kernel[:, -1].sum() == 0
+
+
+def test_motion_kernels_are_centred_so_blur_does_not_shift_the_image():
+    rng = np.random.default_rng(1)
+    coordinates = torch.arange(21.0)
+    for _ in range(20):
+        kernel = random_motion_kernel(21, rng)
+        assert abs((kernel.sum(0) * coordinates).sum().item() - 10) < 0.51
+        assert abs((kernel.sum(1) * coordinates).sum().item() - 10) < 0.51
+
+
+def test_delta_kernel_leaves_the_image_unchanged():
+    image = torch.rand(2, 3, 20, 24)
+    blurred = blur_valid(image, torch.stack([delta_kernel(5)] * 2))
+    assert torch.allclose(blurred, center_crop(image, 2), atol=1e-5)
+
+
+def test_linear_light_blur_of_a_constant_image_is_that_constant():
+    image = torch.full((1, 3, 30, 30), 0.37)
+    kernel = random_motion_kernel(9, np.random.default_rng(3))
+    assert torch.allclose(blur_valid(image, kernel[None]), torch.full((1, 3, 22, 22), 0.37), atol=1e-5)
+
+
+def test_blur_happens_in_linear_light_not_on_gamma_encoded_values():
+    # Half black, half white, averaged by a 2-pixel box: linear light gives sRGB(0.5) = 0.735, not 0.5.
+    image = torch.zeros(1, 3, 1, 2)
+    image[..., 1] = 1.0
+    kernel = torch.tensor([[[0.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 0.0]]])
+    image = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="replicate")
+    middle = blur_valid(image, kernel)[0, 0, 0, 1].item()
+    assert abs(middle - 0.7354) < 1e-3
+
+
+def test_embedded_validation_photos_are_never_training_photos():
+    assert not set(TRAIN_PHOTOS) & set(VAL_PHOTOS)
+    train, val = build_datasets(DataConfig(crop_size=32, val_crop_size=48, kernel_size=7, train_pairs_per_epoch=4))
+    assert len(val) == 2 * 4
+
+
+def test_validation_set_is_fixed_and_training_pairs_are_reproducible():
+    config = DataConfig(crop_size=32, val_crop_size=48, kernel_size=7, train_pairs_per_epoch=4)
+    train_a, val_a = build_datasets(config, seed=3)
+    train_b, val_b = build_datasets(config, seed=3)
+    for a, b in zip(val_a, val_b):
+        assert torch.equal(a["blur"], b["blur"]) and torch.equal(a["sharp"], b["sharp"])
+    assert torch.equal(train_a[2]["blur"], train_b[2]["blur"])
+    train_b.set_epoch(1)
+    assert not torch.equal(train_a[2]["sharp"], train_b[2]["sharp"])
+
+
+def test_training_pairs_are_aligned_blurs_of_their_sharp_crop():
+    train, _ = build_datasets(DataConfig(crop_size=32, val_crop_size=48, kernel_size=9, train_pairs_per_epoch=8))
+    for index in range(8):
+        pair = train[index]
+        assert pair["blur"].shape == pair["sharp"].shape == (3, 32, 32)
+        assert 0 <= pair["blur"].min() and pair["blur"].max() <= 1
+        # Blur lowers high-frequency energy: the blurred crop has smaller gradients than the sharp one.
+        def energy(image):
+            return image.diff(dim=-1).abs().mean() + image.diff(dim=-2).abs().mean()
+        assert energy(pair["blur"]) < energy(pair["sharp"])
+
+
+def test_folder_source_holds_out_whole_images_for_validation(photo_folder):
+    config = DataConfig(source="folder", sharp_dir=str(photo_folder), val_fraction=0.4, crop_size=24,
+                        val_crop_size=24, kernel_size=5, train_pairs_per_epoch=4)
+    train, val = build_datasets(config, seed=0)
+    train_files = {p.name for p in train.load.files}
+    assert len(train_files) == 3 and len(val) == 2 * config.val_crops_per_photo
+    val_photos = [read_image(photo_folder / name) for name in sorted(p.name for p in photo_folder.iterdir())
+                  if name not in train_files]
+    assert len(val_photos) == 2
+
+
+def test_missing_empty_and_unreadable_folders_name_the_problem(tmp_path, photo_folder):
+    with pytest.raises(DataError, match="does not exist"):
+        build_datasets(DataConfig(source="folder", sharp_dir=str(tmp_path / "nope")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="contains no images"):
+        build_datasets(DataConfig(source="folder", sharp_dir=str(tmp_path / "empty")))
+    (photo_folder / "broken.png").write_bytes(b"not a png at all")
+    with pytest.raises(DataError, match="broken.png"):
+        build_datasets(DataConfig(source="folder", sharp_dir=str(photo_folder), crop_size=24, kernel_size=5,
+                                  val_crop_size=24))
+
+
+def test_images_smaller_than_the_crop_are_named(photo_folder):
+    with pytest.raises(DataError, match=r"photo\d\.(png|jpg) is 80x64, smaller than the crop"):
+        build_datasets(DataConfig(source="folder", sharp_dir=str(photo_folder), crop_size=96, val_crop_size=24,
+                                  kernel_size=5))

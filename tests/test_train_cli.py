@@ -1,0 +1,120 @@
+"""The pretrain command end to end, as a user runs it: a real subprocess, real files on disk."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import TINY, run_cli
+from datasets import DataConfig, build_datasets
+from gan.checkpoint import generator_from_checkpoint, load_checkpoint
+from gan.metrics import psnr_per_image
+
+
+def _folder_snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "tiny", "--set", *TINY, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return workdir / "experiments" / "tiny", result
+
+
+def test_pretrain_prints_blurry_and_restored_psnr(tiny_run):
+    _, result = tiny_run
+    assert "epoch 2/2" in result.stdout
+    assert "Validation PSNR: blurry input" in result.stdout and "-> restored" in result.stdout
+
+
+def test_pretrain_writes_config_checkpoints_and_tensorboard_events(tiny_run):
+    folder, _ = tiny_run
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    assert saved["model"]["start_filters"] == 4 and saved["experiment"]["name"] == "tiny"
+    assert (folder / "checkpoints" / "last.pt").is_file() and (folder / "checkpoints" / "best.pt").is_file()
+
+    events = list((folder / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    accumulator = EventAccumulator(str(events[0]), size_guidance={"images": 0, "scalars": 0}).Reload()
+    scalars = set(accumulator.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "val/psnr", "val/ssim", "val/psnr_blurry_input"} <= scalars
+    assert len(accumulator.Scalars("val/psnr")) == 2  # one validation per epoch
+    assert len(accumulator.Scalars("train/loss")) == 4  # 2 epochs x 2 steps, logged every step
+    lrs = [event.value for event in accumulator.Scalars("train/lr")]
+    assert lrs[0] == pytest.approx(2e-4) and lrs[-1] < lrs[0]  # cosine annealing runs
+    image = accumulator.Images("val/blurred_restored_sharp")[-1]
+    assert image.width == 3 * 32 and image.height == 2 * 32  # 2 validation pairs, blurred | restored | sharp
+
+
+def test_reloaded_checkpoint_reproduces_its_logged_validation_psnr(tiny_run):
+    folder, _ = tiny_run
+    state = load_checkpoint(folder / "checkpoints" / "last.pt")
+    assert state["step"] == 4 and state["epoch"] == 2 and "optimizer" in state and "scheduler" in state
+    generator = generator_from_checkpoint(state).eval()
+    data = DataConfig(**state["config"]["data"])
+    _, val = build_datasets(data, seed=state["config"]["experiment"]["seed"])
+    blur = torch.stack([pair["blur"] for pair in val])
+    sharp = torch.stack([pair["sharp"] for pair in val])
+    with torch.no_grad():
+        psnr = psnr_per_image(generator(blur).clamp(0, 1), sharp).mean().item()
+    assert psnr == pytest.approx(state["metrics"]["val_psnr"], abs=1e-6)
+    assert not torch.equal(generator(blur), blur)  # training moved the network away from the identity
+
+
+def test_existing_experiment_folder_is_never_overwritten(tiny_run):
+    folder, _ = tiny_run
+    before = _folder_snapshot(folder)
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "tiny", "--set", *TINY, cwd=folder.parents[1])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: experiment folder experiments/tiny already exists and is not empty; choose another "
+        "experiment.name or pass --overwrite to replace it"
+    ]
+    assert _folder_snapshot(folder) == before
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["train.nonsense=1"], "unknown config key 'train.nonsense'"),
+        (["train.batch_size=-2"], "train.batch_size must be >= 1"),
+        (["model.norm=layer"], "unknown norm 'layer'"),
+        (["data.source=folder", "data.sharp_dir=/does/not/exist"], "data folder /does/not/exist does not exist"),
+    ],
+)
+def test_bad_input_gets_one_line_and_a_nonzero_exit(tmp_path, extra, message):
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "bad", "--set", *TINY, *extra, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_empty_and_unreadable_data_folders_are_named(tmp_path, photo_folder):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "a", "--set", *TINY, "data.source=folder",
+                     f"data.sharp_dir={tmp_path / 'empty'}", cwd=tmp_path)
+    assert result.returncode == 2 and "contains no images" in result.stderr
+
+    (photo_folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "b", "--set", *TINY, "data.source=folder",
+                     f"data.sharp_dir={photo_folder}", "data.crop_size=24", "data.val_crop_size=24", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "corrupt.png" in result.stderr
+
+
+def test_missing_config_file_is_named(tmp_path):
+    result = run_cli("-m", "train_gan", "--pretrain", "--config", "nope.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == "error: config file nope.yaml does not exist"
+
+
+def test_trains_on_a_folder_of_sharp_photos(tmp_path, photo_folder):
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "folder", "--set", *TINY, "data.source=folder",
+                     f"data.sharp_dir={photo_folder}", "data.crop_size=24", "data.val_crop_size=24", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    state = load_checkpoint(tmp_path / "experiments" / "folder" / "checkpoints" / "best.pt")
+    assert state["config"]["data"]["sharp_dir"] == str(photo_folder)
