@@ -1,6 +1,7 @@
 """Train the deblurring generator: ``--pretrain`` (Charbonnier baseline) or ``--adv`` (conditional WGAN-GP).
 
     python train_gan.py --pretrain                                 # embedded photos, configs/pretrain.yaml
+    python train_gan.py --adv                                      # fine-tune the newest pretrain run
     python train_gan.py --pretrain --config configs/research.yaml  # the 150-epoch GPU recipe
     python train_gan.py --pretrain --set train.epochs=2 model.start_filters=32
 """
@@ -13,14 +14,15 @@ from pathlib import Path
 
 from gan.errors import USER_ERRORS
 
-DEFAULT_CONFIGS = {"pretrain": Path(__file__).parent / "configs" / "pretrain.yaml"}
+CONFIGS = Path(__file__).parent / "configs"
+DEFAULT_CONFIGS = {"pretrain": CONFIGS / "pretrain.yaml", "adv": CONFIGS / "adv.yaml"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     phase = parser.add_mutually_exclusive_group(required=True)
     phase.add_argument("--pretrain", action="store_true", help="phase 1: generator alone, Charbonnier loss")
-    phase.add_argument("--adv", action="store_true", help="phase 2: adversarial fine-tuning (not yet available)")
+    phase.add_argument("--adv", action="store_true", help="phase 2: conditional WGAN-GP fine-tuning of a pretrain run")
     parser.add_argument("--config", type=Path, help="YAML experiment config (default: configs/<phase>.yaml)")
     parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE", help="override config keys")
     parser.add_argument("--name", help="experiment folder name under experiment.root (default: <config>-<time>)")
@@ -31,21 +33,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Imported after argument parsing so --help answers at once.
+    from gan.adversarial import AdversarialTrainer
     from gan.config import load_config
-    from gan.experiment import create_experiment
+    from gan.experiment import plan_experiment
     from gan.trainer import PretrainTrainer
 
-    if args.adv:
-        print("error: the adversarial phase (--adv) is not implemented yet; run --pretrain", file=sys.stderr)
-        return 2
-    phase = "pretrain"
+    phase = "adv" if args.adv else "pretrain"
+    trainer_class = AdversarialTrainer if args.adv else PretrainTrainer
     config_path = args.config or DEFAULT_CONFIGS[phase]
     try:
         overrides = args.set + ([f"experiment.name={args.name}"] if args.name else [])
         config = load_config(config_path, overrides)
-        experiment = create_experiment(config, default_stem=f"{phase}-{config_path.stem}", overwrite=args.overwrite)
+        experiment = plan_experiment(config, default_stem=f"{phase}-{config_path.stem}", overwrite=args.overwrite)
+        trainer = trainer_class(config, experiment)  # validates everything before anything is written
         print(f"experiment folder: {experiment.folder}", flush=True)
-        trainer = PretrainTrainer(config, experiment)
+        if trainer.lpips_unavailable:
+            print(trainer.lpips_unavailable, flush=True)
+        if args.adv:
+            print(f"starting from {trainer.init_path}", flush=True)
         print(
             f"{config.model['name']} on {trainer.device}; {trainer.total_steps} steps, batch {config.train.batch_size}, "
             f"{config.data.crop_size}px crops; validation: {len(trainer.val_set)} fixed pairs",

@@ -57,6 +57,50 @@ class TrainConfig:
 
 
 @dataclass
+class AdvConfig:
+    """Phase 2 (``--adv``). Loss weights follow DeblurGAN-v2 (0.01 adversarial, 0.006 perceptual), with our
+    Charbonnier term in the place of its 0.5-weighted MSE; n_critic 5 and lambda 10 are DeblurGAN's and WGAN-GP's."""
+
+    init: str | None = None  # pretrain checkpoint, or a pretrain experiment folder (its best.pt); default: newest
+    gan_type: str = "wgan-gp"  # wgan-gp | wgan-clip | lsgan | vanilla
+    # Free-form like model: "name" picks a registered critic, the other keys are its keyword arguments.
+    critic: dict[str, Any] = field(default_factory=lambda: {"name": "patchgan"})
+    n_critic: int = 5  # critic updates per generator update, on the same batch (as DeblurGAN)
+    gp_weight: float = 10.0
+    drift: float = 0.0  # e.g. 1e-3: penalises E[D(real)^2] so Wasserstein scores stay near zero
+    clip_value: float = 0.01  # wgan-clip only
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # DeblurGAN; WGAN-GP's paper: [0.0, 0.9]
+    w_adv: float = 0.01
+    w_perceptual: float = 0.006
+    w_charbonnier: float = 1.0
+    perceptual_layers: list[str] = field(default_factory=lambda: ["conv3_3"])
+    perceptual_criterion: str = "mse"  # mse | l1
+    vgg_weights: str = "imagenet"  # imagenet | PATH | random (random: plumbing tests only, not a real loss)
+    vgg_download: bool = True  # fetch torchvision's file into $TORCH_HOME when it is missing and the network allows
+    max_bad_steps: int = 10  # consecutive non-finite steps before the run stops
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.gan_type not in ("wgan-gp", "wgan-clip", "lsgan", "vanilla"):
+            problems.append(f"adv.gan_type must be wgan-gp, wgan-clip, lsgan or vanilla, got {self.gan_type!r}")
+        if self.n_critic < 1 or self.max_bad_steps < 1:
+            problems.append("adv.n_critic and adv.max_bad_steps must be >= 1")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            problems.append(f"adv.betas must be two numbers in [0, 1), got {self.betas}")
+        for key in ("lr_g", "lr_d"):
+            if not getattr(self, key) > 0:
+                problems.append(f"adv.{key} must be > 0, got {getattr(self, key)}")
+        for key in ("w_adv", "w_perceptual", "w_charbonnier", "gp_weight", "drift", "clip_value"):
+            if getattr(self, key) < 0:
+                problems.append(f"adv.{key} must be >= 0, got {getattr(self, key)}")
+        if self.perceptual_criterion not in ("mse", "l1"):
+            problems.append(f"adv.perceptual_criterion must be mse or l1, got {self.perceptual_criterion!r}")
+        return problems
+
+
+@dataclass
 class LogConfig:
     scalar_every: int = 10  # steps between TensorBoard scalar writes
     val_images: int = 4  # validation pairs shown as blurred | restored | sharp rows
@@ -72,6 +116,7 @@ class Config:
     model: dict[str, Any] = field(default_factory=lambda: {"name": "light_unet"})
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    adv: AdvConfig = field(default_factory=AdvConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,28 +150,30 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
     config = _build(Config, raw, "")
-    config.model = _check_model(config.model)
-    problems = config.data.check() + config.train.check() + config.log.check()
+    config.model = _check_network(config.model, "model", "light_unet")
+    config.adv.critic = _check_network(config.adv.critic, "adv.critic", "patchgan")
+    problems = config.data.check() + config.train.check() + config.adv.check() + config.log.check()
     if problems:
         raise ConfigError(problems[0])
     return config
 
 
-def _check_model(model: dict[str, Any]) -> dict[str, Any]:
-    merged = {"name": "light_unet", **model}
+def _check_network(section: dict[str, Any], prefix: str, default_name: str) -> dict[str, Any]:
+    """A free-form network section: ``name`` must be registered, other keys must be its keyword arguments."""
+    merged = {"name": default_name, **section}
     name = merged["name"]
     try:
         options = network_options(name)
     except ValueError as error:
-        raise ConfigError(f"model.name: {error}") from None
+        raise ConfigError(f"{prefix}.name: {error}") from None
     for key, value in merged.items():
         if key == "name":
             continue
         if key not in options:
-            raise ConfigError(f"unknown config key 'model.{key}' for network {name!r}; it takes: {', '.join(options)}")
+            raise ConfigError(f"unknown config key '{prefix}.{key}' for network {name!r}; it takes: {', '.join(options)}")
         default = options[key]
         if default is not None and not _matches(value, type(default)):
-            raise ConfigError(f"model.{key} must be {type(default).__name__}, got {value!r}")
+            raise ConfigError(f"{prefix}.{key} must be {type(default).__name__}, got {value!r}")
     return merged
 
 
@@ -173,6 +220,9 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if origin is dict or hint is dict:
         return isinstance(value, dict)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
     return isinstance(value, hint)
 
 

@@ -1,6 +1,7 @@
 """Errors the command-line tools turn into one line and a non-zero exit (no traceback)."""
 
 from datasets.errors import DataError
+from losses.errors import MissingWeightsError
 
 
 class ConfigError(Exception):
@@ -11,4 +12,8 @@ class ExperimentError(Exception):
     """The experiment folder or a checkpoint cannot be used as asked."""
 
 
-USER_ERRORS = (ConfigError, DataError, ExperimentError)
+class TrainingDiverged(Exception):
+    """Too many consecutive non-finite steps; the run stops keeping its last good checkpoint."""
+
+
+USER_ERRORS = (ConfigError, DataError, ExperimentError, MissingWeightsError, TrainingDiverged)

@@ -14,6 +14,7 @@ from .errors import ExperimentError
 @dataclass
 class Experiment:
     folder: Path
+    overwrite: bool = False
 
     @property
     def checkpoints(self) -> Path:
@@ -23,23 +24,29 @@ class Experiment:
     def tensorboard(self) -> Path:
         return self.folder / "tensorboard"
 
+    def start(self, config: Config) -> None:
+        """Create the folder and write the resolved config. Called only once setup has succeeded, so a command
+        that fails validation (even with ``--overwrite``) leaves every existing run untouched."""
+        try:
+            if self.overwrite and self.folder.exists():
+                shutil.rmtree(self.folder)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.folder / "config.yaml")
+        except OSError as error:
+            raise ExperimentError(f"cannot write experiment folder {self.folder}: {error.strerror}") from None
 
-def create_experiment(config: Config, default_stem: str, overwrite: bool = False) -> Experiment:
-    """Make a fresh folder for the run. An existing folder is only replaced with ``overwrite``: a user's earlier
-    results are never lost by rerunning a command."""
+
+def plan_experiment(config: Config, default_stem: str, overwrite: bool = False) -> Experiment:
+    """Choose the run's folder and check it is free; nothing is written yet (see ``Experiment.start``).
+
+    An existing non-empty folder is only replaced with ``overwrite``: rerunning a command never loses results.
+    """
     name = config.experiment.name or f"{default_stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = Path(config.experiment.root) / name
-    if folder.exists() and any(folder.iterdir()):
-        if not overwrite:
-            raise ExperimentError(
-                f"experiment folder {folder} already exists and is not empty; choose another experiment.name "
-                "or pass --overwrite to replace it"
-            )
-        shutil.rmtree(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        config.experiment.name = name
-        save_config(config, folder / "config.yaml")
-    except OSError as error:
-        raise ExperimentError(f"cannot write experiment folder {folder}: {error.strerror}") from None
-    return Experiment(folder)
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise ExperimentError(
+            f"experiment folder {folder} already exists and is not empty; choose another experiment.name "
+            "or pass --overwrite to replace it"
+        )
+    config.experiment.name = name
+    return Experiment(folder, overwrite)

@@ -1,7 +1,7 @@
-"""The training engine: devices, data loading, optimisation, validation, checkpoints and TensorBoard logging.
+"""The training engine: devices, data loading, optimisation guards, validation, checkpoints and TensorBoard.
 
 ``Trainer`` runs the epochs; a phase subclasses it and implements ``train_step``. The pretrain phase (Charbonnier
-only, the "Charbonnier LightUNet baseline") is ``PretrainTrainer``.
+only, the "Charbonnier LightUNet baseline") is ``PretrainTrainer``; the adversarial phase is in ``adversarial.py``.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -24,15 +25,20 @@ from nets import build_network
 from .checkpoint import save_checkpoint
 from .config import Config
 from .device import pick_device
-from .errors import ConfigError
+from .errors import ConfigError, TrainingDiverged
 from .experiment import Experiment
-from .metrics import psnr_per_image, ssim_per_image
+from .metrics import load_lpips, psnr_per_image, ssim_per_image
 
 
 @dataclass
 class Scores:
     psnr: float
     ssim: float
+    lpips: float | None = None
+
+    def describe(self) -> str:
+        text = f"PSNR {self.psnr:.2f} dB  SSIM {self.ssim:.4f}"
+        return text + (f"  LPIPS {self.lpips:.4f}" if self.lpips is not None else "")
 
 
 class Trainer:
@@ -45,12 +51,7 @@ class Trainer:
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
         self.device = pick_device(config.train.device)
-
-        model_options = dict(config.model)
-        try:
-            self.generator = build_network(model_options.pop("name"), **model_options).to(self.device)
-        except ValueError as error:
-            raise ConfigError(f"model: {error}") from None
+        self.generator = self.build_generator().to(self.device)
 
         self.train_set, self.val_set = build_datasets(config.data, seed=config.experiment.seed)
         self.train_loader = DataLoader(
@@ -71,17 +72,31 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.best_psnr = -math.inf
+        self.bad_steps = 0
         self.scores: Scores | None = None
-        self.writer = SummaryWriter(str(experiment.tensorboard))
-        self.blurry_scores = self._score_blurry_inputs()
+        self.lpips, self.lpips_unavailable = load_lpips(device=self.device)
+        self.writer: SummaryWriter | None = None  # opened by fit(): setup writes nothing to disk
+        self.blurry_scores = self._score(lambda blur: blur)
+
+    def build_generator(self) -> nn.Module:
+        options = dict(self.config.model)
+        try:
+            return build_network(options.pop("name"), **options)
+        except ValueError as error:
+            raise ConfigError(f"model: {error}") from None
 
     # -- the loop -------------------------------------------------------------------------------------------
 
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
+    def epoch_summary(self, scores: Scores) -> str:
+        return f"val {scores.describe()}  (blurry input: {self.blurry_scores.describe()})"
+
     def fit(self) -> Scores:
         config = self.config
+        self.experiment.start(config)
+        self.writer = SummaryWriter(str(self.experiment.tensorboard))
         interactive = sys.stderr.isatty()
         progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step", disable=not interactive)
         start = time.monotonic()
@@ -96,7 +111,7 @@ class Trainer:
                 sharp = batch["sharp"].to(self.device, non_blocking=True)
                 logs = self.train_step(blur, sharp)
                 self.step += 1
-                running += logs["loss"]
+                running += logs["loss"] if math.isfinite(logs["loss"]) else 0.0
                 if self.step % config.log.scalar_every == 0:
                     for key, value in logs.items():
                         self.writer.add_scalar(f"train/{key}", value, self.step)
@@ -113,47 +128,78 @@ class Trainer:
             remaining = elapsed / max(1, self.step - start_step) * (self.total_steps - self.step)
             message = (
                 f"epoch {self.epoch}/{config.train.epochs}  loss {running / len(self.train_loader):.4f}  "
-                f"val PSNR {scores.psnr:.2f} dB (blurry {self.blurry_scores.psnr:.2f})  "
-                f"SSIM {scores.ssim:.4f} (blurry {self.blurry_scores.ssim:.4f})  "
-                f"elapsed {_clock(elapsed)}  ETA {_clock(remaining)}{'  *best' if is_best else ''}"
+                f"{self.epoch_summary(scores)}  elapsed {_clock(elapsed)}  ETA {_clock(remaining)}"
+                f"{'  *best' if is_best else ''}"
             )
             progress.write(message) if interactive else print(message, flush=True)
         progress.close()
         self.writer.close()
         return self.scores
 
+    def optimise(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]) -> float:
+        """Backward and step, unless the loss or the gradients are not finite: then the step is skipped.
+
+        Returns the gradient norm (nan when skipped). ``adv.max_bad_steps`` skipped steps in a row stop the run
+        with ``TrainingDiverged``; checkpoints are only written at epoch ends, so the last one on disk is good.
+        """
+        parameters = list(parameters)
+        optimizer.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+            clip = self.config.train.grad_clip or math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, clip).item()
+            if math.isfinite(grad_norm):
+                optimizer.step()
+                self.bad_steps = 0
+                return grad_norm
+            optimizer.zero_grad(set_to_none=True)
+        self.bad_steps += 1
+        self.writer.add_scalar("train/skipped_step", 1.0, self.step)
+        if self.bad_steps >= self.config.adv.max_bad_steps:
+            raise TrainingDiverged(
+                f"training diverged: {self.bad_steps} steps in a row with a non-finite loss or gradient at step "
+                f"{self.step}; the last good checkpoint is {self.experiment.checkpoints / 'last.pt'}"
+            )
+        return math.nan
+
     # -- validation -----------------------------------------------------------------------------------------
 
-    def _score_blurry_inputs(self) -> Scores:
-        """The baseline every restored score is printed next to: doing nothing at all."""
-        psnrs, ssims = [], []
+    @torch.no_grad()
+    def _score(self, restore) -> Scores:
+        psnrs, ssims, lpipses = [], [], []
         for batch in self.val_loader:
-            psnrs.append(psnr_per_image(batch["blur"], batch["sharp"]))
-            ssims.append(ssim_per_image(batch["blur"], batch["sharp"]))
-        return Scores(torch.cat(psnrs).mean().item(), torch.cat(ssims).mean().item())
+            blur, sharp = batch["blur"].to(self.device), batch["sharp"].to(self.device)
+            restored = restore(blur).clamp(0.0, 1.0)
+            psnrs.append(psnr_per_image(restored, sharp).cpu())
+            ssims.append(ssim_per_image(restored, sharp).cpu())
+            if self.lpips is not None:
+                lpipses.append(self.lpips(restored, sharp).cpu())
+        lpips = torch.cat(lpipses).mean().item() if lpipses else None
+        return Scores(torch.cat(psnrs).mean().item(), torch.cat(ssims).mean().item(), lpips)
 
     @torch.no_grad()
     def validate(self) -> Scores:
         self.generator.eval()
-        psnrs, ssims, rows = [], [], []
-        for batch in self.val_loader:
-            blur, sharp = batch["blur"].to(self.device), batch["sharp"].to(self.device)
-            restored = self.generator(blur).clamp(0.0, 1.0)
-            psnrs.append(psnr_per_image(restored, sharp).cpu())
-            ssims.append(ssim_per_image(restored, sharp).cpu())
-            if sum(len(r) for r in rows) < self.config.log.val_images:
-                rows.append(torch.cat([blur, restored, sharp], dim=-1).cpu())
-        scores = Scores(torch.cat(psnrs).mean().item(), torch.cat(ssims).mean().item())
-        self.writer.add_scalar("val/psnr", scores.psnr, self.step)
-        self.writer.add_scalar("val/ssim", scores.ssim, self.step)
-        self.writer.add_scalar("val/psnr_blurry_input", self.blurry_scores.psnr, self.step)
-        self.writer.add_scalar("val/ssim_blurry_input", self.blurry_scores.ssim, self.step)
-        if rows:
-            # One row per validation pair: blurred | restored | sharp.
-            grid = torch.cat(rows)[: self.config.log.val_images]
-            self.writer.add_image("val/blurred_restored_sharp", torch.cat(list(grid), dim=-2), self.step)
+        scores = self._score(self.generator)
+        for name, value in (("psnr", scores.psnr), ("ssim", scores.ssim), ("lpips", scores.lpips)):
+            if value is not None:
+                self.writer.add_scalar(f"val/{name}", value, self.step)
+                self.writer.add_scalar(f"val/{name}_blurry_input", getattr(self.blurry_scores, name), self.step)
+        self._log_images()
         self.writer.flush()
         return scores
+
+    @torch.no_grad()
+    def _log_images(self) -> None:
+        """One row per validation pair: blurred | restored | sharp."""
+        count = min(self.config.log.val_images, len(self.val_set))
+        if count == 0:
+            return
+        pairs = [self.val_set[i] for i in range(count)]
+        blur = torch.stack([p["blur"] for p in pairs]).to(self.device)
+        sharp = torch.stack([p["sharp"] for p in pairs]).to(self.device)
+        rows = torch.cat([blur, self.generator(blur).clamp(0, 1), sharp], dim=-1)
+        self.writer.add_image("val/blurred_restored_sharp", torch.cat(list(rows), dim=-2).cpu(), self.step)
 
     # -- checkpoints ----------------------------------------------------------------------------------------
 
@@ -169,6 +215,7 @@ class Trainer:
             "metrics": {
                 "val_psnr": self.scores.psnr if self.scores else None,
                 "val_ssim": self.scores.ssim if self.scores else None,
+                "val_lpips": self.scores.lpips if self.scores else None,
                 "blurry_psnr": self.blurry_scores.psnr,
                 "blurry_ssim": self.blurry_scores.ssim,
             },
@@ -193,16 +240,11 @@ class PretrainTrainer(Trainer):
         )
 
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
-        restored = self.generator(blur)
-        loss = charbonnier(restored, sharp, self.config.train.charbonnier_eps)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.config.train.grad_clip or math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), clip)
-        self.optimizer.step()
+        loss = charbonnier(self.generator(blur), sharp, self.config.train.charbonnier_eps)
+        grad_norm = self.optimise(loss, self.optimizer, self.generator.parameters())
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
-        return {"loss": loss.item(), "lr": lr, "grad_norm": grad_norm.item()}
+        return {"loss": loss.item(), "lr": lr, "grad_norm": grad_norm}
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}

@@ -72,15 +72,15 @@ def make_upsampler(kind: str, in_channels: int, out_channels: int) -> nn.Module:
     raise ValueError(f"unknown upsample {kind!r}; choose one of {', '.join(UPSAMPLERS)}")
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad the bottom and right so height and width are multiples of ``multiple``.
+def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 0) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad the bottom and right so height and width are multiples of ``multiple`` and at least ``minimum``.
 
     Returns the padded tensor and the original (height, width) to crop back to. Reflection needs the pad to be
     smaller than the side, so tiny images are padded in several rounds.
     """
     height, width = x.shape[-2:]
-    target_h = -(-height // multiple) * multiple
-    target_w = -(-width // multiple) * multiple
+    target_h = max(-(-height // multiple) * multiple, minimum)
+    target_w = max(-(-width // multiple) * multiple, minimum)
     while x.shape[-2] < target_h or x.shape[-1] < target_w:
         pad_h = min(target_h - x.shape[-2], x.shape[-2] - 1)
         pad_w = min(target_w - x.shape[-1], x.shape[-1] - 1)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from .blocks import make_norm, make_upsampler, pad_to_multiple
+from .blocks import make_norm
+from .residual_unet import ResidualUNet
 
 
 class DoubleConv(nn.Sequential):
@@ -23,12 +23,9 @@ class DoubleConv(nn.Sequential):
         )
 
 
-class UNet(nn.Module):
-    """Plain-conv U-Net with max-pool downsampling, sharing LightUNet's options so the two compare on one flag.
-
-    Same residual formulation (``y = x + F(x)``, zero-initialised head) and the same any-size padding; only the
-    blocks differ (dense 3x3 double convs instead of depthwise-separable ResBlocks).
-    """
+class UNet(ResidualUNet):
+    """Plain-conv U-Net with max-pool downsampling, on LightUNet's skeleton so the two compare on one flag: same
+    residual formulation, options and any-size padding; only the blocks differ (dense 3x3 double convs)."""
 
     def __init__(
         self,
@@ -41,46 +38,21 @@ class UNet(nn.Module):
         upsample: str = "pixelshuffle",
         global_residual: bool = True,
     ):
-        super().__init__()
-        if global_residual and in_channels != out_channels:
-            raise ValueError("global_residual needs in_channels == out_channels")
-        if not 0 <= plain_last_decoder_blocks <= levels:
-            raise ValueError(f"plain_last_decoder_blocks must be in [0, {levels}], got {plain_last_decoder_blocks}")
-        self.levels = levels
-        self.global_residual = global_residual
-        widths = [start_filters * 2**i for i in range(levels)]
+        super().__init__(
+            in_channels, out_channels, start_filters, levels, norm, plain_last_decoder_blocks, upsample, global_residual
+        )
 
-        self.encoders = nn.ModuleList()
-        previous = in_channels
-        for width in widths:
-            self.encoders.append(DoubleConv(previous, width, norm))
-            previous = width
-        self.pool = nn.MaxPool2d(2)
-        self.bottleneck = DoubleConv(widths[-1], widths[-1] * 2, norm)
+    def make_encoder(self, in_channels: int, width: int, norm: str) -> nn.Module:
+        return DoubleConv(in_channels, width, norm)
 
-        self.upsamplers = nn.ModuleList()
-        self.decoders = nn.ModuleList()
-        previous = widths[-1] * 2
-        for index, width in enumerate(reversed(widths)):
-            level_norm = "none" if index >= levels - plain_last_decoder_blocks else norm
-            self.upsamplers.append(make_upsampler(upsample, previous, width))
-            self.decoders.append(DoubleConv(2 * width, width, level_norm))
-            previous = width
+    def make_downsampler(self, width: int) -> nn.Module:
+        return nn.MaxPool2d(2)
 
-        self.head = nn.Conv2d(widths[0], out_channels, 1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+    def make_bottleneck(self, in_channels: int, width: int, norm: str) -> nn.Module:
+        return DoubleConv(in_channels, width, norm)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded, (height, width) = pad_to_multiple(x, 2**self.levels)
-        features = padded
-        skips = []
-        for encoder in self.encoders:
-            features = encoder(features)
-            skips.append(features)
-            features = self.pool(features)
-        features = self.bottleneck(features)
-        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
-            features = decoder(torch.cat([upsample(features), skip], dim=1))
-        residual = self.head(features)[..., :height, :width]
-        return x + residual if self.global_residual else residual
+    def make_decoder(self, in_channels: int, width: int, norm: str) -> nn.Module:
+        return DoubleConv(in_channels, width, norm)
+
+    def make_head(self, width: int, out_channels: int) -> nn.Conv2d:
+        return nn.Conv2d(width, out_channels, 1)

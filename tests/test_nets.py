@@ -78,6 +78,7 @@ def test_padding_reflects_and_reaches_the_multiple():
     assert padded.shape[-2:] == (8, 8) and size == (3, 4)
     assert torch.equal(padded[..., :3, :4], x)
     assert padded[0, 0, 0, 4] == x[0, 0, 0, 2]  # reflection, not zeros
+    assert pad_to_multiple(torch.rand(1, 3, 16, 48), 16, minimum=32)[0].shape[-2:] == (32, 48)
 
 
 def test_summary_cli_prints_params_and_gmacs():

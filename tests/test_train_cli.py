@@ -77,6 +77,22 @@ def test_existing_experiment_folder_is_never_overwritten(tiny_run):
     assert _folder_snapshot(folder) == before
 
 
+def test_overwrite_with_a_bad_command_keeps_the_old_run(tiny_run):
+    folder, _ = tiny_run
+    before = _folder_snapshot(folder)
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "tiny", "--overwrite", "--set", *TINY,
+                     "data.source=folder", "data.sharp_dir=/does/not/exist", cwd=folder.parents[1])
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert _folder_snapshot(folder) == before
+
+
+def test_a_failed_start_leaves_no_experiment_folder(tmp_path):
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "x", "--set", *TINY, "data.source=folder",
+                     "data.sharp_dir=/does/not/exist", cwd=tmp_path)
+    assert result.returncode == 2
+    assert not (tmp_path / "experiments" / "x").exists()
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

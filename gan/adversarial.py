@@ -1,0 +1,135 @@
+"""Phase 2: fine-tune a pretrained generator as a conditional GAN against a PatchGAN critic.
+
+Generator loss = w_adv * adversarial + w_perceptual * VGG19 features + w_charbonnier * Charbonnier.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from losses import charbonnier
+from losses.adversarial import build_adversarial_loss, gradient_penalty, sample_scores
+from losses.perceptual import PerceptualLoss
+from nets import build_network
+
+from .checkpoint import generator_from_checkpoint, load_checkpoint
+from .config import Config
+from .errors import ConfigError, ExperimentError
+from .experiment import Experiment
+from .trainer import Scores, Trainer
+
+
+def find_pretrain_checkpoint(init: str | None, root: str) -> Path:
+    """``init`` as a checkpoint file, or a run folder (its best.pt); without it, the newest pretrain run in root."""
+    if init:
+        path = Path(init)
+        if path.is_dir():
+            path = path / "checkpoints" / "best.pt"
+        if not path.is_file():
+            raise ExperimentError(f"pretrain checkpoint {path} does not exist (adv.init={init!r})")
+        return path
+    candidates = sorted(Path(root).glob("*/checkpoints/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in candidates:
+        if load_checkpoint(candidate).get("phase") == "pretrain":
+            return candidate
+    raise ExperimentError(
+        f"no pretrain run found under {root}/; run `python train_gan.py --pretrain` first or set adv.init"
+    )
+
+
+class AdversarialTrainer(Trainer):
+    phase = "adv"
+
+    def build_generator(self) -> nn.Module:
+        self.init_path = find_pretrain_checkpoint(self.config.adv.init, self.config.experiment.root)
+        state = load_checkpoint(self.init_path)
+        # The generator is the pretrain run's: its architecture comes from the checkpoint, not from this config.
+        self.config.model = dict(state["model"])
+        self.config.adv.init = str(self.init_path)
+        return generator_from_checkpoint(state, self.init_path)
+
+    def __init__(self, config: Config, experiment: Experiment):
+        super().__init__(config, experiment)
+        adv = config.adv
+        critic_options = dict(adv.critic)
+        try:
+            self.critic = build_network(critic_options.pop("name"), **critic_options).to(self.device)
+            # Without its term, no VGG is needed: adv.w_perceptual=0 is how offline machines run this phase.
+            self.perceptual = (
+                PerceptualLoss(adv.perceptual_layers, adv.perceptual_criterion, adv.vgg_weights, adv.vgg_download)
+                .to(self.device)
+                if adv.w_perceptual > 0
+                else None
+            )
+        except ValueError as error:
+            raise ConfigError(f"adv: {error}") from None
+        self.adversarial = build_adversarial_loss(adv.gan_type, adv.drift)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=adv.lr_g, betas=tuple(adv.betas))
+        self.optimizer_d = torch.optim.Adam(self.critic.parameters(), lr=adv.lr_d, betas=tuple(adv.betas))
+        self.reference_scores = self._score(self.generator.eval())  # the pretrain checkpoint, same images
+
+    def epoch_summary(self, scores: Scores) -> str:
+        return f"val {scores.describe()}  (pretrain: {self.reference_scores.describe()}; blurry PSNR {self.blurry_scores.psnr:.2f})"
+
+    def validate(self) -> Scores:
+        scores = super().validate()
+        for name in ("psnr", "ssim", "lpips"):
+            if getattr(scores, name) is not None:
+                self.writer.add_scalar(f"val/{name}_pretrain", getattr(self.reference_scores, name), self.step)
+        return scores
+
+    def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
+        adv = self.config.adv
+        fake = self.generator(blur)
+        critic_logs = {}
+        # n_critic critic updates on this batch, reusing one generator forward (DeblurGAN's schedule).
+        for _ in range(adv.n_critic):
+            critic_logs = self._critic_step(blur, sharp, fake.detach())
+
+        self.critic.requires_grad_(False)  # the generator step must not leave gradients in the critic
+        adversarial = self.adversarial.generator_loss(self.critic(blur, fake))
+        self.critic.requires_grad_(True)
+        perceptual = self.perceptual(fake, sharp) if self.perceptual is not None else fake.new_zeros(())
+        pixel = charbonnier(fake, sharp, self.config.train.charbonnier_eps)
+        loss = adv.w_adv * adversarial + adv.w_perceptual * perceptual + adv.w_charbonnier * pixel
+        grad_norm_g = self.optimise(loss, self.optimizer_g, self.generator.parameters())
+        return {
+            "loss": loss.item(),
+            "g_adversarial": adversarial.item(),
+            "g_perceptual": perceptual.item(),
+            "g_charbonnier": pixel.item(),
+            "grad_norm_g": grad_norm_g,
+            **critic_logs,
+        }
+
+    def _critic_step(self, blur: torch.Tensor, sharp: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+        adv = self.config.adv
+        real_maps = self.critic(blur, sharp)
+        fake_maps = self.critic(blur, fake)
+        loss = self.adversarial.critic_loss(real_maps, fake_maps)
+        logs = {"wasserstein": (sample_scores(real_maps) - sample_scores(fake_maps)).mean().item()}
+        if self.adversarial.uses_gradient_penalty:
+            penalty = gradient_penalty(self.critic, blur, sharp, fake)
+            loss = loss + adv.gp_weight * penalty
+            logs["gradient_penalty"] = penalty.item()
+        logs["grad_norm_d"] = self.optimise(loss, self.optimizer_d, self.critic.parameters())
+        if self.adversarial.clips_weights:
+            with torch.no_grad():
+                for parameter in self.critic.parameters():
+                    parameter.clamp_(-adv.clip_value, adv.clip_value)
+        logs["critic_loss"] = loss.item()
+        return logs
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **super().state(),
+            "critic_model": dict(self.config.adv.critic),
+            "critic": self.critic.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "init_checkpoint": str(self.init_path),
+        }

@@ -1,0 +1,59 @@
+"""The conditional 70x70 PatchGAN critic (pix2pix / DeblurGAN), without BatchNorm."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
+
+CRITIC_NORMS = ("instance", "layer", "none")
+
+
+def _critic_norm(kind: str, channels: int) -> nn.Module:
+    # BatchNorm is excluded on purpose: it mixes the samples of a batch, so the gradient of one sample's score
+    # would depend on the others and the per-sample gradient penalty would no longer be per sample.
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)  # LayerNorm over C x H x W, resolution-independent
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown critic norm {kind!r}; choose one of {', '.join(CRITIC_NORMS)}")
+
+
+class PatchGAN(nn.Module):
+    """Scores overlapping patches of ``cat(condition, image)``: a map of one score per receptive field.
+
+    With ``n_layers=3`` every output sees a 70x70 patch: three stride-2 4x4 convs, then two stride-1 4x4 convs.
+    Conditioning on the blurred input lets the critic judge whether the restoration fits its input, not only
+    whether it looks sharp; ``in_channels`` is therefore 3 (condition) + 3 (image).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 6,
+        base_channels: int = 64,
+        n_layers: int = 3,
+        norm: str = "instance",
+        spectral_norm: bool = False,
+    ):
+        super().__init__()
+        _critic_norm(norm, 1)  # validate the name before building anything
+        wrap = apply_spectral_norm if spectral_norm else (lambda module: module)
+        bias = norm == "none"
+        layers: list[nn.Module] = [wrap(nn.Conv2d(in_channels, base_channels, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        channels = base_channels
+        for index in range(1, n_layers + 1):
+            out_channels = base_channels * min(2**index, 8)
+            stride = 2 if index < n_layers else 1
+            layers += [
+                wrap(nn.Conv2d(channels, out_channels, 4, stride, 1, bias=bias)),
+                _critic_norm(norm, out_channels),
+                nn.LeakyReLU(0.2, True),
+            ]
+            channels = out_channels
+        layers.append(wrap(nn.Conv2d(channels, 1, 4, 1, 1)))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([condition, image], dim=1))

@@ -1,0 +1,82 @@
+"""``train_gan.py --adv`` end to end: a tiny pretrain run, then adversarial fine-tuning from it."""
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import TINY, run_cli
+from gan.checkpoint import load_checkpoint
+
+ADV_TINY = [*TINY, "train.epochs=1", "adv.n_critic=2", "adv.critic={name: patchgan, base_channels: 8}"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("adv")
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "pre", "--set", *TINY, "train.epochs=1", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return workdir
+
+
+def test_adv_fine_tunes_the_newest_pretrain_run_and_logs_every_curve(pretrained, tmp_path, monkeypatch):
+    # A VGG19 file made here, found through the same torch-hub lookup as torchvision's ImageNet one.
+    from test_adversarial import _small_vgg_file
+    from losses.perceptual import VGG19_FILE
+
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    _small_vgg_file(tmp_path / "hub" / "checkpoints" / VGG19_FILE)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    result = run_cli("-m", "train_gan", "--adv", "--name", "gan", "--set", *ADV_TINY, "adv.vgg_download=false",
+                     cwd=pretrained)
+    assert result.returncode == 0, result.stderr
+    assert "starting from experiments/pre/checkpoints/best.pt" in result.stdout
+    assert "(pretrain: PSNR" in result.stdout
+
+    folder = pretrained / "experiments" / "gan"
+    state = load_checkpoint(folder / "checkpoints" / "last.pt")
+    assert state["phase"] == "adv" and state["init_checkpoint"].endswith("pre/checkpoints/best.pt")
+    assert {"critic", "optimizer_g", "optimizer_d", "generator"} <= set(state)
+    pretrain = load_checkpoint(pretrained / "experiments" / "pre" / "checkpoints" / "best.pt")
+    assert state["model"] == pretrain["model"]
+    moved = [not torch.equal(state["generator"][k], pretrain["generator"][k]) for k in pretrain["generator"]]
+    assert any(moved)
+
+    (events,) = (folder / "tensorboard").glob("events.out.tfevents.*")
+    tags = set(EventAccumulator(str(events)).Reload().Tags()["scalars"])
+    expected = {
+        "train/critic_loss", "train/wasserstein", "train/gradient_penalty", "train/g_adversarial",
+        "train/g_perceptual", "train/g_charbonnier", "train/grad_norm_g", "train/grad_norm_d",
+        "val/psnr", "val/ssim", "val/psnr_pretrain", "val/ssim_pretrain",
+    }
+    assert expected <= tags, expected - tags
+
+
+def test_adv_without_vgg_weights_stops_at_once_naming_the_file(pretrained, tmp_path):
+    env_home = tmp_path / "empty-torch-home"
+    import os
+
+    os.environ["TORCH_HOME"] = str(env_home)
+    try:
+        result = run_cli("-m", "train_gan", "--adv", "--name", "novgg", "--set", *ADV_TINY, "adv.vgg_download=false",
+                         cwd=pretrained)
+    finally:
+        del os.environ["TORCH_HOME"]
+    assert result.returncode == 2
+    assert "vgg19-dcbb9e9d.pth" in result.stderr and str(env_home / "hub" / "checkpoints") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("gan_type", ["lsgan", "vanilla", "wgan-clip"])
+def test_other_gan_types_train(pretrained, gan_type):
+    result = run_cli("-m", "train_gan", "--adv", "--name", gan_type, "--set", *ADV_TINY, f"adv.gan_type={gan_type}",
+                     "adv.w_perceptual=0", cwd=pretrained)
+    assert result.returncode == 0, result.stderr
+    state = load_checkpoint(pretrained / "experiments" / gan_type / "checkpoints" / "last.pt")
+    if gan_type == "wgan-clip":
+        assert max(v.abs().max().item() for k, v in state["critic"].items()) <= 0.01 + 1e-7
+
+
+def test_adv_without_any_pretrain_run_says_what_to_do(tmp_path):
+    result = run_cli("-m", "train_gan", "--adv", "--set", *ADV_TINY, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no pretrain run found under experiments/" in result.stderr

@@ -1,0 +1,140 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from losses.adversarial import GAN_TYPES, build_adversarial_loss, gradient_penalty, interpolate
+from losses.errors import MissingWeightsError
+from losses.perceptual import VGG19_FILE, PerceptualLoss
+from losses.torchvision_import import import_torchvision
+from nets import PatchGAN
+
+
+class LinearCritic(nn.Module):
+    """D(c, x) = <w, x>: its gradient is w for every sample, so ||grad|| = ||w||."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, condition, image):
+        return (image * self.weight).flatten(1).sum(1).view(-1, 1, 1, 1)
+
+
+class QuadraticCritic(nn.Module):
+    """D(c, x) = ||x||^2 / 2: its gradient is x itself, so samples of different size have different norms."""
+
+    def forward(self, condition, image):
+        return (0.5 * image.pow(2)).flatten(1).sum(1).view(-1, 1, 1, 1)
+
+
+def test_gradient_penalty_of_a_linear_critic_is_lambda_times_norm_minus_one_squared():
+    torch.manual_seed(0)
+    weight = torch.randn(3, 8, 8)
+    real, fake, condition = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    penalty = 10 * gradient_penalty(LinearCritic(weight), condition, real, fake)
+    assert penalty.item() == pytest.approx(10 * (weight.norm().item() - 1) ** 2, rel=1e-5)
+
+
+def test_gradient_norm_is_per_sample_over_chw_not_per_pixel():
+    # Sample i is the constant image v_i, real = fake, so the interpolation weight does not matter.
+    values = torch.tensor([0.01, 0.05, 0.2])
+    images = values.view(3, 1, 1, 1).expand(3, 3, 4, 4).clone()
+    penalty = gradient_penalty(QuadraticCritic(), images, images, images).item()
+    per_sample = ((values * math.sqrt(3 * 4 * 4) - 1) ** 2).mean().item()
+    per_pixel = ((values * math.sqrt(3) - 1) ** 2).mean().item()  # DeblurGAN's .norm(2, dim=1)
+    assert penalty == pytest.approx(per_sample, rel=1e-5)
+    assert abs(penalty - per_pixel) > 0.1
+
+
+def test_interpolation_draws_one_weight_per_sample():
+    real, fake = torch.zeros(64, 3, 5, 5), torch.ones(64, 3, 5, 5)
+    mixed = interpolate(real, fake, torch.Generator().manual_seed(0))
+    per_sample = mixed.flatten(1)
+    assert torch.equal(per_sample.min(1).values, per_sample.max(1).values)  # constant within a sample
+    assert per_sample[:, 0].unique().numel() == 64  # different across samples, not one per batch
+
+
+def test_gradient_penalty_trains_the_critic_towards_unit_gradients():
+    torch.manual_seed(0)
+    weight = nn.Parameter(torch.full((3, 4, 4), 1.0))
+    optimizer = torch.optim.SGD([weight], lr=0.05)
+    real, fake = torch.rand(8, 3, 4, 4), torch.rand(8, 3, 4, 4)
+    for _ in range(200):
+        optimizer.zero_grad()
+        gradient_penalty(LinearCritic(weight), real, real, fake).backward()
+        optimizer.step()
+    assert weight.norm().item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_patchgan_has_a_70_pixel_receptive_field_and_a_patch_map_output():
+    critic = PatchGAN(norm="none")
+    condition, image = torch.rand(1, 3, 128, 128), torch.rand(1, 3, 128, 128, requires_grad=True)
+    scores = critic(condition, image)
+    assert scores.shape == (1, 1, 14, 14)
+    scores[0, 0, 7, 7].backward()
+    rows, cols = image.grad[0].abs().sum(0).nonzero().unbind(1)
+    assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
+
+
+def test_patchgan_is_conditional_on_the_blurred_input():
+    torch.manual_seed(0)
+    critic = PatchGAN(base_channels=8)
+    image = torch.rand(2, 3, 64, 64)
+    assert not torch.allclose(critic(torch.rand(2, 3, 64, 64), image), critic(torch.rand(2, 3, 64, 64), image))
+    with pytest.raises(ValueError, match="unknown critic norm 'batch'"):
+        PatchGAN(norm="batch")
+
+
+@pytest.mark.parametrize("name", list(GAN_TYPES))
+def test_every_gan_type_rewards_the_critic_for_separating_real_from_fake(name):
+    loss = build_adversarial_loss(name)
+    good = loss.critic_loss(torch.full((2, 1, 3, 3), 3.0), torch.full((2, 1, 3, 3), -3.0))
+    bad = loss.critic_loss(torch.full((2, 1, 3, 3), -3.0), torch.full((2, 1, 3, 3), 3.0))
+    assert good < bad
+    assert loss.generator_loss(torch.full((2, 1, 3, 3), 3.0)) < loss.generator_loss(torch.full((2, 1, 3, 3), -3.0))
+
+
+def _small_vgg_file(path):
+    """A VGG19 checkpoint made here (random weights, only the layers up to conv3_3), in torchvision's key format."""
+    vgg = import_torchvision().models.vgg
+    features = vgg.make_layers(vgg.cfgs["E"])[:15]
+    torch.manual_seed(1)
+    for module in features:
+        if isinstance(module, nn.Conv2d):
+            nn.init.normal_(module.weight, std=0.05)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return features
+
+
+def test_perceptual_loss_loads_weights_through_the_torch_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    reference = _small_vgg_file(tmp_path / "hub" / "checkpoints" / VGG19_FILE)
+    loss = PerceptualLoss(weights="imagenet", allow_download=False)
+    assert torch.equal(loss.features[14].weight, reference[14].weight)
+    x = torch.rand(2, 3, 32, 32)
+    assert loss(x, x).item() == 0.0
+    assert loss(x, torch.rand(2, 3, 32, 32)).item() > 0.0
+
+
+def test_perceptual_loss_is_frozen_and_stays_in_eval_mode(tmp_path):
+    _small_vgg_file(tmp_path / "vgg.pth")
+    loss = PerceptualLoss(layers=["relu2_2", "conv3_3"], criterion="l1", weights=str(tmp_path / "vgg.pth"))
+    loss.train()
+    assert not loss.features.training
+    assert not any(p.requires_grad for p in loss.parameters())
+    prediction = torch.rand(1, 3, 24, 24, requires_grad=True)
+    loss(prediction, torch.rand(1, 3, 24, 24)).backward()
+    assert prediction.grad is not None and prediction.grad.abs().sum() > 0
+
+
+def test_missing_vgg_weights_say_which_file_and_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(MissingWeightsError, match=f"put torchvision's {VGG19_FILE} at {tmp_path}/hub/checkpoints/"):
+        PerceptualLoss(weights="imagenet", allow_download=False)
+    with pytest.raises(MissingWeightsError, match="nope.pth does not exist"):
+        PerceptualLoss(weights=str(tmp_path / "nope.pth"))
+    with pytest.raises(ValueError, match="unknown VGG19 layer"):
+        PerceptualLoss(layers=["conv9_9"], weights="random")
