@@ -80,8 +80,21 @@ class ResidualUNet(nn.Module):
     def make_head(self, width: int, out_channels: int) -> nn.Conv2d:
         raise NotImplementedError
 
+    @property
+    def min_size(self) -> int:
+        return 2 ** (self.levels + 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded, (height, width) = pad_to_multiple(x, 2**self.levels, minimum=2 ** (self.levels + 1))
+        padded, _ = pad_to_multiple(x, 2**self.levels, minimum=self.min_size)
+        return self.add_residual(x, self.residual(padded))
+
+    def add_residual(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Crop the residual of the padded input back to ``x``'s size and apply the global skip."""
+        residual = residual[..., : x.shape[-2], : x.shape[-1]]
+        return x + residual if self.global_residual else residual
+
+    def residual(self, padded: torch.Tensor) -> torch.Tensor:
+        """``F`` on an input whose sides are multiples of ``2**levels`` and at least ``min_size``."""
         features = self.stem(padded)
         skips = []
         for encoder, downsample in zip(self.encoders, self.downsamplers):
@@ -91,5 +104,4 @@ class ResidualUNet(nn.Module):
         features = self.bottleneck(features)
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
             features = decoder(torch.cat([upsample(features), skip], dim=1))
-        residual = self.head(features)[..., :height, :width]
-        return x + residual if self.global_residual else residual
+        return self.head(features)

@@ -1,0 +1,69 @@
+"""How close is tiled inference to whole-image inference? PSNR between the two outputs on real photos.
+
+    python bench/tiling.py --checkpoints experiments/RUN/checkpoints/best.pt
+    python bench/tiling.py --checkpoints a.pt b.pt --photos ~/Pictures --tiles 256 512 --overlaps 32 64 128
+
+Both outputs are rounded to 8 bits, as written to disk. Without --photos it uses scikit-image's bundled colour
+photos (451x300 to 741x500), which only tile at tile sizes below their size. Give checkpoints trained the same way
+with different ``model.norm`` to see what image-wide statistics (InstanceNorm) cost against a per-pixel norm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from datasets.images import list_images, read_image  # noqa: E402
+from datasets.photos import TRAIN_PHOTOS, VAL_PHOTOS, embedded_photo  # noqa: E402
+from gan.inference import load_generator  # noqa: E402
+from gan.metrics import psnr_per_image  # noqa: E402
+from gan.tiling import tiled_apply  # noqa: E402
+
+
+def photos(folder: str | None) -> list[tuple[str, torch.Tensor]]:
+    if folder:
+        return [(p.name, read_image(p)) for p in list_images(folder)]
+    names = [n for n in TRAIN_PHOTOS + VAL_PHOTOS if n not in ("camera", "brick", "grass", "gravel")]
+    return [(name, embedded_photo(name)) for name in names]
+
+
+@torch.no_grad()
+def agreement(model: torch.nn.Module, images: list[tuple[str, torch.Tensor]], tile: int, overlap: int) -> float:
+    """Mean PSNR (dB) between tiled and whole-image outputs; images smaller than the tile are skipped."""
+    scores = []
+    for _, image in images:
+        if max(image.shape[-2:]) <= tile:
+            continue
+        whole = model(image[None]).clamp(0, 1)
+        tiled = tiled_apply(model, image[None], tile, overlap).clamp(0, 1)
+        scores.append(psnr_per_image(tiled, whole).item())
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoints", nargs="+", required=True)
+    parser.add_argument("--photos", help="folder of photos (default: scikit-image's colour photos)")
+    parser.add_argument("--tiles", nargs="+", type=int, default=[128, 256])
+    parser.add_argument("--overlaps", nargs="+", type=int, default=[32, 64])
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    images = photos(args.photos)
+    models = {path: load_generator(Path(path), torch.device("cpu")) for path in args.checkpoints}
+    print(f"{len(images)} photos: {', '.join(f'{n} {i.shape[-1]}x{i.shape[-2]}' for n, i in images)}")
+    print("PSNR (dB) between tiled and whole-image outputs, 8-bit; higher is closer (inf = identical)")
+    header = " | ".join(f"tile {t} / overlap {o}" for t in args.tiles for o in args.overlaps)
+    print(f"| model | {header} |")
+    print("|---|" + "---|" * (len(args.tiles) * len(args.overlaps)))
+    for name, model in models.items():
+        cells = [f"{agreement(model, images, t, o):.2f}" for t in args.tiles for o in args.overlaps]
+        print(f"| {name} | {' | '.join(cells)} |")
+
+
+if __name__ == "__main__":
+    main()

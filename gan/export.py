@@ -1,0 +1,63 @@
+"""ONNX export of a generator with dynamic height and width."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nets.residual_unet import ResidualUNet
+
+from .errors import ExperimentError
+
+
+class PaddedForExport(nn.Module):
+    """The generator with its any-size padding written as one reflect pad of symbolic size.
+
+    The eager model pads in a Python loop (several rounds for tiny images), which export would freeze to the
+    example's shape. For sides >= ``min_size`` one reflect pad of ``(-side) % 2**levels`` is always valid, so the
+    exported graph takes any height and width from ``min_size`` (32 for 4 levels) upwards.
+    """
+
+    def __init__(self, network: ResidualUNet):
+        super().__init__()
+        self.network = network
+        self.multiple = 2**network.levels
+
+    def forward(self, blurred: torch.Tensor) -> torch.Tensor:
+        height, width = blurred.shape[-2:]
+        padded = F.pad(blurred, (0, (-width) % self.multiple, 0, (-height) % self.multiple), mode="reflect")
+        return self.network.add_residual(blurred, self.network.residual(padded))
+
+
+def export_onnx(network: nn.Module, path: Path, opset: int = 18) -> int:
+    """Write ``network`` as ONNX (input ``blurred``, output ``restored``: N x 3 x H x W in [0, 1]).
+
+    Returns the smallest height/width the exported graph accepts.
+    """
+    if not isinstance(network, ResidualUNet):
+        raise ExperimentError(f"ONNX export supports the U-Net generators, not {type(network).__name__}")
+    try:
+        import onnxscript  # noqa: F401  (torch's exporter needs it; say so before torch does)
+    except ImportError:
+        raise ExperimentError("ONNX export needs the onnx and onnxscript packages: pip install -e '.[onnx]'") from None
+    wrapper = PaddedForExport(network.eval().cpu())
+    minimum = network.min_size
+    example = torch.rand(1, 3, minimum * 2, minimum * 3)
+    height = torch.export.Dim("height", min=minimum, max=16384)
+    width = torch.export.Dim("width", min=minimum, max=16384)
+    batch = torch.export.Dim("batch", min=1, max=256)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        wrapper,
+        (example,),
+        str(path),
+        input_names=["blurred"],
+        output_names=["restored"],
+        dynamic_shapes={"blurred": {0: batch, 2: height, 3: width}},
+        opset_version=opset,
+        dynamo=True,
+    )
+    return minimum

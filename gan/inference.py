@@ -1,0 +1,130 @@
+"""Restoring photos with a trained generator: model loading, precision, tiling, and the input -> output plan."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from datasets.images import IMAGE_SUFFIXES
+
+from .checkpoint import generator_from_checkpoint, load_checkpoint
+from .errors import ConfigError, ExperimentError
+from .tiling import tiled_apply
+
+BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def default_checkpoint(model: str, experiments: Path = Path("experiments")) -> Path:
+    """The bundled model file; says clearly when none is bundled (and where a local run's best.pt is)."""
+    path = WEIGHTS_DIR / BUNDLED_MODELS[model]
+    if path.is_file():
+        return path
+    local = sorted(experiments.glob("*/checkpoints/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    hint = f"; your newest run is {local[0]}" if local else "; train one with `python train_gan.py --pretrain`"
+    raise ExperimentError(
+        f"no trained {model} model is bundled with this project yet ({path} is missing): pass --checkpoint{hint}"
+    )
+
+
+def load_generator(path: Path, device: torch.device) -> nn.Module:
+    return generator_from_checkpoint(load_checkpoint(path), path).eval().to(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto``: fp16 autocast on CUDA, fp32 elsewhere. bf16 needs a CPU or GPU that supports it."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"fp16 inference needs a CUDA device, not {device.type}; use bf16 or fp32")
+    if precision == "bf16" and device.type == "cpu" and not torch.backends.mkldnn.is_available():
+        raise ConfigError("bf16 on this CPU is not supported by torch (no oneDNN); use fp32")
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class Restorer:
+    """Callable 3 x H x W [0, 1] image -> restored 3 x H x W [0, 1] image, on CPU memory, tiled on ``device``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        tile: int = 512,
+        overlap: int = 64,
+        tile_batch: int = 4,
+        precision: str = "auto",
+        channels_last: bool = False,
+    ):
+        if tile < 0 or tile_batch < 1 or not 0 <= overlap < max(tile, 1):
+            raise ConfigError(f"need tile >= 0, tile_batch >= 1, 0 <= overlap < tile; got {tile}, {tile_batch}, {overlap}")
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.eval().to(device, memory_format=self.memory_format)
+        self.device = device
+        self.tile, self.overlap, self.tile_batch = tile, overlap, tile_batch
+        self.dtype = resolve_precision(precision, device)
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    @torch.no_grad()
+    def network(self, batch: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.model(batch.contiguous(memory_format=self.memory_format)).float()
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        restored = tiled_apply(self.network, image[None], self.tile, self.overlap, self.tile_batch, self.device)
+        return restored[0].clamp(0.0, 1.0)
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+    relative: Path  # the source's path below the input folder (its name, for a single file)
+
+
+def plan_jobs(input_path: Path, output_path: Path) -> list[Job]:
+    """Map inputs to outputs: one file to a file (or into a folder), or a folder tree to a mirrored folder tree.
+
+    Refuses any plan that would write over an input, or put outputs inside the input folder (a rerun would then
+    take them for inputs).
+    """
+    if not input_path.exists():
+        raise ExperimentError(f"input {input_path} does not exist")
+    if input_path.is_file():
+        target = output_path / input_path.name if output_path.is_dir() else output_path
+        if target.resolve() == input_path.resolve():
+            raise ExperimentError(f"output {target} is the input file; choose another output path")
+        if target.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ExperimentError(f"output {target} needs an image suffix ({', '.join(IMAGE_SUFFIXES)})")
+        return [Job(input_path, target, Path(input_path.name))]
+    if output_path.exists() and not output_path.is_dir():
+        raise ExperimentError(f"input {input_path} is a folder, so output {output_path} must be a folder too")
+    source_root, target_root = input_path.resolve(), output_path.resolve()
+    if target_root == source_root or source_root in target_root.parents:
+        raise ExperimentError(f"output folder {output_path} is inside input folder {input_path}; choose another")
+    sources = sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not sources:
+        raise ExperimentError(f"input folder {input_path} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+    return [Job(p, output_path / p.relative_to(input_path), p.relative_to(input_path)) for p in sources]
+
+
+def side_by_side(images: list[torch.Tensor], gap: int = 8) -> torch.Tensor:
+    """Panels left to right on a white background, each 3 x H x W; heights may differ."""
+    height = max(image.shape[-2] for image in images)
+    width = sum(image.shape[-1] for image in images) + gap * (len(images) - 1)
+    canvas = torch.ones(3, height, width)
+    left = 0
+    for image in images:
+        canvas[:, : image.shape[-2], left : left + image.shape[-1]] = image
+        left += image.shape[-1] + gap
+    return canvas

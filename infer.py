@@ -1,0 +1,121 @@
+"""Deblur photos of any size with a trained generator (tiled, in bounded memory).
+
+    python infer.py --input blurry.jpg --output restored.jpg --checkpoint experiments/RUN/checkpoints/best.pt
+    python infer.py --input photos/ --output restored/ --checkpoint best.pt --compare
+    python infer.py --input photos/ --output restored/ --checkpoint best.pt --compare --sharp sharp_photos/
+    python infer.py --checkpoint best.pt --export-onnx deblur.onnx   # dynamic height and width, sides >= 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from gan.errors import USER_ERRORS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", type=Path, help="an image, or a folder (searched recursively)")
+    parser.add_argument("--output", type=Path, help="an image path, or a folder (mirrors the input tree)")
+    parser.add_argument("--checkpoint", type=Path, help="a checkpoint from train_gan.py (default: the bundled model)")
+    parser.add_argument("--model", choices=("pretrain", "gan"), default="pretrain", help="which bundled model")
+    parser.add_argument("--compare", action="store_true", help="also write <name>_compare.png: blurred | restored")
+    parser.add_argument("--sharp", type=Path, help="folder of sharp counterparts (same relative paths) for --compare")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs never)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
+    parser.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16, fp16")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    parser.add_argument("--tile", type=int, default=512, help="tile size in pixels; 0 = whole image at once")
+    parser.add_argument("--overlap", type=int, default=64, help="overlap between neighbouring tiles in pixels")
+    parser.add_argument("--tile-batch", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument("--export-onnx", type=Path, metavar="PATH", help="write the model as ONNX and exit")
+    args = parser.parse_args(argv)
+    if args.export_onnx is None and (args.input is None or args.output is None):
+        parser.error("--input and --output are required (unless --export-onnx)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from tqdm import tqdm
+
+    from datasets.errors import DataError
+    from gan.device import pick_device
+    from gan.image_io import read_image_for_inference, write_image_like
+    from gan.inference import Restorer, default_checkpoint, load_generator, plan_jobs, side_by_side
+
+    if args.export_onnx is not None:
+        return export(args)
+    try:
+        jobs = plan_jobs(args.input, args.output)
+        device = pick_device(args.device)
+        checkpoint = args.checkpoint or default_checkpoint(args.model)
+        restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap, args.tile_batch,
+                           args.precision, args.channels_last)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    single = args.input.is_file()
+    done, skipped, failed = 0, 0, []
+    start = time.monotonic()
+    for job in tqdm(jobs, desc="deblurring", unit="image", disable=single or not sys.stderr.isatty()):
+        if job.target.exists() and not args.overwrite:
+            if single:
+                print(f"error: output {job.target} exists; pass --overwrite to replace it", file=sys.stderr)
+                return 2
+            skipped += 1
+            continue
+        try:
+            image, info = read_image_for_inference(job.source)
+            restored = restore(image)
+            for note in write_image_like(restored, info, job.target):
+                print(f"note: {note}", file=sys.stderr)
+            if args.compare:
+                panels = [image, restored]
+                if args.sharp is not None:
+                    sharp, _ = read_image_for_inference(args.sharp / job.relative)
+                    panels.append(sharp)
+                compare = job.target.with_name(f"{job.target.stem}_compare.png")
+                write_image_like(side_by_side(panels), info.__class__(False, 8, None), compare)
+            done += 1
+        except (*USER_ERRORS, DataError) as error:
+            if single:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            print(f"skipped: {error}", file=sys.stderr)
+            failed.append(job.source)
+    elapsed = time.monotonic() - start
+    if single:
+        print(f"wrote {jobs[0].target} ({elapsed:.1f} s)")
+        return 0
+    print(f"{done} restored, {skipped} kept (output exists; --overwrite replaces), {len(failed)} failed "
+          f"of {len(jobs)} images in {elapsed:.1f} s -> {args.output}")
+    return 1 if failed else 0
+
+
+def export(args: argparse.Namespace) -> int:
+    import torch
+
+    from gan.export import export_onnx
+    from gan.inference import default_checkpoint, load_generator
+
+    try:
+        if args.export_onnx.exists() and not args.overwrite:
+            print(f"error: {args.export_onnx} exists; pass --overwrite to replace it", file=sys.stderr)
+            return 2
+        checkpoint = args.checkpoint or default_checkpoint(args.model)
+        minimum = export_onnx(load_generator(checkpoint, torch.device("cpu")), args.export_onnx)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.export_onnx}: input 'blurred' N x 3 x H x W in [0, 1], H and W >= {minimum}; "
+          "output 'restored', same shape")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Tiled inference, image round trips, and ``infer.py`` as a user runs it."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_cli, smooth_photo
+from gan.checkpoint import save_checkpoint
+from gan.image_io import read_image_for_inference, write_image_like
+from gan.tiling import ramp_window, tile_starts, tiled_apply
+from nets import build_network
+
+
+def _conv_net(depth: int = 5) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(*[torch.nn.Conv2d(3, 3, 3, padding=1) for _ in range(depth)]).eval()
+
+
+@pytest.mark.parametrize("size", [(300, 437), (128, 128), (129, 700), (40, 50)])
+def test_tiling_equals_whole_image_inference_for_a_pure_conv_net(size):
+    network = _conv_net()  # receptive radius 5 pixels, inside the overlap // 4 = 8 pixel margin
+    image = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        whole = network(image)
+    tiled = tiled_apply(network, image, tile=128, overlap=32, batch_size=3)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() < 1e-5
+
+
+def test_identity_network_is_reproduced_by_tiling():
+    image = torch.rand(1, 3, 333, 517)
+    assert torch.allclose(tiled_apply(lambda x: x, image, tile=96, overlap=24), image, atol=1e-6)
+
+
+def test_blend_weights_of_neighbouring_tiles_sum_to_one_and_cover_every_pixel():
+    left, right = ramp_window(256, 64, True, False), ramp_window(256, 64, False, True)
+    assert torch.allclose(left[192:] + right[:64], torch.ones(64, dtype=torch.float64))
+    assert left[:192].eq(1).all() and left[-16:].eq(0).all()
+    starts = tile_starts(1000, 256, 64)
+    assert starts[0] == 0 and starts[-1] == 1000 - 256
+    assert all(b - a <= 256 - 64 for a, b in zip(starts, starts[1:]))
+
+
+def _tiling_agreement(norm: str) -> float:
+    """PSNR between tiled and whole-image outputs of a LightUNet whose residual is as large as a trained one's."""
+    torch.manual_seed(0)
+    model = build_network("light_unet", start_filters=8, norm=norm).eval()
+    image = torch.from_numpy(smooth_photo(np.random.default_rng(0), 256, 384)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        torch.nn.init.normal_(model.head.weight)
+        # Our trained checkpoint's residual has a standard deviation of about 0.015-0.02 on real photos.
+        model.head.weight.mul_(0.02 / (model(image) - image).std())
+        whole = model(image).clamp(0, 1)
+        tiled = tiled_apply(model, image, tile=192, overlap=64).clamp(0, 1)
+    return (10 * torch.log10(1 / (whole - tiled).pow(2).mean())).item()
+
+
+def test_tiled_instance_norm_light_unet_meets_the_40_db_bound_and_channel_norm_does_much_better():
+    instance, channel = _tiling_agreement("instance"), _tiling_agreement("channel")
+    assert instance > 40, instance
+    assert channel > instance + 10, (instance, channel)
+
+
+MODES = {
+    "rgb8.png": lambda rng: Image.fromarray(rng.integers(0, 256, (24, 36, 3), dtype=np.uint8)),
+    "gray8.png": lambda rng: Image.fromarray(rng.integers(0, 256, (24, 36), dtype=np.uint8)),
+    "gray16.png": lambda rng: Image.fromarray(rng.integers(0, 65536, (24, 36), dtype=np.uint16)),
+    "rgba.png": lambda rng: Image.fromarray(rng.integers(0, 256, (24, 36, 4), dtype=np.uint8)),
+    "gray_alpha.png": lambda rng: Image.fromarray(rng.integers(0, 256, (24, 36, 2), dtype=np.uint8), "LA"),
+    "rgb.tif": lambda rng: Image.fromarray(rng.integers(0, 256, (24, 36, 3), dtype=np.uint8)),
+    "rgb.bmp": lambda rng: Image.fromarray(rng.integers(0, 256, (24, 36, 3), dtype=np.uint8)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODES))
+def test_lossless_formats_round_trip_mode_depth_and_alpha(tmp_path, name):
+    source = tmp_path / name
+    original = MODES[name](np.random.default_rng(0))
+    original.save(source)
+    image, info = read_image_for_inference(source)
+    target = tmp_path / f"out_{name}"
+    assert write_image_like(image, info, target) == []
+    written = Image.open(target)
+    assert written.mode == original.mode and written.size == original.size
+    assert np.array_equal(np.asarray(written), np.asarray(original))
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16_bit_colour_keeps_16_bits(tmp_path, channels):
+    array = np.random.default_rng(0).integers(0, 65536, (20, 30, channels), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "in.png"), array)
+    image, info = read_image_for_inference(tmp_path / "in.png")
+    assert info.bits == 16 and (info.alpha is not None) == (channels == 4)
+    write_image_like(image, info, tmp_path / "out.png")
+    assert np.array_equal(cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED), array)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    pixels = np.zeros((20, 40, 3), dtype=np.uint8)
+    pixels[:, :20] = 255  # white left half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    Image.fromarray(pixels).save(tmp_path / "rotated.jpg", exif=exif, quality=100)
+    image, _ = read_image_for_inference(tmp_path / "rotated.jpg")
+    assert image.shape == (3, 40, 20)
+    assert image[:, :20].mean() > 0.9 and image[:, 20:].mean() < 0.1  # left half became the top half
+
+
+def test_formats_that_cannot_keep_alpha_or_16_bits_say_so(tmp_path):
+    Image.fromarray(np.zeros((8, 8, 4), dtype=np.uint8)).save(tmp_path / "a.png")
+    image, info = read_image_for_inference(tmp_path / "a.png")
+    assert write_image_like(image, info, tmp_path / "a.jpg") == ["a.jpg: .jpg cannot hold alpha; alpha dropped"]
+
+
+# -- infer.py end to end ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = build_network("light_unet", start_filters=4)
+    torch.nn.init.normal_(model.head.weight, std=0.01)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint({"model": {"name": "light_unet", "start_filters": 4}, "generator": model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    Image.fromarray(smooth_photo(rng, 70, 90)).save(folder / "a.png")
+    Image.fromarray(smooth_photo(rng, 50, 61)).convert("L").save(folder / "nested" / "b.jpg", quality=95)
+    return folder
+
+
+def test_infer_restores_a_single_image_like_the_model_does(tmp_path, photos, checkpoint):
+    result = run_cli("-m", "infer", "--input", str(photos / "a.png"), "--output", str(tmp_path / "out.png"),
+                     "--checkpoint", str(checkpoint), "--tile", "64", "--overlap", "16", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    from gan.inference import Restorer, load_generator
+
+    image, _ = read_image_for_inference(photos / "a.png")
+    expected = Restorer(load_generator(checkpoint, torch.device("cpu")), torch.device("cpu"), 64, 16)(image)
+    written, _ = read_image_for_inference(tmp_path / "out.png")
+    assert written.shape == image.shape
+    assert (written - expected).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_infer_folder_mirrors_the_tree_keeps_modes_and_writes_comparisons(tmp_path, photos, checkpoint):
+    out = tmp_path / "out"
+    result = run_cli("-m", "infer", "--input", str(photos), "--output", str(out), "--checkpoint", str(checkpoint),
+                     "--compare", "--sharp", str(photos), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2 restored, 0 kept" in result.stdout
+    assert Image.open(out / "nested" / "b.jpg").mode == "L"
+    compare = Image.open(out / "a_compare.png")
+    assert compare.size == (3 * 90 + 2 * 8, 70)  # blurred | restored | sharp
+
+
+def test_infer_keeps_existing_outputs_and_reports_bad_files(tmp_path, photos, checkpoint):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"precious")
+    (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    result = run_cli("-m", "infer", "--input", str(photos), "--output", str(out), "--checkpoint", str(checkpoint),
+                     cwd=tmp_path)
+    assert result.returncode == 1
+    assert (out / "a.png").read_bytes() == b"precious"
+    assert "broken.png" in result.stderr and "1 restored, 1 kept" in result.stdout and "1 failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d, c: ["--input", str(d / "missing.png"), "--output", str(d / "o.png"), "--checkpoint", str(c)],
+         "does not exist"),
+        (lambda d, c: ["--input", str(d / "photos" / "a.png"), "--output", str(d / "photos" / "a.png"),
+                       "--checkpoint", str(c)], "is the input file"),
+        (lambda d, c: ["--input", str(d / "photos"), "--output", str(d / "photos" / "out"), "--checkpoint", str(c)],
+         "is inside input folder"),
+        (lambda d, c: ["--input", str(d / "photos" / "a.png"), "--output", str(d / "o.png"),
+                       "--checkpoint", str(d / "photos" / "a.png")], "is corrupt or truncated"),
+        (lambda d, c: ["--input", str(d / "photos" / "a.png"), "--output", str(d / "o.png")], "bundled"),
+        (lambda d, c: ["--input", str(d / "photos" / "a.png"), "--output", str(d / "o.png"), "--checkpoint", str(c),
+                       "--precision", "fp16"], "fp16 inference needs a CUDA device"),
+    ],
+)
+def test_infer_bad_input_gets_one_line(tmp_path, photos, checkpoint, make, message):
+    before = {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}
+    result = run_cli("-m", "infer", *make(tmp_path, checkpoint), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()} == before
+
+
+def test_infer_rejects_a_checkpoint_of_another_architecture(tmp_path, photos):
+    unet = build_network("unet", start_filters=4)
+    path = tmp_path / "mislabelled.pt"
+    save_checkpoint({"model": {"name": "light_unet", "start_filters": 4}, "generator": unet.state_dict()}, path)
+    result = run_cli("-m", "infer", "--input", str(photos / "a.png"), "--output", str(tmp_path / "o.png"),
+                     "--checkpoint", str(path), cwd=tmp_path)
+    assert result.returncode == 2 and "does not match network 'light_unet'" in result.stderr
+
+
+def test_infer_handles_tiny_and_odd_images(tmp_path, checkpoint):
+    for size in [(1, 1), (5, 9), (17, 3)]:
+        Image.fromarray(np.full((*size, 3), 128, dtype=np.uint8)).save(tmp_path / "tiny.png")
+        result = run_cli("-m", "infer", "--input", str(tmp_path / "tiny.png"), "--output", str(tmp_path / "t_out.png"),
+                         "--checkpoint", str(checkpoint), "--overwrite", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert Image.open(tmp_path / "t_out.png").size == size[::-1]
+
+
+def test_onnx_export_has_dynamic_height_and_width_and_matches_pytorch(tmp_path, checkpoint):
+    pytest.importorskip("onnxscript")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    result = run_cli("-m", "infer", "--checkpoint", str(checkpoint), "--export-onnx", str(tmp_path / "m.onnx"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "H and W >= 32" in result.stdout
+    from gan.inference import load_generator
+
+    model = load_generator(checkpoint, torch.device("cpu"))
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    for shape in [(1, 3, 32, 32), (2, 3, 67, 101), (1, 3, 200, 48)]:
+        blurred = torch.rand(*shape)
+        (restored,) = session.run(None, {"blurred": blurred.numpy()})
+        with torch.no_grad():
+            expected = model(blurred).numpy()
+        assert restored.shape == shape
+        assert np.abs(restored - expected).max() < 1e-4
