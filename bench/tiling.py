@@ -2,6 +2,7 @@
 
     python bench/tiling.py --checkpoints experiments/RUN/checkpoints/best.pt
     python bench/tiling.py --checkpoints a.pt b.pt --photos ~/Pictures --tiles 256 512 --overlaps 32 64 128
+    python bench/tiling.py --checkpoints a.pt --photos /usr/share/backgrounds/mate/nature --downscale 2
 
 Both outputs are rounded to 8 bits, as written to disk. Without --photos it uses scikit-image's bundled colour
 photos (451x300 to 741x500), which only tile at tile sizes below their size. Give checkpoints trained the same way
@@ -25,9 +26,13 @@ from gan.metrics import psnr_per_image  # noqa: E402
 from gan.tiling import tiled_apply  # noqa: E402
 
 
-def photos(folder: str | None) -> list[tuple[str, torch.Tensor]]:
+def photos(folder: str | None, downscale: int = 1) -> list[tuple[str, torch.Tensor]]:
     if folder:
-        return [(p.name, read_image(p)) for p in list_images(folder)]
+        loaded = [(p.name, read_image(p)) for p in list_images(folder)]
+        if downscale > 1:  # area averaging: also removes JPEG blocking from large photos
+            pool = torch.nn.functional.avg_pool2d
+            loaded = [(name, pool(image[None], downscale)[0]) for name, image in loaded]
+        return loaded
     names = [n for n in TRAIN_PHOTOS + VAL_PHOTOS if n not in ("camera", "brick", "grass", "gravel")]
     return [(name, embedded_photo(name)) for name in names]
 
@@ -49,11 +54,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoints", nargs="+", required=True)
     parser.add_argument("--photos", help="folder of photos (default: scikit-image's colour photos)")
+    parser.add_argument("--downscale", type=int, default=1, help="shrink --photos by this factor first")
     parser.add_argument("--tiles", nargs="+", type=int, default=[128, 256])
     parser.add_argument("--overlaps", nargs="+", type=int, default=[32, 64])
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    images = photos(args.photos)
+    images = photos(args.photos, args.downscale)
     models = {path: load_generator(Path(path), torch.device("cpu")) for path in args.checkpoints}
     print(f"{len(images)} photos: {', '.join(f'{n} {i.shape[-1]}x{i.shape[-2]}' for n, i in images)}")
     print("PSNR (dB) between tiled and whole-image outputs, 8-bit; higher is closer (inf = identical)")

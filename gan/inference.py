@@ -62,7 +62,7 @@ class Restorer:
         precision: str = "auto",
         channels_last: bool = False,
     ):
-        if tile < 0 or tile_batch < 1 or not 0 <= overlap < max(tile, 1):
+        if tile < 0 or tile_batch < 1 or (tile > 0 and not 0 <= overlap < tile):
             raise ConfigError(f"need tile >= 0, tile_batch >= 1, 0 <= overlap < tile; got {tile}, {tile_batch}, {overlap}")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(device, memory_format=self.memory_format)
