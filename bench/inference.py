@@ -2,6 +2,7 @@
 
     python bench/inference.py                        # LightUNet-48, CPU, fp32 and bf16
     python bench/inference.py --checkpoint best.pt --device cuda --json bench/inference.json
+    python bench/inference.py --precisions fp32 bf16 --size 256 256 --skip-4k --channels-last
 
 Speed does not depend on the weights, so without --checkpoint a LightUNet-48 with a random (non-identity) head is
 timed. Each figure is the median of --repeats runs after a warm-up run. Peak memory is the peak resident set size
@@ -51,7 +52,7 @@ def time_restore(restore: Restorer, height: int, width: int, repeats: int) -> fl
     return statistics.median(times)
 
 
-def peak_memory_child(args: argparse.Namespace, precision: str) -> float:
+def peak_memory_child(args: argparse.Namespace, precision: str) -> tuple[float, float]:
     """Peak memory in GiB of a fresh process running one tiled 3840x2160 restoration."""
     code = f"""
 import resource, sys, time, torch
@@ -59,7 +60,7 @@ sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 from bench.inference import make_model
 from gan.inference import Restorer
 device = torch.device({args.device!r})
-restore = Restorer(make_model({args.checkpoint!r}, device), device, {args.tile}, {args.overlap}, {args.tile_batch}, {precision!r})
+restore = Restorer(make_model({args.checkpoint!r}, device), device, {args.tile}, {args.overlap}, {args.tile_batch}, {precision!r}, {args.channels_last!r})
 start = time.perf_counter()
 restore(torch.rand(3, 2160, 3840))
 seconds = time.perf_counter() - start
@@ -80,38 +81,45 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--tile-batch", type=int, default=4)
+    parser.add_argument("--size", nargs=2, type=int, default=[720, 1280], metavar=("H", "W"), help="timed image size")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--skip-4k", action="store_true", help="skip the 3840x2160 peak-memory run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     device = torch.device(args.device)
     precisions = args.precisions or (["fp32", "fp16"] if device.type == "cuda" else ["fp32", "bf16"])
     model = make_model(args.checkpoint, device)
+    height, width = args.size
+    megapixels = height * width / 1e6
     rows = []
     for precision in precisions:
-        whole = Restorer(model, device, 0, 0, 1, precision)
-        tiled = Restorer(model, device, args.tile, args.overlap, args.tile_batch, precision)
-        seconds_whole = time_restore(whole, 720, 1280, args.repeats)
-        seconds_tiled = time_restore(tiled, 720, 1280, args.repeats)
-        peak, seconds_4k = peak_memory_child(args, precision)
+        whole = Restorer(model, device, 0, 0, 1, precision, args.channels_last)
+        tiled = Restorer(model, device, args.tile, args.overlap, args.tile_batch, precision, args.channels_last)
+        seconds_whole = time_restore(whole, height, width, args.repeats)
+        seconds_tiled = time_restore(tiled, height, width, args.repeats)
+        peak, seconds_4k = (float("nan"), float("nan")) if args.skip_4k else peak_memory_child(args, precision)
         rows.append({
             "precision": precision,
-            "s_1280x720_whole": seconds_whole,
-            "mp_per_s_whole": 1280 * 720 / 1e6 / seconds_whole,
-            "s_1280x720_tiled": seconds_tiled,
-            "mp_per_s_tiled": 1280 * 720 / 1e6 / seconds_tiled,
+            "s_whole": seconds_whole,
+            "mp_per_s_whole": megapixels / seconds_whole,
+            "s_tiled": seconds_tiled,
+            "mp_per_s_tiled": megapixels / seconds_tiled,
             "s_3840x2160_tiled": seconds_4k,
             "peak_gib_3840x2160_tiled": peak,
         })
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}; tile {args.tile}, overlap {args.overlap}; "
+    layout = "channels_last" if args.channels_last else "contiguous"
+    print(f"device: {name}; torch {torch.__version__}; {layout}; tile {args.tile}, overlap {args.overlap}; "
           f"median of {args.repeats} after a warm-up")
-    print(f"| precision | 1280x720 whole (s) | MP/s | 1280x720 tiled (s) | MP/s | 3840x2160 tiled (s) | peak memory (GiB) |")
+    size = f"{width}x{height}"
+    print(f"| precision | {size} whole (s) | MP/s | {size} tiled (s) | MP/s | 3840x2160 tiled (s) | peak memory (GiB) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['precision']} | {r['s_1280x720_whole']:.2f} | {r['mp_per_s_whole']:.2f} | "
-              f"{r['s_1280x720_tiled']:.2f} | {r['mp_per_s_tiled']:.2f} | {r['s_3840x2160_tiled']:.1f} | "
-              f"{r['peak_gib_3840x2160_tiled']:.2f} |")
+        print(f"| {r['precision']} | {r['s_whole']:.2f} | {r['mp_per_s_whole']:.3f} | {r['s_tiled']:.2f} | "
+              f"{r['mp_per_s_tiled']:.3f} | {r['s_3840x2160_tiled']:.1f} | {r['peak_gib_3840x2160_tiled']:.2f} |")
     if args.json:
-        args.json.write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": rows}, indent=2))
+        record = {"device": name, "torch": torch.__version__, "layout": layout, "size": args.size, "rows": rows}
+        args.json.write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

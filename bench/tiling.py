@@ -38,16 +38,17 @@ def photos(folder: str | None, downscale: int = 1) -> list[tuple[str, torch.Tens
 
 
 @torch.no_grad()
-def agreement(model: torch.nn.Module, images: list[tuple[str, torch.Tensor]], tile: int, overlap: int) -> float:
-    """Mean PSNR (dB) between tiled and whole-image outputs; images smaller than the tile are skipped."""
-    scores = []
+def agreements(model: torch.nn.Module, images: list[tuple[str, torch.Tensor]], settings: list[tuple[int, int]]):
+    """Mean PSNR (dB) between tiled and whole-image outputs for each (tile, overlap); images that fit in one tile
+    are left out of that setting (they are not tiled)."""
+    scores: dict[tuple[int, int], list[float]] = {setting: [] for setting in settings}
     for _, image in images:
-        if max(image.shape[-2:]) <= tile:
-            continue
         whole = model(image[None]).clamp(0, 1)
-        tiled = tiled_apply(model, image[None], tile, overlap).clamp(0, 1)
-        scores.append(psnr_per_image(tiled, whole).item())
-    return sum(scores) / len(scores) if scores else float("nan")
+        for tile, overlap in settings:
+            if max(image.shape[-2:]) > tile:
+                tiled = tiled_apply(model, image[None], tile, overlap).clamp(0, 1)
+                scores[(tile, overlap)].append(psnr_per_image(tiled, whole).item())
+    return {k: sum(v) / len(v) if v else float("nan") for k, v in scores.items()}
 
 
 def main() -> None:
@@ -66,9 +67,10 @@ def main() -> None:
     header = " | ".join(f"tile {t} / overlap {o}" for t in args.tiles for o in args.overlaps)
     print(f"| model | {header} |")
     print("|---|" + "---|" * (len(args.tiles) * len(args.overlaps)))
+    settings = [(t, o) for t in args.tiles for o in args.overlaps]
     for name, model in models.items():
-        cells = [f"{agreement(model, images, t, o):.2f}" for t in args.tiles for o in args.overlaps]
-        print(f"| {name} | {' | '.join(cells)} |")
+        cells = [f"{score:.2f}" for score in agreements(model, images, settings).values()]
+        print(f"| {name} | {' | '.join(cells)} |", flush=True)
 
 
 if __name__ == "__main__":

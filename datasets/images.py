@@ -24,12 +24,8 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """A 3 x H x W float32 tensor in [0, 1].
-
-    EXIF orientation is applied; 16-bit images keep their precision; grayscale is replicated to RGB; palette and
-    CMYK are converted to RGB; alpha is dropped (training pairs have no alpha; inference keeps it separately).
-    """
+def open_image(path: str | Path) -> Image.Image:
+    """The decoded image, upright (EXIF orientation applied); a DataError naming the file if it cannot be read."""
     path = Path(path)
     try:
         with Image.open(path) as image:
@@ -39,7 +35,16 @@ def read_image(path: str | Path) -> torch.Tensor:
         raise DataError(f"cannot read image {path}: {error}") from None
     if image.width == 0 or image.height == 0:
         raise DataError(f"image {path} is empty (0 pixels)")
-    return pil_to_tensor(image, path)
+    return image
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """A 3 x H x W float32 tensor in [0, 1].
+
+    EXIF orientation is applied; 16-bit images keep their precision; grayscale is replicated to RGB; palette and
+    CMYK are converted to RGB; alpha is dropped (training pairs have no alpha; inference keeps it separately).
+    """
+    return pil_to_tensor(open_image(path), path)
 
 
 def pil_to_tensor(image: Image.Image, path: str | Path = "<image>") -> torch.Tensor:

@@ -13,9 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from datasets.errors import DataError
+from datasets.images import open_image
 
 # OpenCV's TIFF reader warns on every extra-sample (alpha) file it reads correctly anyway.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -40,14 +41,7 @@ def read_image_for_inference(path: Path) -> tuple[torch.Tensor, ImageInfo]:
         array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if array is not None and array.dtype == np.uint16 and array.ndim == 3:
             return _from_16bit_colour(array)
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"cannot read image {path}: {error}") from None
-    if image.width == 0 or image.height == 0:
-        raise DataError(f"image {path} is empty (0 pixels)")
+    image = open_image(path)
     icc = image.info.get("icc_profile")
     if image.mode in GRAY_MODES:
         alpha = np.asarray(image.getchannel("A")) if image.mode == "LA" else None

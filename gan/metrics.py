@@ -10,6 +10,8 @@ use_sample_covariance=False, data_range=1)``), averaged over channels and pixels
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -47,7 +49,10 @@ def load_lpips(
     import lpips
 
     try:
-        with warnings.catch_warnings():  # torchvision's "pretrained is deprecated" notes, raised inside lpips
+        # Quiet: torchvision's "pretrained is deprecated" warnings and torch.hub's download notice, which offline
+        # would precede every run's output; the returned reason says what happened in one line instead.
+        quiet = io.StringIO()
+        with warnings.catch_warnings(), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             warnings.simplefilter("ignore", UserWarning)
             model = lpips.LPIPS(net=net, verbose=False).to(device).eval()
     except Exception as error:  # offline, torchvision's download fails in several ways

@@ -62,7 +62,9 @@ def test_adv_without_vgg_weights_stops_at_once_naming_the_file(pretrained, tmp_p
     finally:
         del os.environ["TORCH_HOME"]
     assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "vgg19-dcbb9e9d.pth" in result.stderr and str(env_home / "hub" / "checkpoints") in result.stderr
+    assert not (pretrained / "experiments" / "novgg").exists()
     assert "Traceback" not in result.stderr
 
 

@@ -138,3 +138,48 @@ def test_missing_vgg_weights_say_which_file_and_where(tmp_path, monkeypatch):
         PerceptualLoss(weights=str(tmp_path / "nope.pth"))
     with pytest.raises(ValueError, match="unknown VGG19 layer"):
         PerceptualLoss(layers=["conv9_9"], weights="random")
+
+
+def test_spectral_norm_bounds_every_critic_layer_to_unit_gain():
+    torch.manual_seed(0)
+    critic = PatchGAN(base_channels=8, norm="none", spectral_norm=True).train()
+    condition, image = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    for _ in range(30):  # power iteration converges over forward passes in training mode
+        critic(condition, image)
+    convs = [m for m in critic.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 5
+    for conv in convs:
+        sigma = torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=0.05)
+
+
+def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from conftest import TINY
+    from gan.config import load_config
+    from gan.errors import TrainingDiverged
+    from gan.experiment import plan_experiment
+    from gan.trainer import PretrainTrainer
+
+    config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=nan", "adv.max_bad_steps=3"])
+    trainer = PretrainTrainer(config, plan_experiment(config, "nan"))
+    trainer.writer = SummaryWriter(str(tmp_path / "tb"))
+    generator, optimizer = trainer.generator, trainer.optimizer
+    x = torch.rand(1, 3, 32, 32)
+    before = [p.detach().clone() for p in generator.parameters()]
+
+    # 1. A non-finite loss: skipped, nothing applied.
+    assert math.isnan(trainer.optimise(generator(x).mean() * float("nan"), optimizer, generator.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, generator.parameters()))
+    # 2. A good step applies and resets the count.
+    assert math.isfinite(trainer.optimise(generator(x).mean(), optimizer, generator.parameters()))
+    assert trainer.bad_steps == 0
+    # 3. A finite loss with infinite gradients: skipped too; the third bad step in a row stops the run.
+    handle = generator.head.weight.register_hook(lambda grad: grad * float("inf"))
+    for _ in range(2):
+        assert math.isnan(trainer.optimise(generator(x).mean(), optimizer, generator.parameters()))
+    with pytest.raises(TrainingDiverged, match="3 steps in a row with a non-finite loss or gradient"):
+        trainer.optimise(generator(x).mean(), optimizer, generator.parameters())
+    handle.remove()
+    assert not (tmp_path / "nan").exists()  # setup alone never wrote the experiment folder
