@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from datasets.errors import DataError
     from gan.device import pick_device
-    from gan.image_io import read_image_for_inference, write_image_like
+    from gan.image_io import ImageInfo, read_image_for_inference, write_image_like
     from gan.inference import Restorer, default_checkpoint, load_generator, plan_jobs, side_by_side
 
     if args.export_onnx is not None:
@@ -77,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.compare:
                 panels = [image, restored]
                 if args.sharp is not None:
-                    sharp, _ = read_image_for_inference(args.sharp / job.relative)
-                    panels.append(sharp)
+                    sharp_path = args.sharp / job.relative
+                    if sharp_path.is_file():
+                        panels.append(read_image_for_inference(sharp_path)[0])
+                    else:
+                        print(f"note: no sharp counterpart {sharp_path}; comparison without it", file=sys.stderr)
                 compare = job.target.with_name(f"{job.target.stem}_compare.png")
-                write_image_like(side_by_side(panels), info.__class__(False, 8, None), compare)
+                write_image_like(side_by_side(panels), ImageInfo(gray=False, bits=8, alpha=None), compare)
             done += 1
         except (*USER_ERRORS, DataError) as error:
             if single:

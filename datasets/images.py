@@ -15,7 +15,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 def list_images(folder: str | Path) -> list[Path]:
     """Image files below ``folder`` (recursively), sorted so every run sees the same order."""
-    folder = Path(folder)
+    folder = Path(folder).expanduser()  # config values are not shell-expanded
     if not folder.is_dir():
         raise DataError(f"data folder {folder} does not exist or is not a folder")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

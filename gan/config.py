@@ -37,12 +37,13 @@ class TrainConfig:
     weight_decay: float = 1e-3
     charbonnier_eps: float = 1e-3
     grad_clip: float = 0.0  # max global gradient norm; 0 disables clipping
+    max_bad_steps: int = 10  # consecutive non-finite steps (skipped) before the run stops, in either phase
     device: str = "auto"  # auto = cuda, then mps, then cpu
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
 
     def check(self) -> list[str]:
         problems = []
-        for key in ("epochs", "batch_size"):
+        for key in ("epochs", "batch_size", "max_bad_steps"):
             if getattr(self, key) < 1:
                 problems.append(f"train.{key} must be >= 1, got {getattr(self, key)}")
         if not self.lr > 0:
@@ -79,14 +80,13 @@ class AdvConfig:
     perceptual_criterion: str = "mse"  # mse | l1
     vgg_weights: str = "imagenet"  # imagenet | PATH | random (random: plumbing tests only, not a real loss)
     vgg_download: bool = True  # fetch torchvision's file into $TORCH_HOME when it is missing and the network allows
-    max_bad_steps: int = 10  # consecutive non-finite steps before the run stops
 
     def check(self) -> list[str]:
         problems = []
         if self.gan_type not in ("wgan-gp", "wgan-clip", "lsgan", "vanilla"):
             problems.append(f"adv.gan_type must be wgan-gp, wgan-clip, lsgan or vanilla, got {self.gan_type!r}")
-        if self.n_critic < 1 or self.max_bad_steps < 1:
-            problems.append("adv.n_critic and adv.max_bad_steps must be >= 1")
+        if self.n_critic < 1:
+            problems.append(f"adv.n_critic must be >= 1, got {self.n_critic}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             problems.append(f"adv.betas must be two numbers in [0, 1), got {self.betas}")
         for key in ("lr_g", "lr_d"):

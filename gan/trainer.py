@@ -139,7 +139,7 @@ class Trainer:
     def optimise(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]) -> float:
         """Backward and step, unless the loss or the gradients are not finite: then the step is skipped.
 
-        Returns the gradient norm (nan when skipped). ``adv.max_bad_steps`` skipped steps in a row stop the run
+        Returns the gradient norm (nan when skipped). ``train.max_bad_steps`` skipped steps in a row stop the run
         with ``TrainingDiverged``; checkpoints are only written at epoch ends, so the last one on disk is good.
         """
         parameters = list(parameters)
@@ -155,7 +155,7 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
         self.bad_steps += 1
         self.writer.add_scalar("train/skipped_step", 1.0, self.step)
-        if self.bad_steps >= self.config.adv.max_bad_steps:
+        if self.bad_steps >= self.config.train.max_bad_steps:
             raise TrainingDiverged(
                 f"training diverged: {self.bad_steps} steps in a row with a non-finite loss or gradient at step "
                 f"{self.step}; the last good checkpoint is {self.experiment.checkpoints / 'last.pt'}"

@@ -162,7 +162,7 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path):
     from gan.experiment import plan_experiment
     from gan.trainer import PretrainTrainer
 
-    config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=nan", "adv.max_bad_steps=3"])
+    config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=nan", "train.max_bad_steps=3"])
     trainer = PretrainTrainer(config, plan_experiment(config, "nan"))
     trainer.writer = SummaryWriter(str(tmp_path / "tb"))
     generator, optimizer = trainer.generator, trainer.optimizer
