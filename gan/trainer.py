@@ -101,39 +101,42 @@ class Trainer:
         progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step", disable=not interactive)
         start = time.monotonic()
         start_step = self.step
-        for epoch in range(self.epoch, config.train.epochs):
-            self.epoch = epoch
-            self.train_set.set_epoch(epoch)
-            self.generator.train()
-            running = 0.0
-            for batch in self.train_loader:
-                blur = batch["blur"].to(self.device, non_blocking=True)
-                sharp = batch["sharp"].to(self.device, non_blocking=True)
-                logs = self.train_step(blur, sharp)
-                self.step += 1
-                running += logs["loss"] if math.isfinite(logs["loss"]) else 0.0
-                if self.step % config.log.scalar_every == 0:
-                    for key, value in logs.items():
-                        self.writer.add_scalar(f"train/{key}", value, self.step)
-                progress.update(1)
-                progress.set_postfix(loss=f"{logs['loss']:.4f}")
-            self.epoch = epoch + 1
-            scores = self.scores = self.validate()
-            is_best = scores.psnr > self.best_psnr
-            self.best_psnr = max(self.best_psnr, scores.psnr)
-            self.save("last.pt")
-            if is_best:
-                self.save("best.pt")
-            elapsed = time.monotonic() - start
-            remaining = elapsed / max(1, self.step - start_step) * (self.total_steps - self.step)
-            message = (
-                f"epoch {self.epoch}/{config.train.epochs}  loss {running / len(self.train_loader):.4f}  "
-                f"{self.epoch_summary(scores)}  elapsed {_clock(elapsed)}  ETA {_clock(remaining)}"
-                f"{'  *best' if is_best else ''}"
-            )
-            progress.write(message) if interactive else print(message, flush=True)
-        progress.close()
-        self.writer.close()
+        try:
+            for epoch in range(self.epoch, config.train.epochs):
+                self.epoch = epoch
+                self.train_set.set_epoch(epoch)
+                self.generator.train()
+                running = 0.0
+                for batch in self.train_loader:
+                    blur = batch["blur"].to(self.device, non_blocking=True)
+                    sharp = batch["sharp"].to(self.device, non_blocking=True)
+                    logs = self.train_step(blur, sharp)
+                    self.step += 1
+                    running += logs["loss"] if math.isfinite(logs["loss"]) else 0.0
+                    if self.step % config.log.scalar_every == 0:
+                        for key, value in logs.items():
+                            self.writer.add_scalar(f"train/{key}", value, self.step)
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{logs['loss']:.4f}")
+                self.epoch = epoch + 1
+                scores = self.scores = self.validate()
+                is_best = scores.psnr > self.best_psnr
+                self.best_psnr = max(self.best_psnr, scores.psnr)
+                self.save("last.pt")
+                if is_best:
+                    self.save("best.pt")
+                elapsed = time.monotonic() - start
+                remaining = elapsed / max(1, self.step - start_step) * (self.total_steps - self.step)
+                message = (
+                    f"epoch {self.epoch}/{config.train.epochs}  loss {running / len(self.train_loader):.4f}  "
+                    f"{self.epoch_summary(scores)}  elapsed {_clock(elapsed)}  ETA {_clock(remaining)}"
+                    f"{'  *best' if is_best else ''}"
+                )
+                progress.write(message) if interactive else print(message, flush=True)
+        finally:
+            # Also on divergence or Ctrl-C: the curves that explain a failed run reach the disk.
+            progress.close()
+            self.writer.close()
         return self.scores
 
     def optimise(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]) -> float:
