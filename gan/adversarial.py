@@ -19,7 +19,7 @@ from nets import build_network
 from .checkpoint import generator_from_checkpoint, load_checkpoint
 from .config import Config
 from .errors import ConfigError, ExperimentError
-from .experiment import Experiment
+from .experiment import Experiment, best_checkpoints_newest_first
 from .trainer import Scores, Trainer
 
 
@@ -32,8 +32,7 @@ def find_pretrain_checkpoint(init: str | None, root: str) -> Path:
         if not path.is_file():
             raise ExperimentError(f"pretrain checkpoint {path} does not exist (adv.init={init!r})")
         return path
-    candidates = sorted(Path(root).glob("*/checkpoints/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for candidate in candidates:
+    for candidate in best_checkpoints_newest_first(root):
         if load_checkpoint(candidate).get("phase") == "pretrain":
             return candidate
     raise ExperimentError(

@@ -50,3 +50,8 @@ def plan_experiment(config: Config, default_stem: str, overwrite: bool = False) 
         )
     config.experiment.name = name
     return Experiment(folder, overwrite)
+
+
+def best_checkpoints_newest_first(root: str | Path) -> list[Path]:
+    """Every run's ``checkpoints/best.pt`` under ``root``, the most recently written first."""
+    return sorted(Path(root).glob("*/checkpoints/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)

@@ -13,6 +13,7 @@ from datasets.images import IMAGE_SUFFIXES
 
 from .checkpoint import generator_from_checkpoint, load_checkpoint
 from .errors import ConfigError, ExperimentError
+from .experiment import best_checkpoints_newest_first
 from .tiling import tiled_apply
 
 BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}
@@ -25,7 +26,7 @@ def default_checkpoint(model: str, experiments: Path = Path("experiments")) -> P
     path = WEIGHTS_DIR / BUNDLED_MODELS[model]
     if path.is_file():
         return path
-    local = sorted(experiments.glob("*/checkpoints/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    local = best_checkpoints_newest_first(experiments)
     hint = f"; your newest run is {local[0]}" if local else "; train one with `python train_gan.py --pretrain`"
     raise ExperimentError(
         f"no trained {model} model is bundled with this project yet ({path} is missing): pass --checkpoint{hint}"
