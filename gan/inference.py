@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from datasets.images import IMAGE_SUFFIXES
+from datasets.images import IMAGE_SUFFIXES, list_images
 
 from .checkpoint import generator_from_checkpoint, load_checkpoint
 from .errors import ConfigError, ExperimentError
@@ -113,10 +113,8 @@ def plan_jobs(input_path: Path, output_path: Path) -> list[Job]:
     source_root, target_root = input_path.resolve(), output_path.resolve()
     if target_root == source_root or source_root in target_root.parents:
         raise ExperimentError(f"output folder {output_path} is inside input folder {input_path}; choose another")
-    sources = sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not sources:
-        raise ExperimentError(f"input folder {input_path} contains no images ({', '.join(IMAGE_SUFFIXES)})")
-    return [Job(p, output_path / p.relative_to(input_path), p.relative_to(input_path)) for p in sources]
+    root = input_path.expanduser()  # as list_images reads it
+    return [Job(p, output_path / p.relative_to(root), p.relative_to(root)) for p in list_images(root)]
 
 
 def side_by_side(images: list[torch.Tensor], gap: int = 8) -> torch.Tensor:
