@@ -23,18 +23,20 @@ from .experiment import Experiment, best_checkpoints_newest_first
 from .trainer import Scores, Trainer
 
 
-def find_pretrain_checkpoint(init: str | None, root: str) -> Path:
-    """``init`` as a checkpoint file, or a run folder (its best.pt); without it, the newest pretrain run in root."""
+def find_pretrain_checkpoint(init: str | None, root: str) -> tuple[Path, dict[str, Any]]:
+    """``init`` as a checkpoint file, or a run folder (its best.pt); without it, the newest pretrain run in root.
+    Returns the path and the loaded checkpoint (loaded once: the search already had to read it)."""
     if init:
         path = Path(init)
         if path.is_dir():
             path = path / "checkpoints" / "best.pt"
         if not path.is_file():
             raise ExperimentError(f"pretrain checkpoint {path} does not exist (adv.init={init!r})")
-        return path
+        return path, load_checkpoint(path)
     for candidate in best_checkpoints_newest_first(root):
-        if load_checkpoint(candidate).get("phase") == "pretrain":
-            return candidate
+        state = load_checkpoint(candidate)
+        if state.get("phase") == "pretrain":
+            return candidate, state
     raise ExperimentError(
         f"no pretrain run found under {root}/; run `python train_gan.py --pretrain` first or set adv.init"
     )
@@ -44,8 +46,7 @@ class AdversarialTrainer(Trainer):
     phase = "adv"
 
     def build_generator(self) -> nn.Module:
-        self.init_path = find_pretrain_checkpoint(self.config.adv.init, self.config.experiment.root)
-        state = load_checkpoint(self.init_path)
+        self.init_path, state = find_pretrain_checkpoint(self.config.adv.init, self.config.experiment.root)
         # The generator is the pretrain run's: its architecture comes from the checkpoint, not from this config.
         self.config.model = dict(state["model"])
         self.config.adv.init = str(self.init_path)
@@ -69,10 +70,11 @@ class AdversarialTrainer(Trainer):
         self.adversarial = build_adversarial_loss(adv.gan_type, adv.drift)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=adv.lr_g, betas=tuple(adv.betas))
         self.optimizer_d = torch.optim.Adam(self.critic.parameters(), lr=adv.lr_d, betas=tuple(adv.betas))
-        self.reference_scores = self._score(self.generator.eval())  # the pretrain checkpoint, same images
+        self.reference_scores, _ = self._score(self.generator.eval())  # the pretrain checkpoint, same images
 
     def epoch_summary(self, scores: Scores) -> str:
-        return f"val {scores.describe()}  (pretrain: {self.reference_scores.describe()}; blurry PSNR {self.blurry_scores.psnr:.2f})"
+        reference, blurry = self.reference_scores.describe(), self.blurry_scores.psnr
+        return f"val {scores.describe()}  (pretrain: {reference}; blurry PSNR {blurry:.2f})"
 
     def validate(self) -> Scores:
         scores = super().validate()

@@ -76,7 +76,7 @@ class Trainer:
         self.scores: Scores | None = None
         self.lpips, self.lpips_unavailable = load_lpips(device=self.device)
         self.writer: SummaryWriter | None = None  # opened by fit(): setup writes nothing to disk
-        self.blurry_scores = self._score(lambda blur: blur)
+        self.blurry_scores, _ = self._score(lambda blur: blur)
 
     def build_generator(self) -> nn.Module:
         options = dict(self.config.model)
@@ -168,8 +168,10 @@ class Trainer:
     # -- validation -----------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _score(self, restore) -> Scores:
-        psnrs, ssims, lpipses = [], [], []
+    def _score(self, restore, keep_rows: int = 0) -> tuple[Scores, list[torch.Tensor]]:
+        """Scores of ``restore`` on the validation set, and the first ``keep_rows`` pairs as blurred | restored |
+        sharp rows (kept from the same pass, so logging images costs no second forward)."""
+        psnrs, ssims, lpipses, rows = [], [], [], []
         for batch in self.val_loader:
             blur, sharp = batch["blur"].to(self.device), batch["sharp"].to(self.device)
             restored = restore(blur).clamp(0.0, 1.0)
@@ -177,32 +179,23 @@ class Trainer:
             ssims.append(ssim_per_image(restored, sharp).cpu())
             if self.lpips is not None:
                 lpipses.append(self.lpips(restored, sharp).cpu())
+            if len(rows) < keep_rows:
+                rows += list(torch.cat([blur, restored, sharp], dim=-1).cpu())[: keep_rows - len(rows)]
         lpips = torch.cat(lpipses).mean().item() if lpipses else None
-        return Scores(torch.cat(psnrs).mean().item(), torch.cat(ssims).mean().item(), lpips)
+        return Scores(torch.cat(psnrs).mean().item(), torch.cat(ssims).mean().item(), lpips), rows
 
     @torch.no_grad()
     def validate(self) -> Scores:
         self.generator.eval()
-        scores = self._score(self.generator)
+        scores, rows = self._score(self.generator, keep_rows=self.config.log.val_images)
         for name, value in (("psnr", scores.psnr), ("ssim", scores.ssim), ("lpips", scores.lpips)):
             if value is not None:
                 self.writer.add_scalar(f"val/{name}", value, self.step)
                 self.writer.add_scalar(f"val/{name}_blurry_input", getattr(self.blurry_scores, name), self.step)
-        self._log_images()
+        if rows:  # one row per validation pair: blurred | restored | sharp
+            self.writer.add_image("val/blurred_restored_sharp", torch.cat(rows, dim=-2), self.step)
         self.writer.flush()
         return scores
-
-    @torch.no_grad()
-    def _log_images(self) -> None:
-        """One row per validation pair: blurred | restored | sharp."""
-        count = min(self.config.log.val_images, len(self.val_set))
-        if count == 0:
-            return
-        pairs = [self.val_set[i] for i in range(count)]
-        blur = torch.stack([p["blur"] for p in pairs]).to(self.device)
-        sharp = torch.stack([p["sharp"] for p in pairs]).to(self.device)
-        rows = torch.cat([blur, self.generator(blur).clamp(0, 1), sharp], dim=-1)
-        self.writer.add_image("val/blurred_restored_sharp", torch.cat(list(rows), dim=-2).cpu(), self.step)
 
     # -- checkpoints ----------------------------------------------------------------------------------------
 
