@@ -1,4 +1,4 @@
-"""Physically motivated synthetic blur: convolution in linear light, optional sensor noise."""
+"""Physically motivated synthetic blur: convolution in linear light, optional over-exposure, shot and read noise."""
 
 from __future__ import annotations
 
@@ -15,13 +15,51 @@ def blur_valid(sharp: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     gamma-encoded values darkens highlights' streaks. 'valid' convolution means no pixel depends on an
     invented border, so the pair matches a real exposure everywhere. Works on any device, batched.
     """
-    linear = rgb_to_linear_rgb(sharp)
-    blurred = filter2d(linear, kernels, padding="valid", behaviour="conv")
-    return linear_rgb_to_rgb(blurred.clamp(0.0, 1.0))
+    return synthesize(sharp, kernels)[0]
+
+
+def synthesize(
+    windows: torch.Tensor,
+    kernels: torch.Tensor,
+    gain: torch.Tensor | float = 1.0,
+    poisson_peak: torch.Tensor | float = 0.0,
+    noise_sigma: torch.Tensor | float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of (blurred, sharp) pairs from sRGB windows of size crop + k - 1, on the windows' device.
+
+    In linear light the scene is scaled by ``gain`` (> 1 over-exposes: highlights clip in the sharp target and
+    their blur streaks stay saturated, as in a real long exposure), convolved 'valid', then photon shot noise
+    with ``poisson_peak`` photons at white (0: none) is drawn before the sensor clips to [0, 1]. Gaussian read
+    noise of standard deviation ``noise_sigma`` is added last, in sRGB units. Per-pair values are B-vectors.
+    """
+    batch = windows.shape[0]
+
+    def per_pair(value: torch.Tensor | float) -> torch.Tensor:
+        return torch.as_tensor(value, dtype=windows.dtype, device=windows.device).reshape(-1, 1, 1, 1).expand(batch, 1, 1, 1)
+
+    margin = kernels.shape[-1] // 2
+    linear = rgb_to_linear_rgb(windows)
+    gain = per_pair(gain)
+    if bool((gain != 1).any()):
+        linear = linear * gain
+        sharp = linear_rgb_to_rgb(center_crop(linear, margin).clamp(0.0, 1.0))
+    else:
+        sharp = center_crop(windows, margin)  # exact: no round trip through linear light
+    blurred = filter2d(linear, kernels, padding="valid", behaviour="conv").clamp_min(0.0)
+    peak = per_pair(poisson_peak)
+    if bool((peak > 0).any()):
+        safe_peak = torch.where(peak > 0, peak, torch.ones_like(peak))
+        noisy = torch.poisson(blurred * safe_peak, generator=generator) / safe_peak
+        blurred = torch.where(peak > 0, noisy, blurred)
+    blurred = linear_rgb_to_rgb(blurred.clamp(0.0, 1.0))
+    sigma = per_pair(noise_sigma)
+    if bool((sigma > 0).any()):
+        noise = torch.randn(blurred.shape, generator=generator, dtype=blurred.dtype, device=blurred.device)
+        blurred = (blurred + sigma * noise).clamp(0.0, 1.0)
+    return blurred, sharp
 
 
 def center_crop(images: torch.Tensor, margin: int) -> torch.Tensor:
     """Remove ``margin`` pixels from every side (the sharp counterpart of a 'valid' blur)."""
-    if margin == 0:
-        return images
-    return images[..., margin:-margin, margin:-margin]
+    return images if margin == 0 else images[..., margin:-margin, margin:-margin]

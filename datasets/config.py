@@ -2,40 +2,88 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .kernels import KERNEL_KINDS
+
+SOURCES = ("embedded", "folder", "gopro", "realblur", "paired")
+SYNTHETIC_SOURCES = ("embedded", "folder")
 
 
 @dataclass
 class DataConfig:
-    # "embedded": scikit-image's bundled photos; "folder": every image below sharp_dir. Both are blurred on the fly.
+    # embedded: scikit-image's bundled photos, blurred on the fly; folder: every image below sharp_dir, blurred on
+    # the fly; gopro: GOPRO_Large at root; realblur: RealBlur at root (its list files); paired: root/blur and
+    # root/sharp with matching names, or pairs_file. See the README's Data section for each layout.
     source: str = "embedded"
-    sharp_dir: str | None = None
-    val_sharp_dir: str | None = None  # default: hold out val_fraction of sharp_dir's images (never trained on)
-    val_fraction: float = 0.1
+    root: str | None = None  # gopro, realblur, paired
+    sharp_dir: str | None = None  # folder
+    val_sharp_dir: str | None = None  # folder: default holds out val_fraction of sharp_dir's images
+    pairs_file: str | None = None  # paired: CSV or text list of "blur,sharp" paths (relative to the list file)
+    gopro_blur: str = "blur"  # blur (what published GoPro tables use) | blur_gamma
+    realblur_variant: str = "J"  # J (JPEG, camera-processed) | R (raw)
+    # Validation: whole sequences/scenes/photos are held out, never frames of one sequence on both sides.
+    val_fraction: float = 0.15
     crop_size: int = 96
-    kernel_size: int = 21  # odd; motion paths are 3 .. kernel_size - 3 pixels long
-    noise_sigma: float = 0.0  # per pair, Gaussian noise of standard deviation U(0, noise_sigma) after blurring
-    train_pairs_per_epoch: int = 400
-    val_crop_size: int = 160
+    train_pairs_per_epoch: int = 400  # 0: one pair per training image (pair) per epoch
+    val_crop_size: int = 160  # 0: whole images (paired sources)
     val_crops_per_photo: int = 4
     val_seed: int = 12345
+    # Synthetic blur (embedded and folder sources): kernel kinds and their relative frequencies.
+    kernel_size: int = 21  # odd; blurs reach at most (kernel_size - 3) / 2 pixels from their centre
+    kernels: dict[str, float] = field(
+        default_factory=lambda: {"trajectory": 0.7, "linear": 0.1, "gaussian": 0.1, "defocus": 0.1}
+    )
+    noise_sigma: float = 0.0  # Gaussian read noise, std U(0, noise_sigma) per pair, in sRGB units
+    poisson_peak: float = 0.0  # shot noise: photons at white, log-uniform in [peak, 100 peak] per pair; 0 off
+    saturation: float = 0.0  # linear-light gain U(1, 1 + saturation) per pair: clipped highlights and streaks
+    # Paired augmentation (training only; validation is never augmented).
+    flips: bool = True
+    rot90: bool = True
+    color_jitter: float = 0.0  # e.g. 0.05: brightness/contrast/saturation +-5%, same on blur and sharp
+    # Bad files (unreadable, mismatched sizes, missing partner): fail, or skip them with a counted warning.
+    on_bad: str = "fail"
     num_workers: int = 0
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source in SYNTHETIC_SOURCES
 
     def check(self) -> list[str]:
         problems = []
-        if self.source not in ("embedded", "folder"):
-            problems.append(f"data.source must be 'embedded' or 'folder', got {self.source!r}")
+        if self.source not in SOURCES:
+            problems.append(f"data.source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if self.source == "folder" and not self.sharp_dir:
             problems.append("data.source 'folder' needs data.sharp_dir")
+        if self.source in ("gopro", "realblur") and not self.root:
+            problems.append(f"data.source {self.source!r} needs data.root")
+        if self.source == "paired" and not (self.root or self.pairs_file):
+            problems.append("data.source 'paired' needs data.root (with blur/ and sharp/) or data.pairs_file")
+        if self.gopro_blur not in ("blur", "blur_gamma"):
+            problems.append(f"data.gopro_blur must be blur or blur_gamma, got {self.gopro_blur!r}")
+        if self.realblur_variant not in ("J", "R"):
+            problems.append(f"data.realblur_variant must be J or R, got {self.realblur_variant!r}")
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             problems.append(f"data.kernel_size must be odd and >= 3, got {self.kernel_size}")
-        for key in ("crop_size", "val_crop_size", "val_crops_per_photo", "train_pairs_per_epoch"):
+        unknown = sorted(set(self.kernels) - set(KERNEL_KINDS))
+        if unknown:
+            problems.append(f"data.kernels: unknown kind {unknown[0]!r}; known: {', '.join(KERNEL_KINDS)}")
+        weights = list(self.kernels.values())
+        if not all(isinstance(w, (int, float)) and w >= 0 for w in weights) or not sum(weights) > 0:
+            problems.append(f"data.kernels weights must be numbers >= 0 with a positive sum, got {self.kernels}")
+        for key in ("crop_size", "val_crops_per_photo"):
             if getattr(self, key) < 1:
                 problems.append(f"data.{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("train_pairs_per_epoch", "val_crop_size", "num_workers"):
+            if getattr(self, key) < 0:
+                problems.append(f"data.{key} must be >= 0, got {getattr(self, key)}")
+        if self.synthetic and self.val_crop_size < 1:
+            problems.append("data.val_crop_size must be >= 1 for synthetic sources (whole images need pairs)")
         if not 0 < self.val_fraction < 1:
             problems.append(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.noise_sigma < 0:
-            problems.append(f"data.noise_sigma must be >= 0, got {self.noise_sigma}")
-        if self.num_workers < 0:
-            problems.append(f"data.num_workers must be >= 0, got {self.num_workers}")
+        for key in ("noise_sigma", "poisson_peak", "saturation", "color_jitter"):
+            if getattr(self, key) < 0:
+                problems.append(f"data.{key} must be >= 0, got {getattr(self, key)}")
+        if self.on_bad not in ("fail", "skip"):
+            problems.append(f"data.on_bad must be fail or skip, got {self.on_bad!r}")
         return problems

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
 
+ORIENTATION_TAG = 0x0112  # EXIF
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -47,7 +48,36 @@ def read_image(path: str | Path) -> torch.Tensor:
     return pil_to_tensor(open_image(path), path)
 
 
+def read_array(path: str | Path) -> np.ndarray:
+    """The same image as ``read_image``, as an H x W x 3 float32 array (the layout albumentations expects)."""
+    return pil_to_array(open_image(path), path)
+
+
+def image_size(path: str | Path, verify: bool = False) -> tuple[int, int]:
+    """(width, height) as ``read_image`` will return it (EXIF rotations swap them), from the header alone.
+
+    ``verify`` also checks the file's integrity where the format allows it without decoding (PNG chunk CRCs,
+    which catch truncated files). A DataError names the file if it is not a readable image.
+    """
+    try:
+        if verify:  # PIL's verify must come straight after open, and leaves the image unusable
+            with Image.open(path) as image:
+                image.verify()
+        with Image.open(path) as image:
+            width, height = image.size
+            rotated = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+    if width == 0 or height == 0:
+        raise DataError(f"image {path} is empty (0 pixels)")
+    return (height, width) if rotated else (width, height)
+
+
 def pil_to_tensor(image: Image.Image, path: str | Path = "<image>") -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pil_to_array(image, path).transpose(2, 0, 1)))
+
+
+def pil_to_array(image: Image.Image, path: str | Path = "<image>") -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grayscale: PIL widens to int32 ("I"); keep the full range instead of truncating to 8 bits.
         array = np.asarray(image, dtype=np.float32) / 65535.0
@@ -58,4 +88,4 @@ def pil_to_tensor(image: Image.Image, path: str | Path = "<image>") -> torch.Ten
         array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     if not np.isfinite(array).all():
         raise DataError(f"image {path} contains non-finite values after decoding")
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).clamp_(0.0, 1.0)
+    return np.clip(array, 0.0, 1.0, out=array if array.flags.writeable else None)

@@ -1,39 +1,41 @@
-"""Random motion-blur kernels (a simple camera-shake model; see ``random_motion_kernel``)."""
+"""Blur kernels (PSFs): camera-shake trajectories, linear motion, Gaussian and defocus.
+
+Every kernel is a ``size x size`` float32 tensor, non-negative, summing to 1, and centred on its centre of mass
+so blurring does not shift the image (the sharp target stays aligned with its blurred input). Random kernels are
+pure functions of the ``numpy.random.Generator`` they are given: the same seed gives the same kernel.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+KERNEL_KINDS = ("trajectory", "linear", "gaussian", "defocus", "smooth")
 
-def random_motion_kernel(
-    size: int, rng: np.random.Generator, min_length: float = 3.0, max_length: float | None = None, points: int = 64
-) -> torch.Tensor:
-    """A ``size x size`` kernel, summing to 1, from a smooth random camera path.
+# Boracchi and Foi (2012) sample each trajectory's PSF at these fractions of the exposure time; 1/100 is left out
+# because its PSFs are indistinguishable from a delta at our kernel sizes.
+EXPOSURE_FRACTIONS = (0.1, 0.5, 1.0)
 
-    The path is a random walk of the heading (Gaussian turns, so paths range from straight lines to curves),
-    scaled to a length drawn uniformly in [min_length, max_length] pixels, centred on its centroid so the blur
-    does not shift the image, and splatted bilinearly so sub-pixel positions keep their weight.
-    """
+
+def _check_size(size: int) -> None:
     if size < 3 or size % 2 == 0:
         raise ValueError(f"kernel size must be odd and >= 3, got {size}")
-    max_length = size - 3 if max_length is None else max_length
-    length = rng.uniform(min(min_length, max_length), max_length)
-    headings = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0.0, rng.uniform(0.0, 0.4), points))
-    steps = np.stack([np.cos(headings), np.sin(headings)], axis=1)
-    path = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
-    travelled = np.abs(np.diff(path, axis=0)).sum() or 1.0
-    path *= length / travelled
-    path -= path.mean(axis=0)
-    # Curved paths can reach further from their centroid than straight ones; shrink to stay inside the kernel.
-    reach = np.abs(path).max()
-    if reach > (size - 3) / 2:
-        path *= (size - 3) / 2 / reach
-    return splat(path + (size - 1) / 2, size)
 
 
-def splat(points: np.ndarray, size: int) -> torch.Tensor:
-    """Bilinear splat of equally weighted (x, y) points into a normalised ``size x size`` kernel."""
+def delta_kernel(size: int) -> torch.Tensor:
+    kernel = torch.zeros(size, size)
+    kernel[size // 2, size // 2] = 1.0
+    return kernel
+
+
+def splat(points: np.ndarray, size: int, weights: np.ndarray | None = None) -> torch.Tensor:
+    """Bilinear splat of (x, y) points into a normalised ``size x size`` kernel; sub-pixel positions keep their
+    weight. Points are first moved so their weighted centroid is the kernel centre (no image shift)."""
+    weights = np.ones(len(points)) if weights is None else np.asarray(weights, dtype=np.float64)
+    points = points - (points * weights[:, None]).sum(0) / weights.sum() + (size - 1) / 2
+    points = np.clip(points, 0, size - 1 - 1e-9)
     kernel = np.zeros((size, size), dtype=np.float64)
     x0 = np.floor(points[:, 0]).astype(int)
     y0 = np.floor(points[:, 1]).astype(int)
@@ -41,11 +43,168 @@ def splat(points: np.ndarray, size: int) -> torch.Tensor:
     fy = points[:, 1] - y0
     for dy, wy in ((0, 1 - fy), (1, fy)):
         for dx, wx in ((0, 1 - fx), (1, fx)):
-            np.add.at(kernel, (y0 + dy, x0 + dx), wy * wx)
+            np.add.at(kernel, (np.minimum(y0 + dy, size - 1), np.minimum(x0 + dx, size - 1)), weights * wy * wx)
     return torch.from_numpy(kernel / kernel.sum()).float()
 
 
-def delta_kernel(size: int) -> torch.Tensor:
-    kernel = torch.zeros(size, size)
-    kernel[size // 2, size // 2] = 1.0
-    return kernel
+def _fit_inside(path: np.ndarray, size: int) -> np.ndarray:
+    """Centre a path on its centroid and shrink it if it would reach the kernel's outer ring."""
+    path = path - path.mean(axis=0)
+    reach = np.abs(path).max()
+    limit = (size - 3) / 2
+    return path * (limit / reach) if reach > limit else path
+
+
+# -- camera-shake trajectories (Boracchi and Foi 2012; the model DeblurGAN used) ------------------------------
+
+
+def shake_trajectory(
+    rng: np.random.Generator, length: float, steps: int = 1000, anxiety: float | None = None
+) -> np.ndarray:
+    """A camera-shake trajectory: ``steps`` (x, y) positions of total path length ``length`` pixels.
+
+    An inertial random walk: the velocity keeps its magnitude and is nudged each step by Gaussian jitter and a
+    centripetal pull back towards the start; with small probability an impulsive shake reverses it. The
+    parameters are drawn as in Boracchi and Foi's createTrajectory.m (anxiety ~ 0.1 U(0,1), centripetal ~ 0.7
+    U(0,1), Gaussian term ~ 10 U(0,1), big-shake frequency ~ 0.2 U(0,1)).
+    """
+    anxiety = 0.1 * rng.random() if anxiety is None else anxiety
+    centripetal = 0.7 * rng.random()
+    gaussian_term = 10 * rng.random()
+    big_shake_frequency = 0.2 * rng.random()
+    step_length = length / (steps - 1)
+    direction = np.exp(1j * 2 * np.pi * rng.random())
+    velocity = direction * (anxiety if anxiety > 0 else step_length)
+    # All random numbers are drawn up front (fast, and independent of the branch taken).
+    shakes = rng.random(steps) < big_shake_frequency * anxiety
+    shake_angles = np.pi + (rng.random(steps) - 0.5)
+    jitter = rng.standard_normal(steps) + 1j * rng.standard_normal(steps)
+    positions = np.zeros(steps, dtype=np.complex128)
+    position = 0j
+    for t in range(steps - 1):
+        kick = 2 * velocity * np.exp(1j * shake_angles[t]) if shakes[t] else 0
+        velocity += kick + anxiety * (gaussian_term * jitter[t] - centripetal * position) * step_length
+        magnitude = abs(velocity)
+        velocity = velocity / magnitude * step_length if magnitude > 0 else direction * step_length
+        position += velocity
+        positions[t + 1] = position
+    return np.stack([positions.real, positions.imag], axis=1)
+
+
+def trajectory_kernels(path: np.ndarray, size: int, fractions=EXPOSURE_FRACTIONS) -> list[torch.Tensor]:
+    """The PSFs of one trajectory for exposures ending at each fraction of its duration (Boracchi-Foi's
+    createPSFs): the camera only moves along the first part of the path during a shorter exposure."""
+    path = _fit_inside(path, size)
+    kernels = []
+    for fraction in fractions:
+        count = max(1, int(round(fraction * len(path))))
+        kernels.append(splat(path[:count], size))
+    return kernels
+
+
+def random_trajectory_kernel(
+    size: int, rng: np.random.Generator, min_reach: float = 1.0, fractions=EXPOSURE_FRACTIONS
+) -> torch.Tensor:
+    """A random shake PSF. The walk's shape follows Boracchi-Foi; its scale is set so the full-exposure path
+    reaches a distance uniform in [min_reach, (size - 3) / 2] pixels from its centroid (their fixed path length
+    gives tangled walks of very different extents, while a uniform extent covers every blur size evenly). One
+    exposure fraction is then drawn, so shorter exposures give smaller blurs of the same shake."""
+    _check_size(size)
+    path = shake_trajectory(rng, length=1.0)
+    path = path - path.mean(axis=0)
+    limit = (size - 3) / 2
+    reach = np.abs(path).max() or 1.0
+    path *= rng.uniform(min(min_reach, limit), limit) / reach
+    return trajectory_kernels(path, size, (fractions[int(rng.integers(len(fractions)))],))[0]
+
+
+# -- parametric kernels -----------------------------------------------------------------------------------
+
+
+def linear_kernel(size: int, length: float, angle: float) -> torch.Tensor:
+    """Straight uniform motion of ``length`` pixels at ``angle`` radians (a box blur along a line)."""
+    _check_size(size)
+    length = min(length, size - 3)
+    t = np.linspace(-0.5, 0.5, max(2, int(np.ceil(length * 4))))[:, None]
+    return splat(t * length * np.array([[np.cos(angle), np.sin(angle)]]), size)
+
+
+def gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
+    """An isotropic Gaussian, truncated at the kernel border and renormalised; sigma 0 is a delta."""
+    _check_size(size)
+    if sigma <= 0:
+        return delta_kernel(size)
+    r = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-0.5 * (r / sigma) ** 2)
+    kernel = g[:, None] * g[None, :]
+    return (kernel / kernel.sum()).float()
+
+
+def disk_kernel(size: int, radius: float, supersample: int = 8) -> torch.Tensor:
+    """Defocus: a pillbox of ``radius`` pixels with anti-aliased edges (area coverage by supersampling)."""
+    _check_size(size)
+    radius = min(radius, size // 2 - 0.5)
+    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
+    r = np.arange(size) - size // 2
+    fine = (r[:, None] + offsets[None, :]).reshape(-1)
+    inside = (fine[:, None] ** 2 + fine[None, :] ** 2) <= max(radius, 0.5) ** 2
+    coverage = inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+    return torch.from_numpy(coverage / coverage.sum()).float()
+
+
+def random_motion_kernel(
+    size: int, rng: np.random.Generator, min_length: float = 3.0, max_length: float | None = None, points: int = 64
+) -> torch.Tensor:
+    """"smooth": a smooth random camera path (Gaussian turns of the heading, from straight lines to curves),
+    of length uniform in [min_length, max_length]. Gentler than the Boracchi-Foi trajectories."""
+    _check_size(size)
+    max_length = size - 3 if max_length is None else max_length
+    length = rng.uniform(min(min_length, max_length), max_length)
+    headings = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0.0, rng.uniform(0.0, 0.4), points))
+    steps = np.stack([np.cos(headings), np.sin(headings)], axis=1)
+    path = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+    travelled = np.abs(np.diff(path, axis=0)).sum() or 1.0
+    return splat(_fit_inside(path * length / travelled, size), size)
+
+
+# -- mixtures ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KernelMix:
+    """Draws a kernel of a random kind, with probabilities proportional to ``weights`` (kind -> weight).
+
+    Gaussian sigma is |N(0, 5)| as in the Gaussian-deconvolution seed, truncated (redrawn) to at most a quarter
+    of the kernel size so the cut-off tail stays negligible; linear lengths are uniform in [3, size - 3]; defocus radii uniform in
+    [1, size / 2 - 1].
+    """
+
+    size: int
+    weights: dict[str, float]
+
+    def __post_init__(self) -> None:
+        _check_size(self.size)
+        unknown = sorted(set(self.weights) - set(KERNEL_KINDS))
+        if unknown:
+            raise ValueError(f"unknown kernel kind {unknown[0]!r}; known: {', '.join(KERNEL_KINDS)}")
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError(f"kernel weights must be >= 0 with a positive sum, got {self.weights}")
+        self.kinds = list(self.weights)
+        total = sum(self.weights.values())
+        self.probabilities = np.array([self.weights[k] / total for k in self.kinds])
+
+    def __call__(self, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
+        kind = self.kinds[int(rng.choice(len(self.kinds), p=self.probabilities))]
+        size = self.size
+        if kind == "trajectory":
+            return random_trajectory_kernel(size, rng), kind
+        if kind == "linear":
+            return linear_kernel(size, rng.uniform(min(3, size - 3), size - 3), rng.uniform(0, np.pi)), kind
+        if kind == "gaussian":
+            sigma = abs(rng.normal(0.0, 5.0))
+            while sigma > size / 4:  # redraw rather than clip, so no pile-up at the cap
+                sigma = abs(rng.normal(0.0, 5.0))
+            return gaussian_kernel(size, sigma), kind
+        if kind == "defocus":
+            return disk_kernel(size, rng.uniform(1, max(1.0, size / 2 - 1))), kind
+        return random_motion_kernel(size, rng), kind

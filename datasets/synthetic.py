@@ -1,26 +1,70 @@
-"""Blurred/sharp pairs made on the fly from sharp photos with random motion kernels."""
+"""Blurred/sharp pairs made on the fly from sharp photos, each returned with its kernel."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .blur import blur_valid, center_crop
+from .augment import PairedAugment
+from .blur import synthesize
 from .errors import DataError
-from .kernels import random_motion_kernel
+from .kernels import KernelMix
 
 PhotoSource = Callable[[int], torch.Tensor]
 
 
+@dataclass
+class Degradation:
+    """How a sharp window becomes a blurred observation: a kernel from ``kernels`` plus optional over-exposure,
+    shot noise and read noise, all drawn from the generator it is given (see ``blur.synthesize``)."""
+
+    kernel_size: int = 21
+    kernels: dict[str, float] = field(default_factory=lambda: {"trajectory": 1.0})
+    noise_sigma: float = 0.0
+    poisson_peak: float = 0.0
+    saturation: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.mix = KernelMix(self.kernel_size, dict(self.kernels))
+
+    @property
+    def margin(self) -> int:
+        return self.kernel_size - 1
+
+    def __call__(self, window: torch.Tensor, rng: np.random.Generator) -> dict[str, torch.Tensor | str]:
+        """``window``: 3 x (crop + k - 1)^2 sRGB; returns blur and sharp (3 x crop^2), kernel (k x k), its kind."""
+        kernel, kind = self.mix(rng)
+        gain = 1.0 + self.saturation * rng.random()
+        peak = self.poisson_peak * 10 ** (2 * rng.random()) if self.poisson_peak > 0 else 0.0
+        sigma = self.noise_sigma * rng.random()
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        blurred, sharp = synthesize(window[None], kernel[None], gain, peak, sigma, generator)
+        return {"blur": blurred[0], "sharp": sharp[0], "kernel": kernel, "kind": kind}
+
+
+def _window(photo: torch.Tensor, size: int, rng: np.random.Generator, name: str) -> torch.Tensor:
+    height, width = photo.shape[-2:]
+    if height < size or width < size:
+        raise DataError(
+            f"photo {name} is {width}x{height}, smaller than the crop plus kernel margin ({size}x{size}); "
+            "lower data.crop_size or data.kernel_size"
+        )
+    top = int(rng.integers(height - size + 1))
+    left = int(rng.integers(width - size + 1))
+    return photo[:, top : top + size, left : left + size]
+
+
 class SyntheticBlurPairs(Dataset):
-    """``length`` random pairs per epoch: a random crop of a random photo, flipped/rotated, blurred.
+    """``length`` random pairs per epoch: a random window of a random photo, augmented, then degraded.
 
     Every item is a pure function of (seed, epoch, index): runs are reproducible whatever the number of loader
     workers, and a resumed run can regenerate exactly the pairs it would have seen. Call ``set_epoch`` to draw
-    new pairs each epoch.
+    new pairs each epoch. Augmentation (flips, rotations, colour jitter) is applied to the sharp window before
+    blurring, which moves both images of the pair identically by construction.
     """
 
     def __init__(
@@ -28,19 +72,17 @@ class SyntheticBlurPairs(Dataset):
         photos: Sequence[torch.Tensor] | PhotoSource,
         num_photos: int,
         crop_size: int,
-        kernel_size: int,
         length: int,
-        noise_sigma: float = 0.0,
+        degradation: Degradation,
         seed: int = 0,
-        augment: bool = True,
+        augment: PairedAugment | None = None,
         describe: Callable[[int], str] = str,
     ):
         self.load = photos if callable(photos) else photos.__getitem__
         self.num_photos = num_photos
         self.crop_size = crop_size
-        self.kernel_size = kernel_size
         self.length = length
-        self.noise_sigma = noise_sigma
+        self.degradation = degradation
         self.seed = seed
         self.augment = augment
         self.describe = describe
@@ -52,71 +94,41 @@ class SyntheticBlurPairs(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         photo_index = int(rng.integers(self.num_photos))
-        photo = self.load(photo_index)
-        window = self.crop_size + self.kernel_size - 1
-        height, width = photo.shape[-2:]
-        if height < window or width < window:
-            raise DataError(
-                f"photo {self.describe(photo_index)} is {width}x{height}, smaller than the crop plus kernel margin "
-                f"({window}x{window}); lower data.crop_size or data.kernel_size"
-            )
-        top = int(rng.integers(height - window + 1))
-        left = int(rng.integers(width - window + 1))
-        crop = photo[:, top : top + window, left : left + window]
-        if self.augment:
-            # Augmenting the sharp photo before blurring moves both images of the pair identically by construction.
-            if rng.random() < 0.5:
-                crop = crop.flip(-1)
-            crop = torch.rot90(crop, int(rng.integers(4)), dims=(-2, -1))
-        return make_pair(crop, random_motion_kernel(self.kernel_size, rng), self.noise_sigma * rng.random(), rng)
-
-
-def make_pair(
-    window: torch.Tensor, kernel: torch.Tensor, noise_sigma: float, rng: np.random.Generator
-) -> dict[str, torch.Tensor]:
-    """Blur a (crop + kernel margin) window; the sharp target is its centre, aligned pixel for pixel."""
-    blurred = blur_valid(window[None], kernel[None])[0]
-    if noise_sigma > 0:
-        noise = torch.from_numpy(rng.normal(0.0, noise_sigma, blurred.shape).astype(np.float32))
-        blurred = (blurred + noise).clamp(0.0, 1.0)
-    return {"blur": blurred, "sharp": center_crop(window, kernel.shape[-1] // 2), "kernel": kernel}
+        size = self.crop_size + self.degradation.margin
+        window = _window(self.load(photo_index), size, rng, self.describe(photo_index))
+        if self.augment is not None:
+            array = np.ascontiguousarray(window.permute(1, 2, 0).numpy())
+            array = self.augment(array, seed=int(rng.integers(2**31)))
+            window = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+        return self.degradation(window, rng)
 
 
 class FixedPairs(Dataset):
-    """A validation set made once from seeded crops and kernels: identical on every run, never augmented."""
+    """A validation set made once from seeded windows and degradations: identical on every run, not augmented."""
 
     def __init__(
         self,
         photos: Sequence[torch.Tensor],
         crop_size: int,
-        kernel_size: int,
         crops_per_photo: int,
-        noise_sigma: float = 0.0,
+        degradation: Degradation,
         seed: int = 12345,
         names: Sequence[str] | None = None,
     ):
         names = names or [f"photo {i}" for i in range(len(photos))]
-        window = crop_size + kernel_size - 1
+        size = crop_size + degradation.margin
         rng = np.random.default_rng(seed)
         self.pairs = []
         for photo, name in zip(photos, names):
-            height, width = photo.shape[-2:]
-            if height < window or width < window:
-                raise DataError(
-                    f"validation photo {name} is {width}x{height}, smaller than the validation crop plus kernel "
-                    f"margin ({window}x{window}); lower data.val_crop_size"
-                )
             for _ in range(crops_per_photo):
-                top = int(rng.integers(height - window + 1))
-                left = int(rng.integers(width - window + 1))
-                crop = photo[:, top : top + window, left : left + window]
-                self.pairs.append(make_pair(crop, random_motion_kernel(kernel_size, rng), noise_sigma * rng.random(), rng))
+                window = _window(photo, size, rng, f"{name} (validation)")
+                self.pairs.append({**degradation(window, rng), "name": name})
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         return self.pairs[index]

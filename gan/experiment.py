@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ class Experiment:
     def tensorboard(self) -> Path:
         return self.folder / "tensorboard"
 
-    def start(self, config: Config) -> None:
+    def start(self, config: Config, data_split: dict | None = None) -> None:
         """Create the folder and write the resolved config. Called only once setup has succeeded, so a command
         that fails validation (even with ``--overwrite``) leaves every existing run untouched."""
         try:
@@ -32,6 +33,8 @@ class Experiment:
                 shutil.rmtree(self.folder)
             self.folder.mkdir(parents=True, exist_ok=True)
             save_config(config, self.folder / "config.yaml")
+            if data_split is not None:  # which files (or sequences) trained and which validated
+                (self.folder / "data_split.json").write_text(json.dumps(data_split, indent=1))
         except OSError as error:
             raise ExperimentError(f"cannot write experiment folder {self.folder}: {error.strerror}") from None
 

@@ -53,13 +53,15 @@ class Trainer:
         self.device = pick_device(config.train.device)
         self.generator = self.build_generator().to(self.device)
 
-        self.train_set, self.val_set = build_datasets(config.data, seed=config.experiment.seed)
+        datasets = build_datasets(config.data, seed=config.experiment.seed)
+        self.train_set, self.val_set, self.data_split = datasets.train, datasets.val, datasets.split
         self.train_loader = DataLoader(
             self.train_set,
             batch_size=config.train.batch_size,
-            shuffle=False,  # every item is already a fresh random pair; see SyntheticBlurPairs
+            shuffle=False,  # items are already drawn per (seed, epoch, index); see SyntheticBlurPairs, PairedCrops
             num_workers=config.data.num_workers,
             pin_memory=self.device.type == "cuda",
+            persistent_workers=config.data.num_workers > 0,
             drop_last=True,
         )
         if len(self.train_loader) == 0:
@@ -67,7 +69,14 @@ class Trainer:
                 f"data.train_pairs_per_epoch ({len(self.train_set)}) is smaller than train.batch_size "
                 f"({config.train.batch_size}): an epoch would have no step"
             )
-        self.val_loader = DataLoader(self.val_set, batch_size=config.train.batch_size, shuffle=False)
+        whole_images = not config.data.synthetic and config.data.val_crop_size == 0
+        self.val_loader = DataLoader(
+            self.val_set,
+            batch_size=1 if whole_images else config.train.batch_size,  # whole images differ in size
+            shuffle=False,
+            num_workers=config.data.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
         self.total_steps = config.train.epochs * len(self.train_loader)
         self.step = 0
         self.epoch = 0
@@ -95,7 +104,7 @@ class Trainer:
 
     def fit(self) -> Scores:
         config = self.config
-        self.experiment.start(config)
+        self.experiment.start(config, data_split=self.data_split)
         self.writer = SummaryWriter(str(self.experiment.tensorboard))
         interactive = sys.stderr.isatty()
         progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step", disable=not interactive)
@@ -192,8 +201,11 @@ class Trainer:
             if value is not None:
                 self.writer.add_scalar(f"val/{name}", value, self.step)
                 self.writer.add_scalar(f"val/{name}_blurry_input", getattr(self.blurry_scores, name), self.step)
-        if rows:  # one row per validation pair: blurred | restored | sharp
+        if rows and all(row.shape == rows[0].shape for row in rows):  # one row per pair: blurred | restored | sharp
             self.writer.add_image("val/blurred_restored_sharp", torch.cat(rows, dim=-2), self.step)
+        else:  # whole validation images of different sizes: one image each
+            for index, row in enumerate(rows):
+                self.writer.add_image(f"val/blurred_restored_sharp/{index}", row, self.step)
         self.writer.flush()
         return scores
 

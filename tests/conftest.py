@@ -52,3 +52,57 @@ def photo_folder(tmp_path: Path) -> Path:
         suffix = ".jpg" if index == 4 else ".png"
         Image.fromarray(smooth_photo(rng, 64, 80)).save(folder / f"photo{index}{suffix}", quality=95)
     return folder
+
+
+def save_pair(blur_path: Path, sharp_path: Path, rng: np.random.Generator, height: int = 48, width: int = 64) -> None:
+    """A sharp photo and a blurred partner of the same size, as real files."""
+    sharp = smooth_photo(rng, height, width)
+    blurred = (sharp.astype(np.float32) + np.roll(sharp, 2, axis=1) + np.roll(sharp, 4, axis=1)) / 3
+    for path, image in ((blur_path, blurred.round().astype(np.uint8)), (sharp_path, sharp)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+
+
+@pytest.fixture
+def gopro_tree(tmp_path: Path) -> Path:
+    """GOPRO_Large/{train,test}/<sequence>/{blur,blur_gamma,sharp}/*.png with 6 train and 2 test sequences."""
+    root = tmp_path / "GOPRO_Large"
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 6), ("test", 2)):
+        for sequence in range(count):
+            folder = root / split / f"GOPR{sequence:04d}_11_00"
+            for frame in range(3):
+                name = f"{frame:06d}.png"
+                save_pair(folder / "blur" / name, folder / "sharp" / name, rng)
+                (folder / "blur_gamma").mkdir(exist_ok=True)
+                (folder / "blur_gamma" / name).write_bytes((folder / "blur" / name).read_bytes())
+    return root
+
+
+@pytest.fixture
+def realblur_tree(tmp_path: Path) -> Path:
+    """RealBlur's layout: scene folders with gt/ and blur/, and list files of 'gt_path blur_path' lines."""
+    root = tmp_path / "RealBlur"
+    rng = np.random.default_rng(2)
+    for variant in ("J", "R"):
+        base = f"RealBlur-{variant}_ECC_IMCORR_centroid_itensity_ref"
+        for split, scenes in (("train", range(5)), ("test", range(5, 7))):
+            lines = []
+            for scene in scenes:
+                for frame in (1, 2):
+                    gt, blur = f"{base}/scene{scene:03d}/gt/gt_{frame}.png", f"{base}/scene{scene:03d}/blur/blur_{frame}.png"
+                    save_pair(root / blur, root / gt, rng)
+                    lines.append(f"{gt} {blur}")
+            (root / f"RealBlur_{variant}_{split}_list.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def paired_tree(tmp_path: Path) -> Path:
+    """root/blur and root/sharp with matching names in two sub-folders (two videos)."""
+    root = tmp_path / "paired"
+    rng = np.random.default_rng(3)
+    for video in ("video_a", "video_b", "video_c"):
+        for frame in range(2):
+            save_pair(root / "blur" / video / f"{frame}.png", root / "sharp" / video / f"{frame}.png", rng)
+    return root

@@ -134,3 +134,18 @@ def test_trains_on_a_folder_of_sharp_photos(tmp_path, photo_folder):
     assert result.returncode == 0, result.stderr
     state = load_checkpoint(tmp_path / "experiments" / "folder" / "checkpoints" / "best.pt")
     assert state["config"]["data"]["sharp_dir"] == str(photo_folder)
+
+
+@pytest.mark.parametrize("source", ["gopro", "realblur", "paired"])
+def test_trains_on_real_pair_layouts_by_config_alone(tmp_path, request, source):
+    root = request.getfixturevalue(f"{source}_tree")
+    config = tmp_path / f"{source}.yaml"
+    config.write_text(yaml.safe_dump({"data": {"source": source, "root": str(root), "num_workers": 1}}))
+    result = run_cli("-m", "train_gan", "--pretrain", "--config", str(config), "--name", source, "--set", *TINY,
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "experiments" / source
+    split = yaml.safe_load((folder / "data_split.json").read_text())  # JSON is YAML
+    assert split["source"] == source and split["train"] and split["val"]
+    assert not set(split["train_groups"]) & set(split["val_groups"])
+    assert (folder / "checkpoints" / "best.pt").is_file()

@@ -1,0 +1,198 @@
+"""A fixed, seeded, versioned benchmark: blurred images, their sharp originals and the true kernels.
+
+    python -m datasets.benchmark --out benchmarks/motion-v1                    # camera shake (the default)
+    python -m datasets.benchmark --out benchmarks/gaussian-v1 --kernels gaussian=1
+
+Built from held-out photos that no training set uses: by default the validation photos of
+``photo_manifest.json`` (scikit-image's coffee and chelsea, sporco's kodim23, monarch, sail, tulips), each
+checked against its pinned sha256, with 8 seeded textured 256x256 crops each (a fresh kernel per crop); or any folder with ``--photos``. Every
+method evaluate.py scores (learned or classical) sees exactly these files. Layout::
+
+    benchmark.json          version, seed, kernel mix, noise, and per image: source tile, kernel kind, sha256s
+    blur/NAME.png           8-bit sRGB, 'valid' linear-light blur (no invented border) plus noise
+    sharp/NAME.png          the aligned sharp target
+    kernels/NAME.npy        the true kernel (float32, sums to 1) for the non-blind oracles
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import DataError
+from .images import list_images, read_array
+from .photo_sets import MANIFEST, sha256, source_path, texture
+from .synthetic import Degradation
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Benchmark:
+    """A benchmark folder, checked on load: every listed file present and unchanged."""
+
+    folder: Path
+    meta: dict
+
+    @classmethod
+    def load(cls, folder: str | Path, verify: bool = True) -> "Benchmark":
+        folder = Path(folder)
+        meta_path = folder / "benchmark.json"
+        if not meta_path.is_file():
+            raise DataError(f"{folder} is not a benchmark folder (no benchmark.json); make one with "
+                            "python -m datasets.benchmark --out FOLDER")
+        meta = json.loads(meta_path.read_text())
+        bench = cls(folder, meta)
+        if verify:
+            for item in meta["images"]:
+                for key in ("blur", "sharp"):
+                    path = folder / key / f"{item['name']}.png"
+                    if not path.is_file():
+                        raise DataError(f"benchmark file {path} is missing")
+                    if sha256(path) != item[f"{key}_sha256"]:
+                        raise DataError(f"benchmark file {path} was changed (sha256 differs from benchmark.json)")
+        return bench
+
+    @property
+    def names(self) -> list[str]:
+        return [item["name"] for item in self.meta["images"]]
+
+    def path(self, kind: str, name: str) -> Path:
+        return self.folder / kind / f"{name}.png"
+
+    def kernel(self, name: str) -> np.ndarray:
+        return np.load(self.folder / "kernels" / f"{name}.npy")
+
+
+def benchmark_photos(photos: Path | None) -> list[tuple[str, np.ndarray]]:
+    """(name, H x W x 3 float32) of the source photos: a folder's images, or the manifest's validation photos."""
+    if photos is not None:
+        return [(path.stem, read_array(path)) for path in list_images(photos)]
+    found, missing = [], []
+    for entry in json.loads(MANIFEST.read_text()):
+        if entry["split"] != "val":
+            continue
+        path = source_path(entry)
+        if not path.is_file():
+            missing.append(entry["source"])
+            continue
+        if sha256(path) != entry["sha256"]:
+            raise DataError(f"{path} has changed (sha256 differs from {MANIFEST.name}); the benchmark would not "
+                            "match published ones")
+        found.append((entry["name"], read_array(path)))
+    if missing:
+        names = " ".join(sorted(set(missing)))
+        raise DataError(f"benchmark photos need {names}: pip install --no-deps {names} (or pass --photos FOLDER)")
+    return found
+
+
+def _textured_positions(photo: np.ndarray, size: int, count: int, min_texture: float, rng) -> list[tuple[int, int]]:
+    """Up to ``count`` distinct seeded window positions whose content is not flat (at most 20 draws per window)."""
+    height, width = photo.shape[:2]
+    positions: list[tuple[int, int]] = []
+    for _ in range(20 * count):
+        if len(positions) == count:
+            break
+        top, left = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+        if (top, left) not in positions and texture(photo[top : top + size, left : left + size]) >= min_texture:
+            positions.append((top, left))
+    return positions
+
+
+def write_benchmark(
+    out: Path, photos: list[tuple[str, np.ndarray]], degradation: Degradation, seed: int, tile: int,
+    min_texture: float, version: str, crops_per_photo: int = 8,
+) -> dict:
+    for kind in ("blur", "sharp", "kernels"):
+        (out / kind).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    size = tile + degradation.margin
+    images = []
+    for photo_name, photo in photos:
+        height, width = photo.shape[:2]
+        if height < size or width < size:
+            raise DataError(f"benchmark photo {photo_name} is {width}x{height}, smaller than a tile plus the kernel "
+                            f"margin ({size}x{size}); lower --tile")
+        for top, left in _textured_positions(photo, size, crops_per_photo, min_texture, rng):
+            window = photo[top : top + size, left : left + size]
+            name = f"{photo_name}_{top}_{left}"
+            pair = degradation(torch.from_numpy(np.ascontiguousarray(window.transpose(2, 0, 1))), rng)
+            for kind in ("blur", "sharp"):
+                array = (pair[kind].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+                Image.fromarray(array).save(out / kind / f"{name}.png")
+            np.save(out / "kernels" / f"{name}.npy", pair["kernel"].numpy())
+            images.append({
+                "name": name, "source": photo_name, "top": top, "left": left, "kernel": pair["kind"],
+                "blur_sha256": sha256(out / "blur" / f"{name}.png"),
+                "sharp_sha256": sha256(out / "sharp" / f"{name}.png"),
+            })
+    if not images:
+        raise DataError("no textured tiles were found in the benchmark photos; lower --min-texture or --tile")
+    meta = {
+        "version": version, "format": FORMAT_VERSION, "seed": seed, "tile": tile, "min_texture": min_texture,
+        "crops_per_photo": crops_per_photo,
+        "kernel_size": degradation.kernel_size, "kernels": degradation.kernels,
+        "noise_sigma": degradation.noise_sigma, "poisson_peak": degradation.poisson_peak,
+        "saturation": degradation.saturation, "images": images,
+    }
+    meta["fingerprint"] = hashlib.sha256(json.dumps(images, sort_keys=True).encode()).hexdigest()[:16]
+    (out / "benchmark.json").write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def _kernel_mix(items: list[str]) -> dict[str, float]:
+    mix = {}
+    for item in items:
+        kind, sep, weight = item.partition("=")
+        try:
+            mix[kind] = float(weight) if sep else 1.0
+        except ValueError:
+            raise DataError(f"--kernels {item!r}: the weight must be a number (kind=weight)") from None
+    return mix
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m datasets.benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="benchmark folder to write (must not exist)")
+    parser.add_argument("--photos", type=Path, help="folder of sharp held-out photos (default: the manifest's)")
+    parser.add_argument("--kernels", nargs="+", default=["trajectory=1"], help="kind=weight ... (default trajectory=1)")
+    parser.add_argument("--kernel-size", type=int, default=21)
+    parser.add_argument("--noise-sigma", type=float, default=0.01, help="read noise std U(0, this) (default 0.01)")
+    parser.add_argument("--tile", type=int, default=256, help="image side (default 256)")
+    parser.add_argument("--crops-per-photo", type=int, default=8, help="seeded textured crops per photo (default 8)")
+    parser.add_argument("--min-texture", type=float, default=0.006)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--version", help="a name recorded in benchmark.json (default: the folder name)")
+    args = parser.parse_args(argv)
+    if args.out.exists():
+        print(f"error: {args.out} already exists; a benchmark is never rewritten in place (choose a new name)",
+              file=sys.stderr)
+        return 2
+    staging = args.out.with_name(args.out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        degradation = Degradation(args.kernel_size, _kernel_mix(args.kernels), noise_sigma=args.noise_sigma)
+        meta = write_benchmark(staging, benchmark_photos(args.photos), degradation, args.seed, args.tile,
+                               args.min_texture, args.version or args.out.name, args.crops_per_photo)
+    except (DataError, ValueError) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    staging.rename(args.out)
+    kinds = sorted({item["kernel"] for item in meta["images"]})
+    print(f"wrote benchmark {meta['version']} ({meta['fingerprint']}): {len(meta['images'])} images of "
+          f"{args.tile}x{args.tile}, kernels {', '.join(kinds)}, to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

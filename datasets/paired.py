@@ -1,0 +1,232 @@
+"""Real blurred/sharp pairs: GoPro, RealBlur, and generic paired folders or lists.
+
+Each layout is turned into a list of ``Pair``s carrying a *group* (GoPro sequence, RealBlur scene, sub-folder):
+validation holds out whole groups, because neighbouring frames of one sequence are near-identical and would leak.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .augment import PairedAugment
+from .errors import DataError
+from .images import IMAGE_SUFFIXES, image_size, read_array
+
+
+@dataclass(frozen=True)
+class Pair:
+    blur: Path
+    sharp: Path
+    group: str
+
+
+def _folder(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DataError(f"{what} {path} does not exist or is not a folder")
+    return path
+
+
+def _images_by_name(folder: Path) -> dict[str, Path]:
+    return {
+        str(p.relative_to(folder)): p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    }
+
+
+def match_folders(blur_dir: Path, sharp_dir: Path, group_of) -> tuple[list[Pair], list[str]]:
+    """Pairs of files with the same relative path in both folders; a file with no partner is a problem."""
+    blurs, sharps = _images_by_name(blur_dir), _images_by_name(sharp_dir)
+    problems = [f"{blurs[n]} has no partner in {sharp_dir}" for n in sorted(set(blurs) - set(sharps))]
+    problems += [f"{sharps[n]} has no partner in {blur_dir}" for n in sorted(set(sharps) - set(blurs))]
+    pairs = [Pair(blurs[n], sharps[n], group_of(n)) for n in sorted(set(blurs) & set(sharps))]
+    return pairs, problems
+
+
+def gopro_pairs(root: str | Path, split: str, blur_folder: str = "blur") -> tuple[list[Pair], list[str]]:
+    """``GOPRO_Large/{train,test}/<sequence>/{blur,blur_gamma,sharp}/*.png``; the group is the sequence."""
+    base = _folder(Path(root).expanduser() / split, f"GoPro {split} folder")
+    sequences = sorted(d for d in base.iterdir() if d.is_dir())
+    if not sequences:
+        raise DataError(f"GoPro {split} folder {base} has no sequence folders (<sequence>/{blur_folder}, <sequence>/sharp)")
+    pairs, problems = [], []
+    for sequence in sequences:
+        blur_dir, sharp_dir = sequence / blur_folder, sequence / "sharp"
+        if not blur_dir.is_dir() or not sharp_dir.is_dir():
+            problems.append(f"GoPro sequence {sequence} lacks {blur_folder}/ or sharp/")
+            continue
+        found, missing = match_folders(blur_dir, sharp_dir, lambda name, s=sequence.name: s)
+        pairs += found
+        problems += missing
+    return pairs, problems
+
+
+def realblur_pairs(root: str | Path, variant: str, split: str) -> tuple[list[Pair], list[str]]:
+    """RealBlur's ``RealBlur_{J,R}_{train,test}_list.txt``: lines of "sharp_path blur_path" relative to ``root``
+    (ground truth first, as the dataset ships them); the group is the scene folder."""
+    root = Path(root).expanduser()
+    listing = root / f"RealBlur_{variant}_{split}_list.txt"
+    if not listing.is_file():
+        raise DataError(f"RealBlur list file {listing} does not exist (data.root must hold the RealBlur_*_list.txt files)")
+    pairs, problems = [], []
+    for number, line in enumerate(listing.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 2:
+            problems.append(f"{listing}:{number}: expected 'sharp_path blur_path', got {line.strip()!r}")
+            continue
+        sharp, blur = root / fields[0], root / fields[1]
+        pairs.append(Pair(blur, sharp, group=str(Path(fields[0]).parent.parent)))
+    return _existing(pairs, problems)
+
+
+def list_file_pairs(path: str | Path) -> tuple[list[Pair], list[str]]:
+    """A CSV or whitespace-separated text file of "blur, sharp" paths, relative to the list file's folder.
+    A first line naming the columns (blur, sharp) is skipped. The group is the blurred image's folder."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"pairs file {path} does not exist")
+    pairs, problems = [], []
+    lines = path.read_text().splitlines()
+    rows = csv.reader(lines) if "," in "".join(lines[:5]) else (line.split() for line in lines)
+    for number, row in enumerate(rows, 1):
+        row = [field.strip() for field in row if field.strip()]
+        if not row or (number == 1 and [f.lower() for f in row[:2]] == ["blur", "sharp"]):
+            continue
+        if len(row) != 2:
+            problems.append(f"{path}:{number}: expected two paths (blur, sharp), got {len(row)} fields")
+            continue
+        blur, sharp = path.parent / row[0], path.parent / row[1]
+        pairs.append(Pair(blur, sharp, group=str(Path(row[0]).parent)))
+    if not pairs and not problems:
+        raise DataError(f"pairs file {path} lists no pairs")
+    return _existing(pairs, problems)
+
+
+def paired_folder_pairs(root: str | Path) -> tuple[list[Pair], list[str]]:
+    """``root/blur`` and ``root/sharp`` with the same relative file names. With sub-folders (e.g. one per video)
+    each is a group; in a flat folder every pair is its own group."""
+    root = Path(root).expanduser()
+    blur_dir = _folder(root / "blur", "paired data folder")
+    sharp_dir = _folder(root / "sharp", "paired data folder")
+    return match_folders(blur_dir, sharp_dir, lambda name: str(Path(name).parent))
+
+
+def _existing(pairs: list[Pair], problems: list[str]) -> tuple[list[Pair], list[str]]:
+    kept = []
+    for pair in pairs:
+        missing = [str(p) for p in (pair.blur, pair.sharp) if not p.is_file()]
+        if missing:
+            problems.append(f"listed file {missing[0]} does not exist")
+        else:
+            kept.append(pair)
+    return kept, problems
+
+
+def split_by_group(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Hold out ``val_fraction`` of the groups (at least one, never all), chosen by ``seed``. A single group
+    (a flat folder) is split by pair instead."""
+    groups = sorted({pair.group for pair in pairs})
+    key = (lambda pair: pair.group) if len(groups) > 1 else (lambda pair: str(pair.blur))
+    names = groups if len(groups) > 1 else sorted(str(pair.blur) for pair in pairs)
+    if len(names) < 2:
+        raise DataError(f"{len(pairs)} pair(s) cannot be split into training and validation; add more pairs")
+    order = np.random.default_rng(seed).permutation(len(names))
+    num_val = min(len(names) - 1, max(1, round(val_fraction * len(names))))
+    held_out = {names[i] for i in order[:num_val]}
+    return [p for p in pairs if key(p) not in held_out], [p for p in pairs if key(p) in held_out]
+
+
+def check_pairs(pairs: list[Pair]) -> tuple[list[Pair], list[str]]:
+    """Header checks of every pair, before training: both files readable (PNG integrity verified) and of equal
+    size once EXIF orientation is applied. Returns the good pairs and one message per bad one."""
+    good, problems = [], []
+    for pair in pairs:
+        try:
+            blur_size = image_size(pair.blur, verify=True)
+            sharp_size = image_size(pair.sharp, verify=True)
+        except DataError as error:
+            problems.append(str(error))
+            continue
+        if blur_size != sharp_size:
+            problems.append(
+                f"pair sizes differ: {pair.blur} is {blur_size[0]}x{blur_size[1]}, "
+                f"{pair.sharp} is {sharp_size[0]}x{sharp_size[1]}"
+            )
+            continue
+        good.append(pair)
+    return good, problems
+
+
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+class PairedCrops(Dataset):
+    """Training crops of real pairs: ``length`` items per epoch walking a seeded per-epoch permutation of the
+    pairs, each cropped and augmented identically on both sides. Items are pure functions of (seed, epoch, index).
+    Images smaller than the crop are reflect-padded, the same way on both sides."""
+
+    def __init__(self, pairs: list[Pair], length: int, augment: PairedAugment, seed: int = 0):
+        if not pairs:
+            raise DataError("no training pairs are left")
+        self.pairs = pairs
+        self.length = length or len(pairs)
+        self.augment = augment
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pairs))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        pair = self.pairs[self.order[index % len(self.pairs)]]
+        blur, sharp = read_array(pair.blur), read_array(pair.sharp)
+        if blur.shape != sharp.shape:  # headers were checked; this catches files changed since
+            raise DataError(f"pair sizes differ: {pair.blur} {blur.shape[:2]} vs {pair.sharp} {sharp.shape[:2]}")
+        seed = int(np.random.default_rng([self.seed, self.epoch, index]).integers(2**31))
+        blur, sharp = self.augment(blur, sharp, seed=seed)
+        return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp), "name": str(pair.blur)}
+
+
+class PairedValidation(Dataset):
+    """Fixed validation crops (seeded positions, no augmentation) or whole images when ``crop_size`` is 0."""
+
+    def __init__(self, pairs: list[Pair], crop_size: int, crops_per_pair: int, seed: int = 12345):
+        if not pairs:
+            raise DataError("no validation pairs are left")
+        self.items = [(pair, crop) for pair in pairs for crop in range(crops_per_pair if crop_size else 1)]
+        self.crop = PairedAugment(crop_size, flips=False, rot90=False) if crop_size else None
+        self.seed = seed
+        self._read = lru_cache(maxsize=2)(lambda path: read_array(path))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        pair, crop = self.items[index]
+        blur, sharp = self._read(pair.blur), self._read(pair.sharp)
+        if self.crop is not None:
+            blur, sharp = self.crop(blur, sharp, seed=self.seed + index)
+        return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp), "name": str(pair.blur)}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_read")  # lru_cache wrappers do not pickle; each worker builds its own
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._read = lru_cache(maxsize=2)(lambda path: read_array(path))

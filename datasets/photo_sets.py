@@ -1,0 +1,151 @@
+"""Build the installable sharp-photo sets: ``python -m datasets.photo_sets --out data/photos``.
+
+Training photos come from Debian wallpaper packages (real photographs, many megapixels), validation photos from
+pip packages (scikit-image, sporco), so the two never overlap. Every source file is checked against the sha256
+pinned in ``photo_manifest.json`` (Debian releases change files; a changed file changes every result). JPEG
+sources are downscaled by 2, which averages away JPEG blocking and sensor noise so the "sharp" targets really are
+sharp; lossless PNG sources are kept at full size. Photos are cut into square tiles and flat tiles (sky, fog,
+out-of-focus background, whose pairs teach nothing about deblurring) are dropped. The output folder gets
+``train/``, ``val/`` and a ``manifest.json`` of what was used, dropped and why; train with
+``configs/photos.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import DataError
+from .images import open_image
+
+MANIFEST = Path(__file__).with_name("photo_manifest.json")
+INSTALL_HINTS = {
+    "debian": "apt-get update && apt-get install -y --no-install-recommends {source}",
+    "pip": "pip install --no-deps {source}",
+}
+
+
+def texture(tile: np.ndarray) -> float:
+    """Mean absolute luminance gradient in [0, 1] units per pixel: near 0 for flat regions."""
+    luminance = tile[..., :3] @ np.array([0.299, 0.587, 0.114])
+    return float((np.abs(np.diff(luminance, axis=0)).mean() + np.abs(np.diff(luminance, axis=1)).mean()) / 2)
+
+
+def source_path(entry: dict) -> Path:
+    """Where an entry's file lives: an absolute path for Debian packages, package-relative for pip packages."""
+    if entry["kind"] == "debian":
+        return Path(entry["path"])
+    spec = importlib.util.find_spec(entry["source"].replace("-", "_").replace("scikit_image", "skimage"))
+    if spec is None or spec.origin is None:
+        return Path(f"<{entry['source']} is not installed>") / entry["path"]
+    return Path(spec.origin).parent / entry["path"]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tiles_of(image: np.ndarray, size: int) -> list[tuple[int, int, np.ndarray]]:
+    """Non-overlapping ``size`` tiles, centred so the unused border is split evenly."""
+    height, width = image.shape[:2]
+    top0, left0 = (height % size) // 2, (width % size) // 2
+    return [
+        (top, left, image[top : top + size, left : left + size])
+        for top in range(top0, height - size + 1, size)
+        for left in range(left0, width - size + 1, size)
+    ]
+
+
+def build_photo_sets(
+    out: Path, tile: int, min_texture: float, check_hashes: bool = True, manifest: Path = MANIFEST
+) -> dict:
+    try:
+        entries = json.loads(Path(manifest).read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read photo manifest {manifest}: {error}") from None
+    record = {"tile": tile, "min_texture": min_texture, "sources": [], "missing": [], "tiles": {"train": [], "val": []},
+              "dropped_flat": []}
+    missing_packages: dict[str, str] = {}
+    for entry in entries:
+        path = source_path(entry)
+        if not path.is_file():
+            missing_packages[entry["source"]] = INSTALL_HINTS[entry["kind"]].format(source=entry["source"])
+            record["missing"].append(str(path))
+            continue
+        digest = sha256(path)
+        if check_hashes and digest != entry["sha256"]:
+            raise DataError(
+                f"{path} has sha256 {digest}, expected {entry['sha256']} (a different {entry['source']} release?); "
+                "pass --no-hash-check to accept it, knowing results will not match published ones"
+            )
+        image = open_image(path).convert("RGB")
+        factor = 2 if path.suffix.lower() in (".jpg", ".jpeg") else 1
+        if factor > 1:
+            image = image.reduce(factor)  # box filter: averages JPEG blocks and noise away
+        array = np.asarray(image)
+        record["sources"].append({**entry, "file": str(path), "downscale": factor, "size": list(image.size)})
+        split_dir = out / entry["split"]
+        split_dir.mkdir(parents=True, exist_ok=True)
+        for top, left, crop in tiles_of(array, tile):
+            name = f"{entry['name']}_{top}_{left}.png"
+            score = texture(crop.astype(np.float32) / 255)
+            if score < min_texture:
+                record["dropped_flat"].append({"name": name, "texture": round(score, 5)})
+                continue
+            Image.fromarray(crop).save(split_dir / name)
+            record["tiles"][entry["split"]].append({"name": name, "texture": round(score, 5)})
+    for source, hint in missing_packages.items():
+        print(f"warning: {source} is not installed, its photos are left out; install it with: {hint}", file=sys.stderr)
+    for split in ("train", "val"):
+        if not record["tiles"][split]:
+            raise DataError(f"no {split} photos were found; install: " + "; ".join(missing_packages.values()))
+    (out / "manifest.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m datasets.photo_sets", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("data/photos"), help="output folder (default data/photos)")
+    parser.add_argument("--tile", type=int, default=256, help="square tile side in pixels (default 256)")
+    parser.add_argument("--min-texture", type=float, default=0.006,
+                        help="drop tiles whose mean luminance gradient is below this (default 0.006)")
+    parser.add_argument("--manifest", type=Path, default=MANIFEST,
+                        help="JSON list of pinned source photos (default: the bundled one); use your own to pin "
+                        "your own collection")
+    parser.add_argument("--no-hash-check", action="store_true", help="accept source files whose sha256 changed")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    args = parser.parse_args(argv)
+    if args.tile < 32:
+        print(f"error: --tile must be >= 32, got {args.tile}", file=sys.stderr)
+        return 2
+    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
+        print(f"error: {args.out} already exists and is not empty; pass --overwrite to rebuild it", file=sys.stderr)
+        return 2
+    staging = args.out.with_name(args.out.name + ".partial")
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)
+        record = build_photo_sets(staging, args.tile, args.min_texture, not args.no_hash_check, args.manifest)
+    except DataError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    staging.rename(args.out)  # the old set is replaced only once the new one is complete
+    counts = {split: len(tiles) for split, tiles in record["tiles"].items()}
+    print(f"wrote {counts['train']} training and {counts['val']} validation tiles of {args.tile}x{args.tile} to "
+          f"{args.out} from {len(record['sources'])} photos ({len(record['dropped_flat'])} flat tiles dropped)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The photo-set builder, on a manifest of files the test makes (real JPEG/PNG files, real subprocess)."""
+
+import hashlib
+import json
+
+import numpy as np
+from PIL import Image
+
+from conftest import run_cli, smooth_photo
+
+
+def make_manifest(tmp_path, flat_side=True):
+    rng = np.random.default_rng(0)
+    photo = smooth_photo(rng, 128, 256)
+    if flat_side:
+        photo[:, 128:] = 90  # the right half is flat: its tiles must be dropped
+    jpeg = tmp_path / "source" / "wallpaper.jpg"
+    jpeg.parent.mkdir()
+    Image.fromarray(photo).save(jpeg, quality=95)
+    entries = [
+        {"name": "wall", "source": "some-wallpapers", "kind": "debian", "path": str(jpeg), "split": "train",
+         "sha256": hashlib.sha256(jpeg.read_bytes()).hexdigest()},
+        {"name": "gone", "source": "not-installed-wallpapers", "kind": "debian", "path": str(tmp_path / "no.jpg"),
+         "split": "train", "sha256": "0" * 64},
+    ]
+    import skimage
+
+    coffee = f"{skimage.__path__[0]}/data/coffee.png"
+    entries.append({"name": "coffee", "source": "scikit-image", "kind": "pip", "path": "data/coffee.png",
+                    "split": "val", "sha256": hashlib.sha256(open(coffee, "rb").read()).hexdigest()})
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(entries))
+    return manifest, entries
+
+
+def test_builds_downscaled_textured_tiles_and_names_missing_packages(tmp_path):
+    manifest, _ = make_manifest(tmp_path)
+    out = tmp_path / "photos"
+    result = run_cli("-m", "datasets.photo_sets", "--out", str(out), "--tile", "32", "--manifest", str(manifest),
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "not-installed-wallpapers is not installed" in result.stderr and "apt-get install" in result.stderr
+    record = json.loads((out / "manifest.json").read_text())
+    # 256x128 JPEG downscaled by 2 -> 128x64 -> 4x2 tiles of 32, the flat right half dropped.
+    train = sorted(p.name for p in (out / "train").iterdir())
+    assert len(train) == 4 and all(int(name.split("_")[2][:-4]) < 64 for name in train)
+    assert sum(1 for d in record["dropped_flat"] if d["name"].startswith("wall_")) == 4
+    assert all(Image.open(p).size == (32, 32) for p in (out / "train").iterdir())
+    # coffee.png (600x400, lossless) is tiled at full size.
+    assert len(list((out / "val").iterdir())) == (600 // 32) * (400 // 32) - sum(
+        1 for d in record["dropped_flat"] if d["name"].startswith("coffee")
+    )
+
+
+def test_a_changed_source_file_is_named_and_nothing_is_written(tmp_path):
+    manifest, entries = make_manifest(tmp_path)
+    entries[0]["sha256"] = "f" * 64
+    manifest.write_text(json.dumps(entries))
+    out = tmp_path / "photos"
+    result = run_cli("-m", "datasets.photo_sets", "--out", str(out), "--manifest", str(manifest), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "wallpaper.jpg has sha256" in result.stderr and "--no-hash-check" in result.stderr
+    assert not out.exists() and not (tmp_path / "photos.partial").exists()
+
+
+def test_an_existing_set_is_kept_unless_overwrite(tmp_path):
+    manifest, _ = make_manifest(tmp_path)
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    result = run_cli("-m", "datasets.photo_sets", "--out", str(out), "--manifest", str(manifest), cwd=tmp_path)
+    assert result.returncode == 2 and "already exists" in result.stderr
+    assert (out / "mine.txt").read_text() == "keep me"
