@@ -106,3 +106,19 @@ def paired_tree(tmp_path: Path) -> Path:
         for frame in range(2):
             save_pair(root / "blur" / video / f"{frame}.png", root / "sharp" / video / f"{frame}.png", rng)
     return root
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """A real checkpoint file of a width-4 LightUNet whose head is not the identity (so it changes images)."""
+    import torch
+
+    from gan.checkpoint import save_checkpoint
+    from nets import build_network
+
+    torch.manual_seed(0)
+    model = build_network("light_unet", start_filters=4)
+    torch.nn.init.normal_(model.head.weight, std=0.01)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint({"model": {"name": "light_unet", "start_filters": 4}, "generator": model.state_dict()}, path)
+    return path

@@ -119,16 +119,6 @@ def test_formats_that_cannot_keep_alpha_or_16_bits_say_so(tmp_path):
 # -- infer.py end to end ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = build_network("light_unet", start_filters=4)
-    torch.nn.init.normal_(model.head.weight, std=0.01)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint({"model": {"name": "light_unet", "start_filters": 4}, "generator": model.state_dict()}, path)
-    return path
-
-
 @pytest.fixture
 def photos(tmp_path) -> Path:
     folder = tmp_path / "photos"

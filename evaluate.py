@@ -1,0 +1,186 @@
+"""Score deblurring methods with stated conventions: PSNR, SSIM, LPIPS and runtime, next to the blurred input.
+
+    python evaluate.py --benchmark benchmarks/motion-v1 --methods wiener rl blind-rl --out evaluations/motion-v1
+    python evaluate.py --benchmark benchmarks/motion-v1 --methods model --checkpoint RUN/checkpoints/best.pt
+    python evaluate.py --data gopro --root GOPRO_Large --methods model --checkpoint best.pt   # official test split
+    python evaluate.py --restored my_outputs/ --sharp sharp/ --blurred blurred/ --label my-method
+    python evaluate.py --compare evaluations/motion-v1            # one Markdown table of every run in there
+
+Each method's run folder gets per_image.csv, summary.json, table.md, psnr_hist.png and best/worst side-by-side
+PNGs (blurred | restored | sharp); every run also scores the blurred input itself (the baseline row).
+Methods: wiener and rl (non-blind, given the benchmark's true kernel: the oracle), blind-rl (RL with a fixed
+Gaussian guess), cnn-rl (a CNN estimates the Gaussian sigma, then RL), model (a checkpoint from train_gan.py,
+tiled so any size works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gan.errors import USER_ERRORS
+
+METHODS = ("wiener", "rl", "blind-rl", "cnn-rl", "model")
+SIGMA_CNN = Path(__file__).resolve().parent / "weights" / "sigma_cnn.pt"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_argument_group("what to score (one of)")
+    source.add_argument("--benchmark", type=Path, help="a folder written by python -m datasets.benchmark")
+    source.add_argument("--data", choices=("gopro", "realblur-J", "realblur-R", "paired"),
+                        help="a real dataset's test split (gopro, realblur-*) or a paired folder, with --root")
+    source.add_argument("--root", type=Path, help="the dataset folder for --data")
+    source.add_argument("--restored", type=Path, help="a folder of restorations made elsewhere (with --sharp)")
+    source.add_argument("--sharp", type=Path, help="the sharp counterparts of --restored (same relative names)")
+    source.add_argument("--blurred", type=Path, help="optional: the blurred inputs of --restored, for the baseline row")
+    source.add_argument("--compare", type=Path, nargs="+", metavar="RUN", help="print one table of earlier runs")
+    parser.add_argument("--methods", nargs="+", default=["model"], help=f"any of: {', '.join(METHODS)}")
+    parser.add_argument("--checkpoint", type=Path, help="model: a train_gan.py checkpoint (default: bundled pretrain)")
+    parser.add_argument("--model", choices=("pretrain", "gan"), default="pretrain", help="model: which bundled model")
+    parser.add_argument("--label", help="the row name of a single method (default: the method, or the run's name)")
+    parser.add_argument("--out", type=Path, help="output folder (default evaluations/<benchmark or data name>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same label")
+    parser.add_argument("--save-images", action="store_true", help="also write every restoration as PNG")
+    parser.add_argument("--wiener-balance", type=float, default=0.01, help="wiener: noise-to-signal (default 0.01)")
+    parser.add_argument("--rl-iterations", type=int, default=30, help="rl, blind-rl, cnn-rl: iterations (default 30)")
+    parser.add_argument("--blind-sigma", type=float, default=2.0, help="blind-rl: the guessed Gaussian sigma (default 2)")
+    parser.add_argument("--sigma-cnn", type=Path, default=SIGMA_CNN, help="cnn-rl: weights (default weights/sigma_cnn.pt)")
+    parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS entirely")
+    parser.add_argument("--device", default="auto", help="model: auto, cpu, cuda[:N] or mps")
+    parser.add_argument("--tile", type=int, default=512, help="model: tile size (0 = whole image)")
+    parser.add_argument("--overlap", type=int, default=64, help="model: tile overlap")
+    args = parser.parse_args(argv)
+    chosen = [bool(args.benchmark), bool(args.data), bool(args.restored), bool(args.compare)]
+    if sum(chosen) != 1:
+        parser.error("choose exactly one of --benchmark, --data (with --root), --restored (with --sharp), --compare")
+    if args.data and not args.root:
+        parser.error("--data needs --root")
+    if args.restored and not args.sharp:
+        parser.error("--restored needs --sharp")
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    if args.label and len(args.methods) > 1 and not args.restored:
+        parser.error("--label names a single method; drop it or evaluate one method at a time")
+    return args
+
+
+def build_method(name: str, args: argparse.Namespace, kernel_size: int):
+    """(label, function (blurred, kernel) -> restored, needs the true kernel, device name)."""
+    import numpy as np
+
+    from baselines import classical
+
+    if name == "wiener":
+        return (f"wiener (oracle kernel, balance {args.wiener_balance:g})",
+                lambda blurred, kernel: classical.wiener(blurred, kernel, args.wiener_balance), True, "cpu")
+    if name == "rl":
+        return (f"rl (oracle kernel, {args.rl_iterations} it)",
+                lambda blurred, kernel: classical.richardson_lucy(blurred, kernel, args.rl_iterations), True, "cpu")
+    if name == "blind-rl":
+        return (f"blind-rl (Gaussian sigma {args.blind_sigma:g}, {args.rl_iterations} it)",
+                lambda blurred, kernel: classical.blind_richardson_lucy(
+                    blurred, args.blind_sigma, kernel_size, args.rl_iterations), False, "cpu")
+    if name == "cnn-rl":
+        from baselines.sigma_cnn import CnnRL, load
+
+        if not args.sigma_cnn.is_file():
+            raise FileNotFoundError(f"sigma-CNN weights {args.sigma_cnn} are missing; train them with "
+                                    f"python -m baselines.sigma_cnn --out {args.sigma_cnn}")
+        method = CnnRL(load(args.sigma_cnn), kernel_size, args.rl_iterations)
+        return f"cnn-rl ({args.rl_iterations} it)", lambda blurred, kernel: method(blurred), False, "cpu"
+    import torch
+
+    from gan.device import pick_device
+    from gan.inference import Restorer, default_checkpoint, load_generator
+
+    device = pick_device(args.device)
+    checkpoint = args.checkpoint or default_checkpoint(args.model)
+    restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap)
+    run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
+    label = f"model {run}/{checkpoint.name}" if checkpoint.parent.name == "checkpoints" else f"model {run}"
+
+    def deblur(blurred: np.ndarray, kernel) -> np.ndarray:
+        image = torch.from_numpy(np.ascontiguousarray(blurred.transpose(2, 0, 1)))
+        return restore(image).numpy().transpose(1, 2, 0)
+
+    return label, deblur, False, str(device)
+
+
+def safe_folder_name(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from datasets.errors import DataError
+    from gan.evaluation import Evaluation, Scorer, markdown_table
+
+    try:
+        if args.compare:
+            from gan.evaluation import load_summaries
+
+            print(markdown_table(load_summaries(args.compare)))
+            return 0
+        items, dataset, kernel_size, default_out = collect_items(args)
+        out_root = args.out or Path("evaluations") / default_out
+        plans = []
+        for name in args.methods if not args.restored else ["restored"]:
+            if args.restored:
+                label, method, needs_kernel, device = args.label or args.restored.name, None, False, "n/a"
+            else:
+                label, method, needs_kernel, device = build_method(name, args, kernel_size)
+                label = args.label or label
+            short = label if args.label or args.restored else (name if name != "model" else label.replace(" ", "-"))
+            folder = out_root / safe_folder_name(short)
+            if folder.exists() and any(folder.iterdir()) and not args.overwrite:
+                raise DataError(f"run folder {folder} exists; pass --overwrite to replace it, or choose --out/--label")
+            plans.append((label, method, needs_kernel, device, folder))
+        scorer = Scorer(lpips=not args.no_lpips)
+        for note in scorer.notes:
+            print(note, file=sys.stderr)
+        summaries = []
+        for label, method, needs_kernel, device, folder in plans:
+            evaluation = Evaluation(label, folder, dataset, device=device, save_images=args.save_images)
+            summary = evaluation.run(items, method, scorer, needs_kernel)
+            summaries.append(summary)
+            state = "" if summary["complete"] else f" INCOMPLETE: {summary['images_scored']} of {summary['images_total']}"
+            print(f"{label}: {summary['images_scored']} images scored{state} -> {folder}", file=sys.stderr)
+    except (*USER_ERRORS, DataError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = markdown_table(summaries)
+    print(table)
+    if len(summaries) > 1:
+        (out_root / "table.md").write_text(table + "\n")
+    return 0 if all(s["complete"] for s in summaries) else 1
+
+
+def collect_items(args: argparse.Namespace):
+    """(items, dataset description, kernel size for blind methods, default output name)."""
+    from datasets.benchmark import Benchmark
+    from datasets.build import list_pairs
+    from datasets.config import DataConfig
+    from gan.evaluation import benchmark_items, folder_items, pair_items
+
+    if args.benchmark:
+        bench = Benchmark.load(args.benchmark)
+        dataset = {"benchmark": bench.meta["version"], "fingerprint": bench.meta["fingerprint"]}
+        return benchmark_items(bench), dataset, bench.meta["kernel_size"], bench.meta["version"]
+    if args.restored:
+        items = folder_items(args.restored, args.sharp, args.blurred)
+        return items, {"sharp": str(args.sharp)}, 21, args.sharp.name
+    source, _, variant = args.data.partition("-")
+    config = DataConfig(source=source, root=str(args.root), realblur_variant=variant or "J")
+    pairs, problems = list_pairs(config, "test" if source in ("gopro", "realblur") else "train")
+    if problems:
+        from datasets.errors import DataError
+
+        raise DataError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return pair_items(pairs, args.root.expanduser()), {"data": args.data, "root": str(args.root)}, 21, args.data
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Scoring restorations on a fixed set of images: per-image rows, a summary, a table, and pictures.
+
+Every method, learned or classical, is a function ``(blurred, kernel) -> restored`` on H x W x 3 float32 arrays
+in [0, 1] (``kernel`` is the true kernel where the benchmark has one, else None), scored with the conventions of
+``gan.metrics`` against the sharp image, next to the blurred input's own scores.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from datasets.errors import DataError
+from datasets.images import IMAGE_SUFFIXES, image_size, read_array
+
+from .metrics import load_lpips, psnr_per_image, ssim_per_image
+
+PSNR_CAP = 100.0  # identical images have infinite PSNR; averages use at most this many dB per image
+CONVENTIONS = (
+    "PSNR: RGB, 8-bit rounded, no border crop, per image then averaged (identical images count as "
+    f"{PSNR_CAP:.0f} dB in the mean). SSIM: 8-bit, Gaussian window 11, sigma 1.5, per channel over valid windows, "
+    "averaged. LPIPS: lpips package, AlexNet and VGG, 8-bit inputs scaled to [-1, 1]. Seconds: wall time of the "
+    "method per image after one warm-up call, on the stated device."
+)
+Method = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg")
+
+
+@dataclass
+class Item:
+    name: str
+    blurred: Path | None
+    sharp: Path
+    kernel: Callable[[], np.ndarray] | None = None  # loads the true kernel, where known
+    restored: Path | None = None  # folder mode: the restoration already exists on disk
+
+
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+
+
+class Scorer:
+    """PSNR, SSIM and LPIPS (AlexNet and VGG, where their ImageNet backbones are available) of one image."""
+
+    def __init__(self, device: torch.device = torch.device("cpu"), lpips: bool = True):
+        self.device = device
+        self.lpips: dict[str, Callable] = {}
+        self.notes: list[str] = []
+        for net in ("alex", "vgg") if lpips else ():
+            scorer, reason = load_lpips(net, device)
+            if scorer is None:
+                self.notes.append(reason)
+            else:
+                self.lpips[net] = scorer
+
+    @torch.no_grad()
+    def __call__(self, restored: np.ndarray, sharp: np.ndarray) -> dict[str, float | None]:
+        prediction, target = _to_tensor(restored).to(self.device), _to_tensor(sharp).to(self.device)
+        scores = {
+            "psnr": psnr_per_image(prediction, target).item(),
+            "ssim": ssim_per_image(prediction, target).item(),
+        }
+        for net in ("alex", "vgg"):
+            scores[f"lpips_{net}"] = self.lpips[net](prediction, target).item() if net in self.lpips else None
+        return scores
+
+
+def folder_items(restored: Path, sharp: Path, blurred: Path | None = None) -> list[Item]:
+    """Restorations matched to sharp images (and optionally blurred inputs) by relative path without suffix.
+    Every missing counterpart and size mismatch is an error naming the files."""
+    def index(folder: Path, what: str) -> dict[str, Path]:
+        if not folder.is_dir():
+            raise DataError(f"{what} folder {folder} does not exist or is not a folder")
+        files = {
+            str(p.relative_to(folder).with_suffix("")): p
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        }
+        if not files:
+            raise DataError(f"{what} folder {folder} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+        return files
+
+    restored_files, sharp_files = index(restored, "restored"), index(sharp, "sharp")
+    blurred_files = index(blurred, "blurred") if blurred is not None else None
+    problems = [f"{restored_files[n]} has no sharp counterpart in {sharp}" for n in sorted(set(restored_files) - set(sharp_files))]
+    problems += [f"{sharp_files[n]} has no restored counterpart in {restored}" for n in sorted(set(sharp_files) - set(restored_files))]
+    if blurred_files is not None:
+        problems += [f"{sharp_files[n]} has no blurred counterpart in {blurred}" for n in sorted(set(sharp_files) - set(blurred_files))]
+    items = []
+    for name in sorted(set(restored_files) & set(sharp_files)):
+        paths = [restored_files[name], sharp_files[name]] + ([blurred_files[name]] if blurred_files and name in blurred_files else [])
+        sizes = {path: image_size(path) for path in paths}
+        if len(set(sizes.values())) > 1:
+            problems.append("sizes differ: " + ", ".join(f"{p} is {w}x{h}" for p, (w, h) in sizes.items()))
+            continue
+        items.append(Item(name, blurred_files.get(name) if blurred_files else None, sharp_files[name],
+                          restored=restored_files[name]))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(problems[0] + more)
+    return items
+
+
+def benchmark_items(benchmark) -> list[Item]:
+    return [
+        Item(name, benchmark.path("blur", name), benchmark.path("sharp", name), kernel=lambda n=name: benchmark.kernel(n))
+        for name in benchmark.names
+    ]
+
+
+def pair_items(pairs, root: Path) -> list[Item]:
+    """Items from ``datasets.paired.Pair``s (a real dataset's test split), named by path below ``root``."""
+    def name(path: Path) -> str:
+        try:
+            return str(path.relative_to(root).with_suffix(""))
+        except ValueError:
+            return str(path.with_suffix("")).lstrip("/")
+    return [Item(name(p.blur), p.blur, p.sharp) for p in pairs]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    finite = [min(v, PSNR_CAP) for v in values if v is not None]
+    return statistics.fmean(finite) if finite and len(finite) == len(values) else None
+
+
+def _side_by_side(arrays: list[np.ndarray], gap: int = 8) -> np.ndarray:
+    height = max(a.shape[0] for a in arrays)
+    canvas = np.ones((height, sum(a.shape[1] for a in arrays) + gap * (len(arrays) - 1), 3), dtype=np.float32)
+    left = 0
+    for array in arrays:
+        canvas[: array.shape[0], left : left + array.shape[1]] = array
+        left += array.shape[1] + gap
+    return canvas
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8)).save(path)
+
+
+@dataclass
+class Evaluation:
+    label: str
+    out: Path
+    dataset: dict
+    device: str = "cpu"
+    extremes: int = 3
+    save_images: bool = False
+
+    def run(self, items: list[Item], method: Method | None, scorer: Scorer, needs_kernel: bool = False) -> dict:
+        """Score ``method`` on every item (or the restorations already on disk when ``method`` is None)."""
+        if not items:
+            raise DataError("nothing to evaluate: no images")
+        if needs_kernel and any(item.kernel is None for item in items):
+            raise DataError(f"method {self.label} needs the true kernels, which only a benchmark folder has")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if method is not None:  # warm-up: allocator, oneDNN primitives, lazy imports; not timed
+            first = items[0]
+            method(read_array(first.blurred), first.kernel() if first.kernel else None)
+        rows, failures = [], []
+        kept: dict[str, np.ndarray] = {}  # restorations of the current best and worst images, for the pictures
+        interactive = sys.stderr.isatty()
+        for item in tqdm(items, desc=self.label, unit="image", disable=not interactive):
+            try:
+                sharp = read_array(item.sharp)
+                blurred = read_array(item.blurred) if item.blurred is not None else None
+                seconds = None
+                if method is None:
+                    restored = read_array(item.restored)
+                else:
+                    kernel = item.kernel() if item.kernel else None
+                    start = time.perf_counter()
+                    restored = method(blurred, kernel)
+                    seconds = time.perf_counter() - start
+                if restored.shape != sharp.shape:
+                    raise DataError(f"{item.name}: restored {restored.shape[:2]} and sharp {sharp.shape[:2]} differ in size")
+            except DataError as error:
+                failures.append(str(error))
+                print(f"skipped: {error}", file=sys.stderr)
+                continue
+            row = {"name": item.name, **scorer(restored, sharp), "seconds": seconds}
+            if blurred is not None:
+                row.update({f"blurred_{k}": v for k, v in scorer(blurred, sharp).items()})
+            rows.append(row)
+            kept[item.name] = restored
+            ranked = sorted(rows, key=lambda r: r["psnr"])
+            extremes = {r["name"] for r in ranked[: self.extremes] + ranked[-self.extremes :]}
+            kept = {name: array for name, array in kept.items() if name in extremes}
+            if self.save_images and method is not None:
+                target = self.out / "images" / f"{item.name}.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _save_png(restored, target)
+        summary = self._summary(rows, len(items), failures, scorer.notes)
+        self._write(rows, summary, items, kept)
+        return summary
+
+    def _summary(self, rows: list[dict], total: int, failures: list[str], notes: list[str]) -> dict:
+        metrics = {m: _mean([r[m] for r in rows]) for m in METRICS} if rows else {}
+        blurred = {m: _mean([r.get(f"blurred_{m}") for r in rows]) for m in METRICS} if rows and "blurred_psnr" in rows[0] else None
+        seconds = [r["seconds"] for r in rows if r["seconds"] is not None]
+        return {
+            "label": self.label,
+            "dataset": self.dataset,
+            "images_total": total,
+            "images_scored": len(rows),
+            "complete": len(rows) == total,  # a partial result is never reported as complete
+            "failures": failures,
+            "metrics": metrics,
+            "blurred": blurred,
+            "psnr_identical_images": sum(1 for r in rows if math.isinf(r["psnr"])),
+            "seconds_per_image_median": statistics.median(seconds) if seconds else None,
+            "device": self.device,
+            "torch": torch.__version__,
+            "conventions": CONVENTIONS,
+            "notes": notes,
+            "command": " ".join(sys.argv),
+        }
+
+    def _write(self, rows: list[dict], summary: dict, items: list[Item], kept: dict[str, np.ndarray]) -> None:
+        columns = ["name", *METRICS, "seconds"] + ([f"blurred_{m}" for m in METRICS] if rows and "blurred_psnr" in rows[0] else [])
+        with open(self.out / "per_image.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        (self.out / "table.md").write_text(markdown_table([summary]) + "\n")
+        if rows:
+            self._histogram(rows)
+            self._extremes(rows, {item.name: item for item in items}, kept)
+
+    def _histogram(self, rows: list[dict]) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+        restored = [min(r["psnr"], PSNR_CAP) for r in rows]
+        bins = np.linspace(min(restored + [r.get("blurred_psnr") or min(restored) for r in rows]) - 0.5,
+                           max(restored + [r.get("blurred_psnr") or max(restored) for r in rows]) + 0.5, 25)
+        if "blurred_psnr" in rows[0]:
+            axes.hist([r["blurred_psnr"] for r in rows], bins=bins, alpha=0.5, label="blurred input")
+        axes.hist(restored, bins=bins, alpha=0.7, label=self.label)
+        axes.set_xlabel("PSNR (dB, 8-bit RGB)")
+        axes.set_ylabel("images")
+        axes.set_title(f"{self.label}: {len(rows)} images")
+        axes.legend()
+        figure.tight_layout()
+        figure.savefig(self.out / "psnr_hist.png")
+        plt.close(figure)
+
+    def _extremes(self, rows: list[dict], items: dict[str, Item], kept: dict[str, np.ndarray]) -> None:
+        """blurred | restored | sharp of the best and worst images by PSNR (the seed report's extreme cases)."""
+        ranked = sorted(rows, key=lambda r: r["psnr"], reverse=True)
+        count = min(self.extremes, len(ranked))
+        picks = [("best", i, r) for i, r in enumerate(ranked[:count], 1)]
+        picks += [("worst", i, r) for i, r in enumerate(reversed(ranked[-count:]), 1)]
+        for tag, rank, row in picks:
+            item = items[row["name"]]
+            panels = [read_array(item.blurred)] if item.blurred is not None else []
+            panels += [kept[item.name], read_array(item.sharp)]
+            safe = item.name.replace("/", "_").replace("\\", "_")
+            _save_png(_side_by_side(panels), self.out / f"{tag}_{rank}_{safe}.png")
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(summaries: list[dict]) -> str:
+    """One row per method (plus the blurred input once), on the benchmark(s) the summaries name."""
+    header = "| Method | PSNR (dB) | SSIM | LPIPS (Alex) | LPIPS (VGG) | s / image | images |"
+    lines = [header, "|---|---|---|---|---|---|---|"]
+    blurred = next((s for s in summaries if s.get("blurred")), None)
+    if blurred is not None:
+        b = blurred["blurred"]
+        lines.append(f"| Blurred input | {_cell(b['psnr'], 2)} | {_cell(b['ssim'], 4)} | {_cell(b['lpips_alex'], 4)} | "
+                     f"{_cell(b['lpips_vgg'], 4)} | - | {blurred['images_scored']} |")
+    for s in summaries:
+        m = s["metrics"] or dict.fromkeys(METRICS)
+        images = f"{s['images_scored']}" + ("" if s["complete"] else f" of {s['images_total']} (INCOMPLETE)")
+        lines.append(f"| {s['label']} | {_cell(m['psnr'], 2)} | {_cell(m['ssim'], 4)} | {_cell(m['lpips_alex'], 4)} | "
+                     f"{_cell(m['lpips_vgg'], 4)} | {_cell(s['seconds_per_image_median'], 3)} | {images} |")
+    datasets = {json.dumps(s["dataset"], sort_keys=True) for s in summaries}
+    if len(datasets) > 1:
+        lines.append("\nWARNING: these rows were scored on different image sets and are not comparable: "
+                     + "; ".join(sorted(datasets)))
+    notes = sorted({note for s in summaries for note in s.get("notes", [])})
+    return "\n".join(lines + ([""] + [f"Note: {n}" for n in notes] if notes else []))
+
+
+def load_summaries(paths: list[Path]) -> list[dict]:
+    """summary.json of each run folder; a folder holding run folders contributes all of them, in name order."""
+    summaries = []
+    for path in paths:
+        if (path / "summary.json").is_file():
+            summaries.append(json.loads((path / "summary.json").read_text()))
+            continue
+        found = sorted(path.glob("*/summary.json")) if path.is_dir() else []
+        if not found:
+            raise DataError(f"{path} has no summary.json (nor do its sub-folders): is it an evaluate.py output?")
+        summaries += [json.loads(p.read_text()) for p in found]
+    return summaries
