@@ -91,8 +91,7 @@ def build_method(name: str, args: argparse.Namespace, kernel_size: int):
                                     f"python -m baselines.sigma_cnn --out {args.sigma_cnn}")
         method = CnnRL(load(args.sigma_cnn), kernel_size, args.rl_iterations)
         return f"cnn-rl ({args.rl_iterations} it)", lambda blurred, kernel: method(blurred), False, "cpu"
-    import torch
-
+    from datasets.images import array_to_tensor, tensor_to_array
     from gan.device import pick_device
     from gan.inference import Restorer, default_checkpoint, load_generator
 
@@ -103,8 +102,7 @@ def build_method(name: str, args: argparse.Namespace, kernel_size: int):
     label = f"model {run}/{checkpoint.name}" if checkpoint.parent.name == "checkpoints" else f"model {run}"
 
     def deblur(blurred: np.ndarray, kernel) -> np.ndarray:
-        image = torch.from_numpy(np.ascontiguousarray(blurred.transpose(2, 0, 1)))
-        return restore(image).numpy().transpose(1, 2, 0)
+        return tensor_to_array(restore(array_to_tensor(blurred)))
 
     return label, deblur, False, str(device)
 

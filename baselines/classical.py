@@ -8,20 +8,19 @@ assumes a periodic image and RL a zero border, and both ring at the edges of an 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb
 from skimage import restoration
 
+from datasets.images import array_to_tensor, tensor_to_array
 from datasets.kernels import gaussian_kernel
 
 
 def srgb_to_linear(image: np.ndarray) -> np.ndarray:
-    return rgb_to_linear_rgb(torch.from_numpy(image.transpose(2, 0, 1).copy())).numpy().transpose(1, 2, 0)
+    return tensor_to_array(rgb_to_linear_rgb(array_to_tensor(image)))
 
 
 def linear_to_srgb(image: np.ndarray) -> np.ndarray:
-    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).clamp(0.0, 1.0)
-    return linear_rgb_to_rgb(tensor).numpy().transpose(1, 2, 0)
+    return tensor_to_array(linear_rgb_to_rgb(array_to_tensor(image).clamp(0.0, 1.0)))
 
 
 def deconvolve(blurred: np.ndarray, kernel: np.ndarray, per_channel) -> np.ndarray:

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from datasets.blur import synthesize
-from datasets.kernels import gaussian_kernel
+from datasets.images import array_to_tensor
+from datasets.kernels import gaussian_kernel, gaussian_sigmas
 from datasets.photos import embedded_photos
 
 from .classical import richardson_lucy
@@ -47,15 +48,6 @@ class SigmaCNN(nn.Module):
         return torch.sigmoid(self.head(pooled)).squeeze(-1) * self.max_sigma
 
 
-def draw_sigmas(rng: np.random.Generator, count: int, limit: float) -> np.ndarray:
-    """|N(0, 5)| truncated to [0, limit] by redrawing, as ``datasets.kernels.KernelMix`` draws Gaussian blurs."""
-    sigmas = np.abs(rng.normal(0.0, 5.0, count))
-    while (sigmas > limit).any():
-        redraw = sigmas > limit
-        sigmas[redraw] = np.abs(rng.normal(0.0, 5.0, int(redraw.sum())))
-    return sigmas
-
-
 def training_batch(photos: list[torch.Tensor], rng: np.random.Generator, batch: int, crop: int, kernel_size: int):
     size = crop + kernel_size - 1
     windows = []
@@ -64,7 +56,7 @@ def training_batch(photos: list[torch.Tensor], rng: np.random.Generator, batch: 
         top = int(rng.integers(photo.shape[1] - size + 1))
         left = int(rng.integers(photo.shape[2] - size + 1))
         windows.append(photo[:, top : top + size, left : left + size])
-    sigmas = draw_sigmas(rng, batch, kernel_size / 4)
+    sigmas = gaussian_sigmas(rng, batch, kernel_size / 4)  # as the data pipeline draws Gaussian blurs
     kernels = torch.stack([gaussian_kernel(kernel_size, s) for s in sigmas])
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
     blurred, _ = synthesize(torch.stack(windows), kernels, noise_sigma=torch.from_numpy(rng.uniform(0, 0.01, batch)),
@@ -120,8 +112,7 @@ class CnnRL:
 
     @torch.no_grad()
     def __call__(self, blurred: np.ndarray) -> np.ndarray:
-        image = torch.from_numpy(np.ascontiguousarray(blurred.transpose(2, 0, 1)))[None]
-        self.last_sigma = float(self.model(image))
+        self.last_sigma = float(self.model(array_to_tensor(blurred)[None]))
         return richardson_lucy(blurred, gaussian_kernel(self.kernel_size, self.last_sigma).numpy(), self.iterations)
 
 

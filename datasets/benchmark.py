@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .errors import DataError
-from .images import list_images, read_array
-from .photo_sets import MANIFEST, sha256, source_path, texture
+from .images import array_to_tensor, list_images, read_array, tensor_to_array
+from .photo_sets import MANIFEST, check_pinned, sha256, source_path, texture
 from .synthetic import Degradation
 
 FORMAT_VERSION = 1
@@ -85,9 +84,7 @@ def benchmark_photos(photos: Path | None) -> list[tuple[str, np.ndarray]]:
         if not path.is_file():
             missing.append(entry["source"])
             continue
-        if sha256(path) != entry["sha256"]:
-            raise DataError(f"{path} has changed (sha256 differs from {MANIFEST.name}); the benchmark would not "
-                            "match published ones")
+        check_pinned(entry, path, "the benchmark would not match published ones")
         found.append((entry["name"], read_array(path)))
     if missing:
         names = " ".join(sorted(set(missing)))
@@ -125,9 +122,9 @@ def write_benchmark(
         for top, left in _textured_positions(photo, size, crops_per_photo, min_texture, rng):
             window = photo[top : top + size, left : left + size]
             name = f"{photo_name}_{top}_{left}"
-            pair = degradation(torch.from_numpy(np.ascontiguousarray(window.transpose(2, 0, 1))), rng)
+            pair = degradation(array_to_tensor(window), rng)
             for kind in ("blur", "sharp"):
-                array = (pair[kind].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+                array = (tensor_to_array(pair[kind]) * 255).round().astype(np.uint8)
                 Image.fromarray(array).save(out / kind / f"{name}.png")
             np.save(out / "kernels" / f"{name}.npy", pair["kernel"].numpy())
             images.append({

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .augment import PairedAugment
 from .config import DataConfig
 from .errors import DataError
-from .images import image_size, list_images, read_image
+from .images import CachedImages, image_size, list_images, read_image
 from .paired import (
     Pair,
     PairedCrops,
     PairedValidation,
     check_pairs,
+    hold_out,
     gopro_pairs,
     list_file_pairs,
     paired_folder_pairs,
@@ -43,24 +42,14 @@ class Datasets:
 
 
 class PhotoFiles:
-    """Lazily decoded photos; each worker keeps a small cache so a photo is not decoded for every crop."""
+    """Lazily decoded photos by index; each worker keeps a small cache so a photo is not decoded for every crop."""
 
     def __init__(self, files: list[Path]):
         self.files = files
-        self._read = lru_cache(maxsize=32)(self._read_uncached)
-
-    def _read_uncached(self, index: int) -> torch.Tensor:
-        return read_image(self.files[index])
+        self.read = CachedImages(read_image, maxsize=32)
 
     def __call__(self, index: int) -> torch.Tensor:
-        return self._read(index)
-
-    def __getstate__(self) -> dict:
-        # lru_cache wrappers do not pickle; loader workers rebuild their own cache.
-        return {"files": self.files}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["files"])
+        return self.read(self.files[index])
 
 
 def apply_policy(problems: list[str], policy: str, what: str) -> list[str]:
@@ -99,9 +88,8 @@ def _split_files(files: list[Path], val_fraction: float, seed: int, folder: str)
             f"data folder {folder} has {len(files)} usable image(s); holding out validation images needs at least 2 "
             "(or set data.val_sharp_dir)"
         )
-    order = np.random.default_rng(seed).permutation(len(files))
-    num_val = min(len(files) - 1, max(1, round(val_fraction * len(files))))
-    return sorted(files[i] for i in order[num_val:]), sorted(files[i] for i in order[:num_val])
+    held_out = hold_out(files, val_fraction, seed)
+    return [f for f in files if f not in held_out], [f for f in files if f in held_out]
 
 
 def degradation_from(config: DataConfig) -> Degradation:

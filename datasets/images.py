@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,19 @@ ORIENTATION_TAG = 0x0112  # EXIF
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files below ``folder`` (recursively), sorted so every run sees the same order."""
+def image_files(folder: Path) -> list[Path]:
+    """Image files below ``folder`` (recursively), sorted so every run sees the same order; may be empty."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def list_images(folder: str | Path, what: str = "data folder") -> list[Path]:
+    """``image_files`` of a folder that must exist and hold at least one image (``what`` names it in errors)."""
     folder = Path(folder).expanduser()  # config values are not shell-expanded
     if not folder.is_dir():
-        raise DataError(f"data folder {folder} does not exist or is not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        raise DataError(f"{what} {folder} does not exist or is not a folder")
+    files = image_files(folder)
     if not files:
-        raise DataError(f"data folder {folder} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DataError(f"{what} {folder} contains no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 
@@ -73,8 +79,37 @@ def image_size(path: str | Path, verify: bool = False) -> tuple[int, int]:
     return (height, width) if rotated else (width, height)
 
 
+class CachedImages:
+    """``read`` (``read_array`` or ``read_image``) with a small per-process LRU cache of decoded images.
+
+    Picklable: DataLoader workers each rebuild their own cache (lru_cache wrappers do not pickle)."""
+
+    def __init__(self, read=read_array, maxsize: int = 32):
+        self.read, self.maxsize = read, maxsize
+        self._cached = lru_cache(maxsize=maxsize)(read)
+
+    def __call__(self, path: str | Path):
+        return self._cached(path)
+
+    def __getstate__(self) -> dict:
+        return {"read": self.read, "maxsize": self.maxsize}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+
+def array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """H x W x C array -> contiguous C x H x W tensor (shares memory where the layout allows)."""
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
+    """C x H x W tensor -> H x W x C array (a view)."""
+    return tensor.numpy().transpose(1, 2, 0)
+
+
 def pil_to_tensor(image: Image.Image, path: str | Path = "<image>") -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(pil_to_array(image, path).transpose(2, 0, 1)))
+    return array_to_tensor(pil_to_array(image, path))
 
 
 def pil_to_array(image: Image.Image, path: str | Path = "<image>") -> np.ndarray:

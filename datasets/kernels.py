@@ -167,6 +167,16 @@ def random_motion_kernel(
     return splat(_fit_inside(path * length / travelled, size), size)
 
 
+def gaussian_sigmas(rng: np.random.Generator, count: int, limit: float) -> np.ndarray:
+    """``count`` sigmas drawn |N(0, 5)| (the Gaussian-deconvolution seed), those above ``limit`` redrawn rather
+    than clipped, so no probability piles up at the cap."""
+    sigmas = np.abs(rng.normal(0.0, 5.0, count))
+    while (sigmas > limit).any():
+        redraw = sigmas > limit
+        sigmas[redraw] = np.abs(rng.normal(0.0, 5.0, int(redraw.sum())))
+    return sigmas
+
+
 # -- mixtures ------------------------------------------------------------------------------------------------
 
 
@@ -201,10 +211,7 @@ class KernelMix:
         if kind == "linear":
             return linear_kernel(size, rng.uniform(min(3, size - 3), size - 3), rng.uniform(0, np.pi)), kind
         if kind == "gaussian":
-            sigma = abs(rng.normal(0.0, 5.0))
-            while sigma > size / 4:  # redraw rather than clip, so no pile-up at the cap
-                sigma = abs(rng.normal(0.0, 5.0))
-            return gaussian_kernel(size, sigma), kind
+            return gaussian_kernel(size, float(gaussian_sigmas(rng, 1, size / 4)[0])), kind
         if kind == "defocus":
             return disk_kernel(size, rng.uniform(1, max(1.0, size / 2 - 1))), kind
         return random_motion_kernel(size, rng), kind

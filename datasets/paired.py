@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from torch.utils.data import Dataset
 
 from .augment import PairedAugment
 from .errors import DataError
-from .images import IMAGE_SUFFIXES, image_size, read_array
+from .images import CachedImages, array_to_tensor, image_files, image_size, read_array
 
 
 @dataclass(frozen=True)
@@ -34,11 +33,7 @@ def _folder(path: Path, what: str) -> Path:
 
 
 def _images_by_name(folder: Path) -> dict[str, Path]:
-    return {
-        str(p.relative_to(folder)): p
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    }
+    return {str(p.relative_to(folder)): p for p in image_files(folder)}
 
 
 def match_folders(blur_dir: Path, sharp_dir: Path, group_of) -> tuple[list[Pair], list[str]]:
@@ -131,6 +126,14 @@ def _existing(pairs: list[Pair], problems: list[str]) -> tuple[list[Pair], list[
     return kept, problems
 
 
+def hold_out(names: list, val_fraction: float, seed: int) -> set:
+    """The seeded ``val_fraction`` of ``names`` (sorted, at least 2) held out for validation: at least one, never
+    all. The one rule for every split: photo folders, GoPro sequences, RealBlur scenes, paired folders."""
+    order = np.random.default_rng(seed).permutation(len(names))
+    num_val = min(len(names) - 1, max(1, round(val_fraction * len(names))))
+    return {names[i] for i in order[:num_val]}
+
+
 def split_by_group(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
     """Hold out ``val_fraction`` of the groups (at least one, never all), chosen by ``seed``. A single group
     (a flat folder) is split by pair instead."""
@@ -139,9 +142,7 @@ def split_by_group(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[l
     names = groups if len(groups) > 1 else sorted(str(pair.blur) for pair in pairs)
     if len(names) < 2:
         raise DataError(f"{len(pairs)} pair(s) cannot be split into training and validation; add more pairs")
-    order = np.random.default_rng(seed).permutation(len(names))
-    num_val = min(len(names) - 1, max(1, round(val_fraction * len(names))))
-    held_out = {names[i] for i in order[:num_val]}
+    held_out = hold_out(names, val_fraction, seed)
     return [p for p in pairs if key(p) not in held_out], [p for p in pairs if key(p) in held_out]
 
 
@@ -164,10 +165,6 @@ def check_pairs(pairs: list[Pair]) -> tuple[list[Pair], list[str]]:
             continue
         good.append(pair)
     return good, problems
-
-
-def _to_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
 class PairedCrops(Dataset):
@@ -198,7 +195,7 @@ class PairedCrops(Dataset):
             raise DataError(f"pair sizes differ: {pair.blur} {blur.shape[:2]} vs {pair.sharp} {sharp.shape[:2]}")
         seed = int(np.random.default_rng([self.seed, self.epoch, index]).integers(2**31))
         blur, sharp = self.augment(blur, sharp, seed=seed)
-        return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp), "name": str(pair.blur)}
+        return {"blur": array_to_tensor(blur), "sharp": array_to_tensor(sharp), "name": str(pair.blur)}
 
 
 class PairedValidation(Dataset):
@@ -210,23 +207,14 @@ class PairedValidation(Dataset):
         self.items = [(pair, crop) for pair in pairs for crop in range(crops_per_pair if crop_size else 1)]
         self.crop = PairedAugment(crop_size, flips=False, rot90=False) if crop_size else None
         self.seed = seed
-        self._read = lru_cache(maxsize=2)(lambda path: read_array(path))
+        self.read = CachedImages(read_array, maxsize=2)  # the crops of one pair are consecutive items
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         pair, crop = self.items[index]
-        blur, sharp = self._read(pair.blur), self._read(pair.sharp)
+        blur, sharp = self.read(pair.blur), self.read(pair.sharp)
         if self.crop is not None:
             blur, sharp = self.crop(blur, sharp, seed=self.seed + index)
-        return {"blur": _to_tensor(blur), "sharp": _to_tensor(sharp), "name": str(pair.blur)}
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_read")  # lru_cache wrappers do not pickle; each worker builds its own
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._read = lru_cache(maxsize=2)(lambda path: read_array(path))
+        return {"blur": array_to_tensor(blur), "sharp": array_to_tensor(sharp), "name": str(pair.blur)}

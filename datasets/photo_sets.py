@@ -53,6 +53,15 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def check_pinned(entry: dict, path: Path, hint: str) -> None:
+    """A DataError naming the file and both hashes when ``path`` is not the file the manifest pinned."""
+    digest = sha256(path)
+    if digest != entry["sha256"]:
+        raise DataError(
+            f"{path} has sha256 {digest}, expected {entry['sha256']} (a different {entry['source']} release?); {hint}"
+        )
+
+
 def tiles_of(image: np.ndarray, size: int) -> list[tuple[int, int, np.ndarray]]:
     """Non-overlapping ``size`` tiles, centred so the unused border is split evenly."""
     height, width = image.shape[:2]
@@ -80,12 +89,8 @@ def build_photo_sets(
             missing_packages[entry["source"]] = INSTALL_HINTS[entry["kind"]].format(source=entry["source"])
             record["missing"].append(str(path))
             continue
-        digest = sha256(path)
-        if check_hashes and digest != entry["sha256"]:
-            raise DataError(
-                f"{path} has sha256 {digest}, expected {entry['sha256']} (a different {entry['source']} release?); "
-                "pass --no-hash-check to accept it, knowing results will not match published ones"
-            )
+        if check_hashes:
+            check_pinned(entry, path, "pass --no-hash-check to accept it, knowing results will not match published ones")
         image = open_image(path).convert("RGB")
         factor = 2 if path.suffix.lower() in (".jpg", ".jpeg") else 1
         if factor > 1:

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from .augment import PairedAugment
 from .blur import synthesize
 from .errors import DataError
+from .images import array_to_tensor, tensor_to_array
 from .kernels import KernelMix
 
 PhotoSource = Callable[[int], torch.Tensor]
@@ -100,9 +101,8 @@ class SyntheticBlurPairs(Dataset):
         size = self.crop_size + self.degradation.margin
         window = _window(self.load(photo_index), size, rng, self.describe(photo_index))
         if self.augment is not None:
-            array = np.ascontiguousarray(window.permute(1, 2, 0).numpy())
-            array = self.augment(array, seed=int(rng.integers(2**31)))
-            window = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+            array = np.ascontiguousarray(tensor_to_array(window))
+            window = array_to_tensor(self.augment(array, seed=int(rng.integers(2**31))))
         return self.degradation(window, rng)
 
 

@@ -23,8 +23,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from datasets.errors import DataError
-from datasets.images import IMAGE_SUFFIXES, image_size, read_array
+from datasets.images import array_to_tensor, image_size, list_images, read_array, tensor_to_array
 
+from .inference import side_by_side
 from .metrics import load_lpips, psnr_per_image, ssim_per_image
 
 PSNR_CAP = 100.0  # identical images have infinite PSNR; averages use at most this many dB per image
@@ -47,10 +48,6 @@ class Item:
     restored: Path | None = None  # folder mode: the restoration already exists on disk
 
 
-def _to_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
-
-
 class Scorer:
     """PSNR, SSIM and LPIPS (AlexNet and VGG, where their ImageNet backbones are available) of one image."""
 
@@ -67,7 +64,8 @@ class Scorer:
 
     @torch.no_grad()
     def __call__(self, restored: np.ndarray, sharp: np.ndarray) -> dict[str, float | None]:
-        prediction, target = _to_tensor(restored).to(self.device), _to_tensor(sharp).to(self.device)
+        prediction = array_to_tensor(restored)[None].to(self.device)
+        target = array_to_tensor(sharp)[None].to(self.device)
         scores = {
             "psnr": psnr_per_image(prediction, target).item(),
             "ssim": ssim_per_image(prediction, target).item(),
@@ -81,16 +79,7 @@ def folder_items(restored: Path, sharp: Path, blurred: Path | None = None) -> li
     """Restorations matched to sharp images (and optionally blurred inputs) by relative path without suffix.
     Every missing counterpart and size mismatch is an error naming the files."""
     def index(folder: Path, what: str) -> dict[str, Path]:
-        if not folder.is_dir():
-            raise DataError(f"{what} folder {folder} does not exist or is not a folder")
-        files = {
-            str(p.relative_to(folder).with_suffix("")): p
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        }
-        if not files:
-            raise DataError(f"{what} folder {folder} contains no images ({', '.join(IMAGE_SUFFIXES)})")
-        return files
+        return {str(p.relative_to(folder).with_suffix("")): p for p in list_images(folder, f"{what} folder")}
 
     restored_files, sharp_files = index(restored, "restored"), index(sharp, "sharp")
     blurred_files = index(blurred, "blurred") if blurred is not None else None
@@ -133,16 +122,6 @@ def pair_items(pairs, root: Path) -> list[Item]:
 def _mean(values: list[float | None]) -> float | None:
     finite = [min(v, PSNR_CAP) for v in values if v is not None]
     return statistics.fmean(finite) if finite and len(finite) == len(values) else None
-
-
-def _side_by_side(arrays: list[np.ndarray], gap: int = 8) -> np.ndarray:
-    height = max(a.shape[0] for a in arrays)
-    canvas = np.ones((height, sum(a.shape[1] for a in arrays) + gap * (len(arrays) - 1), 3), dtype=np.float32)
-    left = 0
-    for array in arrays:
-        canvas[: array.shape[0], left : left + array.shape[1]] = array
-        left += array.shape[1] + gap
-    return canvas
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -272,7 +251,8 @@ class Evaluation:
             panels = [read_array(item.blurred)] if item.blurred is not None else []
             panels += [kept[item.name], read_array(item.sharp)]
             safe = item.name.replace("/", "_").replace("\\", "_")
-            _save_png(_side_by_side(panels), self.out / f"{tag}_{rank}_{safe}.png")
+            canvas = side_by_side([array_to_tensor(panel) for panel in panels])
+            _save_png(tensor_to_array(canvas), self.out / f"{tag}_{rank}_{safe}.png")
 
 
 def _cell(value: float | None, digits: int) -> str:

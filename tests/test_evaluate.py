@@ -90,6 +90,7 @@ def test_the_benchmark_is_seeded_verified_and_never_rewritten(bench_folder, tmp_
     again = run_cli("-m", "datasets.benchmark", "--out", str(tmp_path / "again"), "--photos",
                     str(bench_folder.parent / "photos"), "--tile", "32", "--kernel-size", "9", "--crops-per-photo", "3",
                     "--min-texture", "0", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "again" / "benchmark.json").read_text())["fingerprint"] == bench.meta["fingerprint"]
     refused = run_cli("-m", "datasets.benchmark", "--out", str(bench_folder), "--photos", str(bench_folder.parent / "photos"),
                       cwd=tmp_path)
