@@ -4,6 +4,10 @@
     python train_gan.py --adv                                      # fine-tune the newest pretrain run
     python train_gan.py --pretrain --config configs/research.yaml  # the 150-epoch GPU recipe
     python train_gan.py --pretrain --set train.epochs=2 model.start_filters=32
+    python train_gan.py --pretrain --resume experiments/pretrain-pretrain-20261121-100847  # continue a run
+    python train_gan.py --adv --resume                             # continue the newest adversarial run
+
+SIGINT (Ctrl-C) or SIGTERM stops a run after the current step with a checkpoint saved; a second one exits at once.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gan.errors import USER_ERRORS
+from gan.errors import USER_ERRORS, Interrupted
 
 CONFIGS = Path(__file__).parent / "configs"
 DEFAULT_CONFIGS = {"pretrain": CONFIGS / "pretrain.yaml", "adv": CONFIGS / "adv.yaml"}
@@ -27,7 +31,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE", help="override config keys")
     parser.add_argument("--name", help="experiment folder name under experiment.root (default: <config>-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing experiment folder")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="RUN",
+        help="continue a run exactly where it stopped: its experiment folder or a checkpoint file in it "
+        "(default: the folder named by --name, else the newest run of this phase)",
+    )
+    args = parser.parse_args(argv)
+    if args.resume is not None and (args.config or args.overwrite):
+        parser.error("--resume continues a run with its own config.yaml; it takes neither --config nor --overwrite")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,17 +51,28 @@ def main(argv: list[str] | None = None) -> int:
     from gan.adversarial import AdversarialTrainer
     from gan.config import load_config
     from gan.experiment import plan_experiment
+    from gan.resume import plan_resume
     from gan.trainer import PretrainTrainer
 
     phase = "adv" if args.adv else "pretrain"
     trainer_class = AdversarialTrainer if args.adv else PretrainTrainer
     config_path = args.config or DEFAULT_CONFIGS[phase]
     try:
-        overrides = args.set + ([f"experiment.name={args.name}"] if args.name else [])
-        config = load_config(config_path, overrides)
-        experiment = plan_experiment(config, default_stem=f"{phase}-{config_path.stem}", overwrite=args.overwrite)
-        trainer = trainer_class(config, experiment)  # validates everything before anything is written
-        print(f"experiment folder: {experiment.folder}", flush=True)
+        if args.resume is not None:
+            root = load_config(config_path, args.set).experiment.root
+            target = args.resume or (str(Path(root) / args.name) if args.name else "")
+            config, experiment, state, checkpoint = plan_resume(target, phase, args.set, root)
+            trainer = trainer_class(config, experiment)
+            experiment.check_same_data(trainer.data_split)
+            trainer.restore(state, checkpoint)
+            del state
+            print(f"resuming {experiment.folder} from {checkpoint} (step {trainer.step}/{trainer.total_steps})", flush=True)
+        else:
+            overrides = args.set + ([f"experiment.name={args.name}"] if args.name else [])
+            config = load_config(config_path, overrides)
+            experiment = plan_experiment(config, default_stem=f"{phase}-{config_path.stem}", overwrite=args.overwrite)
+            trainer = trainer_class(config, experiment)  # validates everything before anything is written
+            print(f"experiment folder: {experiment.folder}", flush=True)
         if trainer.lpips_unavailable:
             print(trainer.lpips_unavailable, flush=True)
         if args.adv:
@@ -57,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         scores = trainer.fit()
+    except Interrupted as stop:
+        print(f"{stop}\ncontinue with: python train_gan.py --{phase} --resume {experiment.folder}", file=sys.stderr)
+        return stop.exit_code
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

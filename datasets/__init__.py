@@ -4,5 +4,6 @@ from .build import build_datasets
 from .config import DataConfig
 from .errors import DataError
 from .images import list_images, read_image
+from .sampler import EpochSampler
 
-__all__ = ["DataConfig", "DataError", "build_datasets", "list_images", "read_image"]
+__all__ = ["DataConfig", "DataError", "EpochSampler", "build_datasets", "list_images", "read_image"]

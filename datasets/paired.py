@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from .augment import PairedAugment
 from .errors import DataError
 from .images import CachedImages, array_to_tensor, image_files, image_size, read_array
+from .sampler import Key, split_key
 
 
 @dataclass(frozen=True)
@@ -179,21 +180,23 @@ class PairedCrops(Dataset):
         self.length = length or len(pairs)
         self.augment = augment
         self.seed = seed
-        self.set_epoch(0)
+        self._orders: dict[int, np.ndarray] = {}
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pairs))
+    def _order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.pairs))}
+        return self._orders[epoch]
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        pair = self.pairs[self.order[index % len(self.pairs)]]
+    def __getitem__(self, key: int | Key) -> dict[str, torch.Tensor | str]:
+        epoch, index = split_key(key)
+        pair = self.pairs[self._order(epoch)[index % len(self.pairs)]]
         blur, sharp = read_array(pair.blur), read_array(pair.sharp)
         if blur.shape != sharp.shape:  # headers were checked; this catches files changed since
             raise DataError(f"pair sizes differ: {pair.blur} {blur.shape[:2]} vs {pair.sharp} {sharp.shape[:2]}")
-        seed = int(np.random.default_rng([self.seed, self.epoch, index]).integers(2**31))
+        seed = int(np.random.default_rng([self.seed, epoch, index]).integers(2**31))
         blur, sharp = self.augment(blur, sharp, seed=seed)
         return {"blur": array_to_tensor(blur), "sharp": array_to_tensor(sharp), "name": str(pair.blur)}
 

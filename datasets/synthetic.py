@@ -14,6 +14,7 @@ from .blur import synthesize
 from .errors import DataError
 from .images import array_to_tensor, tensor_to_array
 from .kernels import KernelMix
+from .sampler import Key, split_key
 
 PhotoSource = Callable[[int], torch.Tensor]
 
@@ -63,8 +64,8 @@ class SyntheticBlurPairs(Dataset):
     """``length`` random pairs per epoch: a random window of a random photo, augmented, then degraded.
 
     Every item is a pure function of (seed, epoch, index): runs are reproducible whatever the number of loader
-    workers, and a resumed run can regenerate exactly the pairs it would have seen. Call ``set_epoch`` to draw
-    new pairs each epoch. Augmentation (flips, rotations, colour jitter) is applied to the sharp window before
+    workers, and a resumed run can regenerate exactly the pairs it would have seen. Keys are (epoch, index)
+    (see ``sampler.EpochSampler``): each epoch draws new pairs. Augmentation (flips, rotations, colour jitter) is applied to the sharp window before
     blurring, which moves both images of the pair identically by construction.
     """
 
@@ -87,16 +88,13 @@ class SyntheticBlurPairs(Dataset):
         self.seed = seed
         self.augment = augment
         self.describe = describe
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+    def __getitem__(self, key: int | Key) -> dict[str, torch.Tensor | str]:
+        epoch, index = split_key(key)
+        rng = np.random.default_rng([self.seed, epoch, index])
         photo_index = int(rng.integers(self.num_photos))
         size = self.crop_size + self.degradation.margin
         window = _window(self.load(photo_index), size, rng, self.describe(photo_index))

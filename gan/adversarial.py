@@ -134,3 +134,9 @@ class AdversarialTrainer(Trainer):
             "optimizer_d": self.optimizer_d.state_dict(),
             "init_checkpoint": str(self.init_path),
         }
+
+    def restore(self, state: dict[str, Any], path: Path) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        super().restore(state, path)  # last: the random generators are restored after everything else

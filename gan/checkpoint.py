@@ -1,8 +1,11 @@
-"""Checkpoints that are never half-written, and loading that says what is wrong with a bad file."""
+"""Checkpoints that are never half-written, a rolling set of them, and loading that says what is wrong with a bad
+file and which good one is there instead."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,29 +14,97 @@ import torch
 
 from nets import build_network
 
-from .errors import ExperimentError
+from .errors import CorruptCheckpoint, ExperimentError
 
 FORMAT_VERSION = 1
+STEP_NAME = re.compile(r"step-(\d+)\.pt")
+
+
+def step_checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}.pt"
+
+
+def step_checkpoints(folder: Path) -> list[Path]:
+    """The rolling ``step-NNNNNNNN.pt`` checkpoints in ``folder``, newest (highest step) first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := STEP_NAME.fullmatch(p.name))]
+    return [path for _, path in sorted(found, reverse=True)]
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``: a crash at any moment
-    leaves either the old complete file or the new complete file, never a truncated one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    leaves either the old complete file or the new complete file, never a truncated one. A full disk or an
+    unwritable folder is an ``ExperimentError`` that leaves every existing file as it was."""
+    temporary = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_free_space(path.parent)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as file:
             torch.save({"format_version": FORMAT_VERSION, **state}, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        temporary = None
+        _fsync_folder(path.parent)  # the rename itself survives a power cut
+    except OSError as error:
+        raise ExperimentError(
+            f"cannot write checkpoint {path}: {error.strerror or error}; the checkpoints already there are untouched"
+        ) from None
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+
+
+def _check_free_space(folder: Path) -> None:
+    """Refuse before writing when the disk cannot hold another checkpoint the size of the newest one."""
+    existing = [p for p in folder.glob("*.pt") if p.is_file()]
+    if not existing:
+        return
+    needed = max(p.stat().st_size for p in existing)
+    free = shutil.disk_usage(folder).free
+    if free < needed * 1.1:
+        raise OSError(0, f"no space left: about {needed / 2**20:.0f} MiB needed, {free / 2**20:.0f} MiB free")
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name == "posix":
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def prune_step_checkpoints(folder: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` step checkpoints (``best.pt`` is not one of them)."""
+    for path in step_checkpoints(folder)[keep:]:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Temporary files a killed process left mid-write: never complete, never loaded, safe to delete."""
+    stale = sorted(folder.glob(".*.pt.*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint's state; an ``ExperimentError`` for a missing, truncated, corrupt or foreign file, naming
+    the newest good checkpoint beside it when there is one."""
     path = Path(path)
+    try:
+        return _load(path, map_location)
+    except CorruptCheckpoint as error:
+        previous = previous_good_checkpoint(path)
+        if previous is None:
+            raise
+        raise CorruptCheckpoint(f"{error}; the previous good checkpoint is {previous}", previous) from None
+
+
+def _load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     if not path.is_file():
         raise ExperimentError(f"checkpoint {path} does not exist")
     try:
@@ -41,10 +112,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several unrelated types for truncated or foreign files
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ExperimentError(f"checkpoint {path} is corrupt or truncated ({reason})") from None
+        raise CorruptCheckpoint(f"checkpoint {path} is corrupt or truncated ({reason})") from None
     if not isinstance(state, dict) or "generator" not in state or "model" not in state:
-        raise ExperimentError(f"checkpoint {path} is not a checkpoint of this project (no generator/model entries)")
+        raise CorruptCheckpoint(f"checkpoint {path} is not a checkpoint of this project (no generator/model entries)")
     return state
+
+
+def previous_good_checkpoint(path: Path) -> Path | None:
+    """The newest other checkpoint in ``path``'s folder that loads, older than ``path`` if it is a step file."""
+    match = STEP_NAME.fullmatch(path.name)
+    candidates = step_checkpoints(path.parent)
+    if match:
+        candidates = [p for p in candidates if int(STEP_NAME.fullmatch(p.name).group(1)) < int(match.group(1))]
+    candidates += [p for p in (path.parent / "best.pt",) if p.is_file()]
+    for candidate in candidates:
+        if candidate != path:
+            try:
+                _load(candidate)
+                return candidate
+            except ExperimentError:
+                continue
+    return None
+
+
+def generator_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights to deblur with: the EMA of the generator when the run kept one (validation scored those)."""
+    return state.get("generator_ema") or state["generator"]
 
 
 def generator_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint") -> torch.nn.Module:
@@ -53,7 +146,7 @@ def generator_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpo
     name = options.pop("name")
     try:
         model = build_network(name, **options)
-        model.load_state_dict(state["generator"])
+        model.load_state_dict(generator_weights(state))
     except (ValueError, RuntimeError) as error:
         raise ExperimentError(f"checkpoint {path} does not match network {name!r}: {str(error).splitlines()[0]}") from None
     return model

@@ -40,10 +40,14 @@ class TrainConfig:
     max_bad_steps: int = 10  # consecutive non-finite steps (skipped) before the run stops, in either phase
     device: str = "auto"  # auto = cuda, then mps, then cpu
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    ema_decay: float = 0.0  # exponential moving average of the generator (e.g. 0.999); 0 disables it
+    checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: at epoch ends only
+    keep_last: int = 2  # rolling step-NNNNNNNN.pt checkpoints kept (best.pt is kept besides)
+    deterministic: bool = False  # torch.use_deterministic_algorithms: bit-exact resume on CPU, slower on CUDA
 
     def check(self) -> list[str]:
         problems = []
-        for key in ("epochs", "batch_size", "max_bad_steps"):
+        for key in ("epochs", "batch_size", "max_bad_steps", "keep_last"):
             if getattr(self, key) < 1:
                 problems.append(f"train.{key} must be >= 1, got {getattr(self, key)}")
         if not self.lr > 0:
@@ -52,6 +56,10 @@ class TrainConfig:
             problems.append(f"train.lr_min must be in [0, train.lr], got {self.lr_min}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.charbonnier_eps <= 0:
             problems.append("train.weight_decay and train.grad_clip must be >= 0, train.charbonnier_eps > 0")
+        if not 0 <= self.ema_decay < 1:
+            problems.append(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.checkpoint_every < 0:
+            problems.append(f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             problems.append(f"train.device must be auto, cpu, mps or cuda[:N], got {self.device!r}")
         return problems

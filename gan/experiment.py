@@ -39,6 +39,21 @@ class Experiment:
             raise ExperimentError(f"cannot write experiment folder {self.folder}: {error.strerror}") from None
 
 
+    def check_same_data(self, split: dict) -> None:
+        """A resumed run must see the files its predecessor saw (``data_split.json``), or it is another run."""
+        path = self.folder / "data_split.json"
+        if not path.is_file():
+            return
+        saved = json.loads(path.read_text())
+        current = json.loads(json.dumps(split))  # tuples and paths as JSON has them
+        for key in sorted(set(saved) | set(current)):
+            if saved.get(key) != current.get(key):
+                raise ExperimentError(
+                    f"the data changed since {self.folder} began ({key!r} differs from {path}); "
+                    "restore the files or start a new run"
+                )
+
+
 def plan_experiment(config: Config, default_stem: str, overwrite: bool = False) -> Experiment:
     """Choose the run's folder and check it is free; nothing is written yet (see ``Experiment.start``).
 
@@ -48,8 +63,8 @@ def plan_experiment(config: Config, default_stem: str, overwrite: bool = False) 
     folder = Path(config.experiment.root) / name
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise ExperimentError(
-            f"experiment folder {folder} already exists and is not empty; choose another experiment.name "
-            "or pass --overwrite to replace it"
+            f"experiment folder {folder} already exists and is not empty; choose another experiment.name, "
+            "pass --resume to continue it or --overwrite to replace it"
         )
     config.experiment.name = name
     return Experiment(folder, overwrite)

@@ -6,28 +6,39 @@ only, the "Charbonnier LightUNet baseline") is ``PretrainTrainer``; the adversar
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from datasets import build_datasets
+from datasets import EpochSampler, build_datasets
 from losses import charbonnier
 from nets import build_network
 
-from .checkpoint import save_checkpoint
+from .checkpoint import (
+    prune_step_checkpoints,
+    remove_stale_temporaries,
+    save_checkpoint,
+    step_checkpoint_name,
+    step_checkpoints,
+)
 from .config import Config
 from .device import pick_device
-from .errors import ConfigError, TrainingDiverged
+from .errors import ConfigError, Interrupted, TrainingDiverged
 from .experiment import Experiment
+from .interrupt import GracefulInterrupt, ignore_interrupts_in_worker
 from .metrics import load_lpips, psnr_per_image, ssim_per_image
+from .rng import capture_rng_state, restore_rng_state
 
 
 @dataclass
@@ -50,21 +61,37 @@ class Trainer:
         torch.manual_seed(config.experiment.seed)
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
+        if config.train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
         self.device = pick_device(config.train.device)
         self.generator = self.build_generator().to(self.device)
+        decay = config.train.ema_decay
+        self.ema = (
+            AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            if decay > 0
+            else None
+        )
 
         datasets = build_datasets(config.data, seed=config.experiment.seed)
         self.train_set, self.val_set, self.data_split = datasets.train, datasets.val, datasets.split
+        # Items are pure functions of (seed, epoch, index); the sampler hands out those keys (and can start
+        # mid-epoch on resume). The loader's own generator keeps its seed draws off the global torch RNG, which
+        # a resumed run restores exactly.
+        self.sampler = EpochSampler(len(self.train_set))
         self.train_loader = DataLoader(
             self.train_set,
             batch_size=config.train.batch_size,
-            shuffle=False,  # items are already drawn per (seed, epoch, index); see SyntheticBlurPairs, PairedCrops
+            sampler=self.sampler,
             num_workers=config.data.num_workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=config.data.num_workers > 0,
             drop_last=True,
+            generator=torch.Generator().manual_seed(config.experiment.seed),
+            worker_init_fn=ignore_interrupts_in_worker,
         )
-        if len(self.train_loader) == 0:
+        self.steps_per_epoch = len(self.train_loader)
+        if self.steps_per_epoch == 0:
             raise ConfigError(
                 f"data.train_pairs_per_epoch ({len(self.train_set)}) is smaller than train.batch_size "
                 f"({config.train.batch_size}): an epoch would have no step"
@@ -77,11 +104,14 @@ class Trainer:
             num_workers=config.data.num_workers,
             pin_memory=self.device.type == "cuda",
         )
-        self.total_steps = config.train.epochs * len(self.train_loader)
+        self.total_steps = config.train.epochs * self.steps_per_epoch
         self.step = 0
-        self.epoch = 0
+        self.epoch = 0  # the epoch in progress (epochs completed, at an epoch end)
+        self.batch_in_epoch = 0  # steps done in it
+        self.running_loss = 0.0  # their summed loss, for the epoch's mean
         self.best_psnr = -math.inf
         self.bad_steps = 0
+        self.resumed_from: Path | None = None
         self.scores: Scores | None = None
         self.lpips, self.lpips_unavailable = load_lpips(device=self.device)
         self.writer: SummaryWriter | None = None  # opened by fit(): setup writes nothing to disk
@@ -102,51 +132,91 @@ class Trainer:
     def epoch_summary(self, scores: Scores) -> str:
         return f"val {scores.describe()}  (blurry input: {self.blurry_scores.describe()})"
 
+    @property
+    def eval_generator(self) -> nn.Module:
+        """The weights validation scores and checkpoints offer for inference: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.generator
+
     def fit(self) -> Scores:
+        """Train from the current position (0, or a restored checkpoint's) to the last epoch.
+
+        SIGINT/SIGTERM stop after the current step with a checkpoint saved (``Interrupted``); a second exits.
+        """
         config = self.config
-        self.experiment.start(config, data_split=self.data_split)
-        self.writer = SummaryWriter(str(self.experiment.tensorboard))
+        if self.resumed_from is None:
+            self.experiment.start(config, data_split=self.data_split)
+        remove_stale_temporaries(self.experiment.checkpoints)
+        # purge_step hides the events a killed predecessor logged after the checkpoint this run resumed from.
+        purge_step = self.step + 1 if self.resumed_from is not None else None
+        self.writer = SummaryWriter(str(self.experiment.tensorboard), purge_step=purge_step)
         interactive = sys.stderr.isatty()
         progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step", disable=not interactive)
-        start = time.monotonic()
-        start_step = self.step
+        self.started, self.start_step = time.monotonic(), self.step
         try:
-            for epoch in range(self.epoch, config.train.epochs):
-                self.epoch = epoch
-                self.train_set.set_epoch(epoch)
-                self.generator.train()
-                running = 0.0
-                for batch in self.train_loader:
-                    blur = batch["blur"].to(self.device, non_blocking=True)
-                    sharp = batch["sharp"].to(self.device, non_blocking=True)
-                    logs = self.train_step(blur, sharp)
-                    self.step += 1
-                    running += logs["loss"] if math.isfinite(logs["loss"]) else 0.0
-                    if self.step % config.log.scalar_every == 0:
-                        for key, value in logs.items():
-                            self.writer.add_scalar(f"train/{key}", value, self.step)
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{logs['loss']:.4f}")
-                self.epoch = epoch + 1
-                scores = self.scores = self.validate()
-                is_best = scores.psnr > self.best_psnr
-                self.best_psnr = max(self.best_psnr, scores.psnr)
-                self.save("last.pt")
-                if is_best:
-                    self.save("best.pt")
-                elapsed = time.monotonic() - start
-                remaining = elapsed / max(1, self.step - start_step) * (self.total_steps - self.step)
-                message = (
-                    f"epoch {self.epoch}/{config.train.epochs}  loss {running / len(self.train_loader):.4f}  "
-                    f"{self.epoch_summary(scores)}  elapsed {_clock(elapsed)}  ETA {_clock(remaining)}"
-                    f"{'  *best' if is_best else ''}"
-                )
-                progress.write(message) if interactive else print(message, flush=True)
+            with GracefulInterrupt() as interrupt:
+                for epoch in range(self.epoch, config.train.epochs):
+                    self.epoch = self.sampler.epoch = epoch
+                    self.sampler.start = self.batch_in_epoch * config.train.batch_size
+                    self.generator.train()
+                    for batch in self.train_loader:
+                        self._train_one(batch, progress)
+                        if self.batch_in_epoch == self.steps_per_epoch:
+                            break  # the epoch end saves; an interruption now waits for it
+                        if interrupt.requested:
+                            self._stop(interrupt)
+                        if config.train.checkpoint_every and self.step % config.train.checkpoint_every == 0:
+                            self.save()
+                    self._end_epoch(progress, interactive)
+                    if interrupt.requested and self.epoch < config.train.epochs:
+                        self._stop(interrupt, saved=True)
         finally:
-            # Also on divergence or Ctrl-C: the curves that explain a failed run reach the disk.
+            # Also on divergence or an interruption: the curves that explain the run reach the disk.
             progress.close()
             self.writer.close()
         return self.scores
+
+    def _train_one(self, batch: dict[str, Any], progress: tqdm) -> None:
+        blur = batch["blur"].to(self.device, non_blocking=True)
+        sharp = batch["sharp"].to(self.device, non_blocking=True)
+        logs = self.train_step(blur, sharp)
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+        self.step += 1
+        self.batch_in_epoch += 1
+        self.running_loss += logs["loss"] if math.isfinite(logs["loss"]) else 0.0
+        if self.step % self.config.log.scalar_every == 0:
+            for key, value in logs.items():
+                self.writer.add_scalar(f"train/{key}", value, self.step)
+        progress.update(1)
+        progress.set_postfix(loss=f"{logs['loss']:.4f}")
+
+    def _end_epoch(self, progress: tqdm, interactive: bool) -> None:
+        config = self.config
+        mean_loss = self.running_loss / self.steps_per_epoch
+        self.epoch, self.batch_in_epoch, self.running_loss = self.epoch + 1, 0, 0.0
+        scores = self.scores = self.validate()
+        is_best = scores.psnr > self.best_psnr
+        self.best_psnr = max(self.best_psnr, scores.psnr)
+        self.save(best=is_best)
+        elapsed = time.monotonic() - self.started
+        remaining = elapsed / max(1, self.step - self.start_step) * (self.total_steps - self.step)
+        message = (
+            f"epoch {self.epoch}/{config.train.epochs}  loss {mean_loss:.4f}  "
+            f"{self.epoch_summary(scores)}  elapsed {_clock(elapsed)}  ETA {_clock(remaining)}"
+            f"{'  *best' if is_best else ''}"
+        )
+        progress.write(message) if interactive else print(message, flush=True)
+
+    def _stop(self, interrupt: GracefulInterrupt, saved: bool = False) -> None:
+        path = self.experiment.checkpoints / step_checkpoint_name(self.step)
+        if not saved:
+            self.save()
+        self.writer.flush()
+        raise Interrupted(
+            f"stopped by {interrupt.name} at step {self.step}/{self.total_steps} (epoch {self.epoch + 1}, "
+            f"{self.batch_in_epoch}/{self.steps_per_epoch} steps in); saved {path}",
+            exit_code=128 + interrupt.requested,
+        )
 
     def optimise(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]) -> float:
         """Backward and step, unless the loss or the gradients are not finite: then the step is skipped.
@@ -170,7 +240,7 @@ class Trainer:
         if self.bad_steps >= self.config.train.max_bad_steps:
             raise TrainingDiverged(
                 f"training diverged: {self.bad_steps} steps in a row with a non-finite loss or gradient at step "
-                f"{self.step}; the last good checkpoint is {self.experiment.checkpoints / 'last.pt'}"
+                f"{self.step}; the last good checkpoint is {self.newest_checkpoint()}"
             )
         return math.nan
 
@@ -195,8 +265,8 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> Scores:
-        self.generator.eval()
-        scores, rows = self._score(self.generator, keep_rows=self.config.log.val_images)
+        generator = self.eval_generator.eval()
+        scores, rows = self._score(generator, keep_rows=self.config.log.val_images)
         for name, value in (("psnr", scores.psnr), ("ssim", scores.ssim), ("lpips", scores.lpips)):
             if value is not None:
                 self.writer.add_scalar(f"val/{name}", value, self.step)
@@ -216,9 +286,17 @@ class Trainer:
             "phase": self.phase,
             "model": dict(self.config.model),
             "generator": self.generator.state_dict(),
+            **self._ema_state(),
+            # The position: steps done, the epoch in progress and how far into it, and everything a resumed
+            # run needs to continue exactly as this one would have.
             "step": self.step,
             "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "running_loss": self.running_loss,
             "best_psnr": self.best_psnr,
+            "bad_steps": self.bad_steps,
+            "scores": dataclasses.asdict(self.scores) if self.scores else None,
+            "rng": capture_rng_state(),
             # Validation scores of exactly these weights, so a reloaded checkpoint can be checked against them.
             "metrics": {
                 "val_psnr": self.scores.psnr if self.scores else None,
@@ -230,8 +308,38 @@ class Trainer:
             "config": self.config.to_dict(),
         }
 
-    def save(self, name: str) -> None:
-        save_checkpoint(self.state(), self.experiment.checkpoints / name)
+    def _ema_state(self) -> dict[str, Any]:
+        if self.ema is None:
+            return {}
+        return {"generator_ema": self.ema.module.state_dict(), "ema_updates": int(self.ema.n_averaged.item())}
+
+    def save(self, best: bool = False) -> None:
+        """The rolling ``step-NNNNNNNN.pt`` (the newest ``train.keep_last`` are kept), and ``best.pt`` too."""
+        folder = self.experiment.checkpoints
+        state = self.state()
+        save_checkpoint(state, folder / step_checkpoint_name(self.step))
+        if best:
+            save_checkpoint(state, folder / "best.pt")
+        prune_step_checkpoints(folder, self.config.train.keep_last)
+
+    def newest_checkpoint(self) -> Path | str:
+        found = step_checkpoints(self.experiment.checkpoints)
+        return found[0] if found else "(none yet)"
+
+    def restore(self, state: dict[str, Any], path: Path) -> None:
+        """Continue from a checkpoint of this phase (see ``gan.resume``): weights, position, random generators.
+        Phases extend it with their optimisers and schedulers."""
+        self.generator.load_state_dict(state["generator"])
+        if self.ema is not None:
+            if "generator_ema" not in state:
+                raise ConfigError(f"train.ema_decay is set but checkpoint {path} was trained without an EMA")
+            self.ema.module.load_state_dict(state["generator_ema"])
+            self.ema.n_averaged.fill_(state["ema_updates"])
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.running_loss, self.best_psnr, self.bad_steps = state["running_loss"], state["best_psnr"], state["bad_steps"]
+        self.scores = Scores(**state["scores"]) if state["scores"] else None
+        restore_rng_state(state["rng"])
+        self.resumed_from = path
 
 
 class PretrainTrainer(Trainer):
@@ -256,6 +364,11 @@ class PretrainTrainer(Trainer):
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def restore(self, state: dict[str, Any], path: Path) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        super().restore(state, path)  # last: the random generators are restored after everything else
 
 
 def _clock(seconds: float) -> str:

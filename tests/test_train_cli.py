@@ -35,7 +35,7 @@ def test_pretrain_writes_config_checkpoints_and_tensorboard_events(tiny_run):
     folder, _ = tiny_run
     saved = yaml.safe_load((folder / "config.yaml").read_text())
     assert saved["model"]["start_filters"] == 4 and saved["experiment"]["name"] == "tiny"
-    assert (folder / "checkpoints" / "last.pt").is_file() and (folder / "checkpoints" / "best.pt").is_file()
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["best.pt", "step-00000002.pt", "step-00000004.pt"]
 
     events = list((folder / "tensorboard").glob("events.out.tfevents.*"))
     assert len(events) == 1
@@ -52,7 +52,7 @@ def test_pretrain_writes_config_checkpoints_and_tensorboard_events(tiny_run):
 
 def test_reloaded_checkpoint_reproduces_its_logged_validation_psnr(tiny_run):
     folder, _ = tiny_run
-    state = load_checkpoint(folder / "checkpoints" / "last.pt")
+    state = load_checkpoint(folder / "checkpoints" / "step-00000004.pt")
     assert state["step"] == 4 and state["epoch"] == 2 and "optimizer" in state and "scheduler" in state
     generator = generator_from_checkpoint(state).eval()
     data = DataConfig(**state["config"]["data"])
@@ -72,7 +72,7 @@ def test_existing_experiment_folder_is_never_overwritten(tiny_run):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: experiment folder experiments/tiny already exists and is not empty; choose another "
-        "experiment.name or pass --overwrite to replace it"
+        "experiment.name, pass --resume to continue it or --overwrite to replace it"
     ]
     assert _folder_snapshot(folder) == before
 

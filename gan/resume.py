@@ -1,0 +1,107 @@
+"""Continuing a run: which folder and checkpoint, with which config, and refusing what would not be the same run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import load_checkpoint, step_checkpoints
+from .config import Config, load_config
+from .errors import ConfigError, CorruptCheckpoint, ExperimentError
+from .experiment import Experiment
+
+# Keys a resumed run may change: they move work between processes or change what is logged, never the numbers.
+CHANGEABLE_ON_RESUME = (
+    "data.num_workers",
+    "train.threads",
+    "train.device",
+    "train.checkpoint_every",
+    "train.keep_last",
+    "log.scalar_every",
+    "log.val_images",
+)
+
+
+def plan_resume(
+    target: str, phase: str, overrides: list[str], root: str
+) -> tuple[Config, Experiment, dict[str, Any], Path]:
+    """The saved config (with allowed ``overrides``), the experiment, and the checkpoint (state, path) to continue
+    from. Nothing is written.
+
+    ``target``: a checkpoint file, an experiment folder, or "" for the newest run of ``phase`` under ``root``.
+    """
+    folder, path = _locate(target, phase, root)
+    config_path = folder / "config.yaml"
+    if not config_path.is_file():
+        raise ExperimentError(f"{folder} is not an experiment folder (no config.yaml); nothing to resume")
+    config = load_config(config_path, overrides)
+    saved = load_config(config_path)
+    for key in _differences(saved.to_dict(), config.to_dict()):
+        if key not in CHANGEABLE_ON_RESUME:
+            raise ConfigError(
+                f"--set {key} would change the run being resumed; a resumed run may only change "
+                f"{', '.join(CHANGEABLE_ON_RESUME)} (start a new run to change anything else)"
+            )
+    try:
+        state = load_checkpoint(path)
+    except CorruptCheckpoint as error:
+        if error.previous is None:
+            raise
+        raise ExperimentError(f"{error}: continue from it with --resume {error.previous}") from None
+    if state.get("phase") != phase:
+        raise ExperimentError(f"checkpoint {path} is from the {state.get('phase')!r} phase, not {phase!r}: "
+                              f"resume it with --{state.get('phase')}")
+    if "rng" not in state:
+        raise ExperimentError(f"checkpoint {path} has no training position (an exported or older checkpoint)")
+    for key in _differences(state["config"], saved.to_dict()):
+        if key not in CHANGEABLE_ON_RESUME:
+            raise ExperimentError(
+                f"checkpoint {path} does not belong to {config_path}: they differ in {key} "
+                f"({_get(state['config'], key)!r} vs {_get(saved.to_dict(), key)!r})"
+            )
+    return config, Experiment(folder), state, path
+
+
+def _locate(target: str, phase: str, root: str) -> tuple[Path, Path]:
+    """(experiment folder, checkpoint to resume from)."""
+    if target:
+        path = Path(target)
+        if path.is_file():
+            return path.parent.parent, path
+        if not path.is_dir():
+            raise ExperimentError(f"--resume {target}: no such checkpoint file or experiment folder")
+        return path, _newest_checkpoint(path)
+    runs = sorted(
+        (folder for folder in Path(root).glob("*") if step_checkpoints(folder / "checkpoints")),
+        key=lambda folder: step_checkpoints(folder / "checkpoints")[0].stat().st_mtime,
+        reverse=True,
+    )
+    for folder in runs:
+        path = _newest_checkpoint(folder)
+        if load_checkpoint(path).get("phase") == phase:
+            return folder, path
+    raise ExperimentError(f"no {phase} run with a checkpoint under {root}/ to resume; name one with --resume FOLDER")
+
+
+def _newest_checkpoint(folder: Path) -> Path:
+    found = step_checkpoints(folder / "checkpoints")
+    if not found:
+        raise ExperimentError(f"experiment {folder} has no step checkpoint to resume from")
+    return found[0]
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    keys = []
+    for key in sorted(set(a) | set(b)):
+        left, right = a.get(key), b.get(key)
+        if isinstance(left, dict) and isinstance(right, dict) and prefix == "":
+            keys += _differences(left, right, f"{key}.")
+        elif left != right:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _get(tree: dict[str, Any], dotted: str) -> Any:
+    section, _, key = dotted.partition(".")
+    return tree.get(section, {}).get(key) if key else tree.get(section)
