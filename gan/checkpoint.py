@@ -3,6 +3,7 @@ file and which good one is there instead."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -40,9 +41,13 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_free_space(path.parent)
+        # Serialised in memory first: torch's own file writer turns a full disk into an opaque RuntimeError,
+        # a plain write raises the OSError (ENOSPC, EFBIG, EACCES) that names the cause.
+        buffer = io.BytesIO()
+        torch.save({"format_version": FORMAT_VERSION, **state}, buffer)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as file:
-            torch.save({"format_version": FORMAT_VERSION, **state}, file)
+            file.write(buffer.getbuffer())
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

@@ -112,6 +112,7 @@ class AdvConfig:
 class LogConfig:
     scalar_every: int = 10  # steps between TensorBoard scalar writes
     val_images: int = 4  # validation pairs shown as blurred | restored | sharp rows
+    lpips: bool = True  # also score validation with LPIPS when its ImageNet weights are there (costs time)
 
     def check(self) -> list[str]:
         return [f"log.scalar_every must be >= 1, got {self.scalar_every}"] if self.scalar_every < 1 else []

@@ -19,7 +19,11 @@ CHANGEABLE_ON_RESUME = (
     "train.keep_last",
     "log.scalar_every",
     "log.val_images",
+    "log.lpips",
 )
+
+# Where the run lives, not what it computes: a run folder may be renamed or moved and still be resumed.
+WHERE_KEYS = ("experiment.name", "experiment.root")
 
 
 def plan_resume(
@@ -32,8 +36,6 @@ def plan_resume(
     """
     folder, path = _locate(target, phase, root)
     config_path = folder / "config.yaml"
-    if not config_path.is_file():
-        raise ExperimentError(f"{folder} is not an experiment folder (no config.yaml); nothing to resume")
     config = load_config(config_path, overrides)
     saved = load_config(config_path)
     for key in _differences(saved.to_dict(), config.to_dict()):
@@ -70,6 +72,8 @@ def _locate(target: str, phase: str, root: str) -> tuple[Path, Path]:
             return path.parent.parent, path
         if not path.is_dir():
             raise ExperimentError(f"--resume {target}: no such checkpoint file or experiment folder")
+        if not (path / "config.yaml").is_file():
+            raise ExperimentError(f"{path} is not an experiment folder (no config.yaml); nothing to resume")
         return path, _newest_checkpoint(path)
     runs = sorted(
         (folder for folder in Path(root).glob("*") if step_checkpoints(folder / "checkpoints")),
@@ -97,7 +101,7 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
         left, right = a.get(key), b.get(key)
         if isinstance(left, dict) and isinstance(right, dict) and prefix == "":
             keys += _differences(left, right, f"{key}.")
-        elif left != right:
+        elif left != right and f"{prefix}{key}" not in WHERE_KEYS:
             keys.append(f"{prefix}{key}")
     return keys
 

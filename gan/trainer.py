@@ -34,7 +34,7 @@ from .checkpoint import (
 )
 from .config import Config
 from .device import pick_device
-from .errors import ConfigError, Interrupted, TrainingDiverged
+from .errors import ConfigError, ExperimentError, Interrupted, TrainingDiverged
 from .experiment import Experiment
 from .interrupt import GracefulInterrupt, ignore_interrupts_in_worker
 from .metrics import load_lpips, psnr_per_image, ssim_per_image
@@ -113,7 +113,7 @@ class Trainer:
         self.bad_steps = 0
         self.resumed_from: Path | None = None
         self.scores: Scores | None = None
-        self.lpips, self.lpips_unavailable = load_lpips(device=self.device)
+        self.lpips, self.lpips_unavailable = load_lpips(device=self.device) if config.log.lpips else (None, "")
         self.writer: SummaryWriter | None = None  # opened by fit(): setup writes nothing to disk
         self.blurry_scores, _ = self._score(lambda blur: blur)
 
@@ -317,9 +317,12 @@ class Trainer:
         """The rolling ``step-NNNNNNNN.pt`` (the newest ``train.keep_last`` are kept), and ``best.pt`` too."""
         folder = self.experiment.checkpoints
         state = self.state()
-        save_checkpoint(state, folder / step_checkpoint_name(self.step))
-        if best:
-            save_checkpoint(state, folder / "best.pt")
+        try:
+            save_checkpoint(state, folder / step_checkpoint_name(self.step))
+            if best:
+                save_checkpoint(state, folder / "best.pt")
+        except ExperimentError as error:  # a full disk, say: stop here, say where to pick up
+            raise ExperimentError(f"{error}; the newest complete one is {self.newest_checkpoint()}") from None
         prune_step_checkpoints(folder, self.config.train.keep_last)
 
     def newest_checkpoint(self) -> Path | str:

@@ -22,6 +22,7 @@ TINY = [
     "train.epochs=2",
     "train.batch_size=4",
     "log.scalar_every=1",
+    "log.lpips=false",  # offline it is unavailable anyway; skipping it spares every run torchvision's import
 ]
 
 
