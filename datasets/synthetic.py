@@ -65,8 +65,9 @@ class SyntheticBlurPairs(Dataset):
 
     Every item is a pure function of (seed, epoch, index): runs are reproducible whatever the number of loader
     workers, and a resumed run can regenerate exactly the pairs it would have seen. Keys are (epoch, index)
-    (see ``sampler.EpochSampler``): each epoch draws new pairs. Augmentation (flips, rotations, colour jitter) is applied to the sharp window before
-    blurring, which moves both images of the pair identically by construction.
+    (see ``sampler.EpochSampler``): each epoch draws new pairs. Augmentation (flips, rotations, colour jitter)
+    is applied to the sharp window before blurring, which moves both images of the pair identically by
+    construction.
     """
 
     def __init__(

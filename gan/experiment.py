@@ -38,7 +38,6 @@ class Experiment:
         except OSError as error:
             raise ExperimentError(f"cannot write experiment folder {self.folder}: {error.strerror}") from None
 
-
     def check_same_data(self, split: dict) -> None:
         """A resumed run must see the files its predecessor saw (``data_split.json``), or it is another run."""
         path = self.folder / "data_split.json"

@@ -28,7 +28,8 @@ class GracefulInterrupt:
     def _handle(self, signum: int, frame) -> None:
         if self.requested is not None:
             # Checkpoints are written atomically, so even this cannot leave a half-written one behind.
-            print(f"\nsecond signal ({signal.Signals(signum).name}): exiting now without saving", file=sys.stderr, flush=True)
+            name = signal.Signals(signum).name
+            print(f"\nsecond signal ({name}): exiting now without saving", file=sys.stderr, flush=True)
             os._exit(128 + signum)
         self.requested = signum
         print(

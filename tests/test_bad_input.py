@@ -119,7 +119,7 @@ def test_a_checkpoint_of_another_run_or_phase_is_refused(workdir, resume):
     shutil.copy(workdir / "experiments" / "wide" / "checkpoints" / "step-00000002.pt", stray)
     before = snapshot(workdir)
     line = one_error_line(resume(workdir, "experiments/run"))
-    assert f"checkpoint experiments/run/checkpoints/step-00000009.pt does not belong to" in line
+    assert "checkpoint experiments/run/checkpoints/step-00000009.pt does not belong to" in line
     assert "differ in model.start_filters (8 vs 4)" in line
     assert "from the 'pretrain' phase, not 'adv': resume it with --pretrain" in one_error_line(
         resume(workdir, "experiments/wide", phase="--adv"))
