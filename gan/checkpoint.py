@@ -33,21 +33,27 @@ def step_checkpoints(folder: Path) -> list[Path]:
     return [path for _, path in sorted(found, reverse=True)]
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``: a crash at any moment
-    leaves either the old complete file or the new complete file, never a truncated one. A full disk or an
-    unwritable folder is an ``ExperimentError`` that leaves every existing file as it was."""
+def save_checkpoint(state: dict[str, Any], path: Path, *copies: Path) -> None:
+    """Write ``state`` to ``path`` (and to each of ``copies``, serialised once): to a temporary file in the same
+    folder, fsync, then rename over the target, so a crash at any moment leaves either the old complete file or
+    the new complete file, never a truncated one. A full disk or an unwritable folder is an ``ExperimentError``
+    that leaves every existing file as it was."""
+    # Serialised in memory first: torch's own file writer turns a full disk into an opaque RuntimeError,
+    # a plain write raises the OSError (ENOSPC, EFBIG, EACCES) that names the cause.
+    buffer = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **state}, buffer)
+    for target in (path, *copies):
+        _write_atomically(buffer.getbuffer(), target)
+
+
+def _write_atomically(data: memoryview, path: Path) -> None:
     temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_free_space(path.parent)
-        # Serialised in memory first: torch's own file writer turns a full disk into an opaque RuntimeError,
-        # a plain write raises the OSError (ENOSPC, EFBIG, EACCES) that names the cause.
-        buffer = io.BytesIO()
-        torch.save({"format_version": FORMAT_VERSION, **state}, buffer)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as file:
-            file.write(buffer.getbuffer())
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -63,7 +69,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
 
 
 def _check_free_space(folder: Path) -> None:
-    """Refuse before writing when the disk cannot hold another checkpoint the size of the newest one."""
+    """Refuse before writing when the disk cannot hold another checkpoint the size of the largest one there."""
     existing = [p for p in folder.glob("*.pt") if p.is_file()]
     if not existing:
         return

@@ -34,7 +34,7 @@ def plan_resume(
 
     ``target``: a checkpoint file, an experiment folder, or "" for the newest run of ``phase`` under ``root``.
     """
-    folder, path = _locate(target, phase, root)
+    folder, path, state = _locate(target, phase, root)
     config_path = folder / "config.yaml"
     config = load_config(config_path, overrides)
     saved = load_config(config_path)
@@ -44,12 +44,7 @@ def plan_resume(
                 f"--set {key} would change the run being resumed; a resumed run may only change "
                 f"{', '.join(CHANGEABLE_ON_RESUME)} (start a new run to change anything else)"
             )
-    try:
-        state = load_checkpoint(path)
-    except CorruptCheckpoint as error:
-        if error.previous is None:
-            raise
-        raise ExperimentError(f"{error}: continue from it with --resume {error.previous}") from None
+    state = state or _load(path)
     if state.get("phase") != phase:
         raise ExperimentError(f"checkpoint {path} is from the {state.get('phase')!r} phase, not {phase!r}: "
                               f"resume it with --{state.get('phase')}")
@@ -64,27 +59,35 @@ def plan_resume(
     return config, Experiment(folder), state, path
 
 
-def _locate(target: str, phase: str, root: str) -> tuple[Path, Path]:
-    """(experiment folder, checkpoint to resume from)."""
+def _locate(target: str, phase: str, root: str) -> tuple[Path, Path, dict[str, Any] | None]:
+    """(experiment folder, checkpoint to resume from, its state if it had to be read to choose it)."""
     if target:
         path = Path(target)
         if path.is_file():
-            return path.parent.parent, path
+            return path.parent.parent, path, None
         if not path.is_dir():
             raise ExperimentError(f"--resume {target}: no such checkpoint file or experiment folder")
         if not (path / "config.yaml").is_file():
             raise ExperimentError(f"{path} is not an experiment folder (no config.yaml); nothing to resume")
-        return path, _newest_checkpoint(path)
-    runs = sorted(
-        (folder for folder in Path(root).glob("*") if step_checkpoints(folder / "checkpoints")),
-        key=lambda folder: step_checkpoints(folder / "checkpoints")[0].stat().st_mtime,
-        reverse=True,
-    )
-    for folder in runs:
-        path = _newest_checkpoint(folder)
-        if load_checkpoint(path).get("phase") == phase:
-            return folder, path
+        return path, _newest_checkpoint(path), None
+    newest = {
+        folder: found[0] for folder in Path(root).glob("*") if (found := step_checkpoints(folder / "checkpoints"))
+    }
+    for folder in sorted(newest, key=lambda folder: newest[folder].stat().st_mtime, reverse=True):
+        state = _load(newest[folder])
+        if state.get("phase") == phase:
+            return folder, newest[folder], state
     raise ExperimentError(f"no {phase} run with a checkpoint under {root}/ to resume; name one with --resume FOLDER")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    """``load_checkpoint``, turning its offer of a previous good checkpoint into the command that takes it."""
+    try:
+        return load_checkpoint(path)
+    except CorruptCheckpoint as error:
+        if error.previous is None:
+            raise
+        raise ExperimentError(f"{error}: continue from it with --resume {error.previous}") from None
 
 
 def _newest_checkpoint(folder: Path) -> Path:

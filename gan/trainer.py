@@ -222,7 +222,8 @@ class Trainer:
         """Backward and step, unless the loss or the gradients are not finite: then the step is skipped.
 
         Returns the gradient norm (nan when skipped). ``train.max_bad_steps`` skipped steps in a row stop the run
-        with ``TrainingDiverged``; checkpoints are only written at epoch ends, so the last one on disk is good.
+        with ``TrainingDiverged``; a skipped step leaves the weights and optimiser untouched, so every checkpoint
+        on disk, even one written between skipped steps, holds good weights.
         """
         parameters = list(parameters)
         optimizer.zero_grad(set_to_none=True)
@@ -316,11 +317,9 @@ class Trainer:
     def save(self, best: bool = False) -> None:
         """The rolling ``step-NNNNNNNN.pt`` (the newest ``train.keep_last`` are kept), and ``best.pt`` too."""
         folder = self.experiment.checkpoints
-        state = self.state()
+        copies = [folder / "best.pt"] if best else []
         try:
-            save_checkpoint(state, folder / step_checkpoint_name(self.step))
-            if best:
-                save_checkpoint(state, folder / "best.pt")
+            save_checkpoint(self.state(), folder / step_checkpoint_name(self.step), *copies)
         except ExperimentError as error:  # a full disk, say: stop here, say where to pick up
             raise ExperimentError(f"{error}; the newest complete one is {self.newest_checkpoint()}") from None
         prune_step_checkpoints(folder, self.config.train.keep_last)
