@@ -93,8 +93,10 @@ def build_method(name: str, args: argparse.Namespace, kernel_size: int):
         return f"cnn-rl ({args.rl_iterations} it)", lambda blurred, kernel: method(blurred), False, "cpu"
     from datasets.images import array_to_tensor, tensor_to_array
     from gan.device import pick_device
+    from gan.cpu_allocator import reuse_freed_memory
     from gan.inference import Restorer, default_checkpoint, load_generator
 
+    reuse_freed_memory()  # see gan/cpu_allocator.py: large activations reuse pages, 2x on CPU
     device = pick_device(args.device)
     checkpoint = args.checkpoint or default_checkpoint(args.model)
     restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap)

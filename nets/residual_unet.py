@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import make_upsampler, pad_to_multiple
+from .blocks import cat_channels, make_upsampler, pad_to_multiple
 
 
 class ResidualUNet(nn.Module):
@@ -103,5 +103,5 @@ class ResidualUNet(nn.Module):
             features = downsample(features)
         features = self.bottleneck(features)
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
-            features = decoder(torch.cat([upsample(features), skip], dim=1))
+            features = decoder(cat_channels([upsample(features), skip]))
         return self.head(features)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from nets import LightUNet, UNet, build_network, network_names
-from nets.blocks import NORMS, UPSAMPLERS, pad_to_multiple
+from nets.blocks import NORMS, UPSAMPLERS, InstanceNorm2d, cat_channels, pad_to_multiple
 from nets.summary import count_macs, count_parameters
 
 
@@ -89,3 +89,26 @@ def test_summary_cli_prints_params_and_gmacs():
         [sys.executable, "-m", "nets", "light_unet"], capture_output=True, text=True, check=True
     ).stdout
     assert "6,755,331" in out and "7.63" in out
+
+
+def test_channels_last_gives_the_contiguous_result_and_keeps_its_layout():
+    """The fast CPU path: InstanceNorm and the decoder's concatenation take channels_last without an NCHW copy,
+    and the network computes the same function (up to summation order) in either layout, per image of a batch."""
+    torch.manual_seed(0)
+    model = build_network("light_unet", start_filters=8, levels=2).eval()
+    for parameter in model.parameters():  # away from the identity init, so every layer matters
+        parameter.data.normal_(0.0, 0.3)
+    images = torch.rand(3, 3, 40, 56)
+    with torch.no_grad():
+        reference = model(images)
+        fast_model = model.to(memory_format=torch.channels_last)
+        fast = fast_model(images.contiguous(memory_format=torch.channels_last))
+    assert fast.is_contiguous(memory_format=torch.channels_last) and not fast.is_contiguous()
+    assert (fast - reference).abs().max() < 1e-4 * reference.abs().max()
+    norm = InstanceNorm2d(8, affine=True)
+    features = torch.randn(2, 8, 9, 11).contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(norm(features), torch.nn.functional.instance_norm(features.contiguous(), weight=norm.weight,
+                                                                              bias=norm.bias), atol=1e-5)
+    joined = cat_channels([features, features * 2])
+    assert joined.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(joined, torch.cat([features, features * 2], dim=1))
