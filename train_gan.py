@@ -6,6 +6,7 @@
     python train_gan.py --pretrain --set train.epochs=2 model.start_filters=32
     python train_gan.py --pretrain --resume experiments/pretrain-pretrain-20261121-100847  # continue a run
     python train_gan.py --adv --resume                             # continue the newest adversarial run
+    torchrun --nproc_per_node 4 train_gan.py --pretrain --config configs/research.yaml  # 4 GPUs (DDP)
 
 SIGINT (Ctrl-C) or SIGTERM stops a run after the current step with a checkpoint saved; a second one exits at once.
 """
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported after argument parsing so --help answers at once.
     from gan.adversarial import AdversarialTrainer
     from gan.config import load_config
-    from gan.experiment import plan_experiment
+    from gan.distributed import init_distributed, shutdown
     from gan.resume import plan_resume
     from gan.trainer import PretrainTrainer
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer_class = AdversarialTrainer if args.adv else PretrainTrainer
     config_path = args.config or DEFAULT_CONFIGS[phase]
     try:
+        world = init_distributed(load_config(config_path if args.resume is None else None, args.set).train.device)
         if args.resume is not None:
             root = load_config(config_path, args.set).experiment.root
             target = args.resume or (str(Path(root) / args.name) if args.name else "")
@@ -66,29 +68,36 @@ def main(argv: list[str] | None = None) -> int:
             experiment.check_same_data(trainer.data_split)
             trainer.restore(state, checkpoint)
             del state
-            print(f"resuming {experiment.folder} from {checkpoint} (step {trainer.step}/{trainer.total_steps})", flush=True)
+            say(f"resuming {experiment.folder} from {checkpoint} (step {trainer.step}/{trainer.total_steps})")
         else:
             overrides = args.set + ([f"experiment.name={args.name}"] if args.name else [])
             config = load_config(config_path, overrides)
-            experiment = plan_experiment(config, default_stem=f"{phase}-{config_path.stem}", overwrite=args.overwrite)
+            experiment = plan_run_folder(config, f"{phase}-{config_path.stem}", args.overwrite, world)
             trainer = trainer_class(config, experiment)  # validates everything before anything is written
-            print(f"experiment folder: {experiment.folder}", flush=True)
+            say(f"experiment folder: {experiment.folder}")
         if trainer.lpips_unavailable:
-            print(trainer.lpips_unavailable, flush=True)
+            say(trainer.lpips_unavailable)
         if args.adv:
-            print(f"starting from {trainer.init_path}", flush=True)
-        print(
-            f"{config.model['name']} on {trainer.device}; {trainer.total_steps} steps, batch {config.train.batch_size}, "
-            f"{config.data.crop_size}px crops; validation: {len(trainer.val_set)} fixed pairs",
-            flush=True,
+            say(f"starting from {trainer.init_path}")
+        batch = f"batch {config.train.batch_size}"
+        if world.enabled:
+            batch += f" per process x {world.world_size} processes = {config.train.batch_size * world.world_size}"
+        say(
+            f"{config.model['name']} on {trainer.device}; {trainer.total_steps} steps, {batch}, "
+            f"{config.data.crop_size}px crops; validation: {len(trainer.val_set)} fixed pairs"
         )
         scores = trainer.fit()
     except Interrupted as stop:
-        print(f"{stop}\ncontinue with: python train_gan.py --{phase} --resume {experiment.folder}", file=sys.stderr)
+        if world.is_main:
+            print(f"{stop}\ncontinue with: {launcher(world)} --{phase} --resume {experiment.folder}", file=sys.stderr)
         return stop.exit_code
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        shutdown()
+    if not world.is_main:
+        return 0
     gain = scores.psnr - trainer.blurry_scores.psnr
     print(
         f"Validation PSNR: blurry input {trainer.blurry_scores.psnr:.2f} dB -> restored {scores.psnr:.2f} dB "
@@ -96,6 +105,40 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"checkpoints: {experiment.checkpoints}  (best: {trainer.best_psnr:.2f} dB)")
     return 0
+
+
+def say(message: str) -> None:
+    """Print once: on rank 0 under torchrun."""
+    from gan.distributed import init_distributed
+
+    if init_distributed().is_main:
+        print(message, flush=True)
+
+
+def launcher(world) -> str:
+    if world.enabled:
+        return f"torchrun --nproc_per_node {world.world_size} train_gan.py"
+    return "python train_gan.py"
+
+
+def plan_run_folder(config, stem: str, overwrite: bool, world):
+    """Rank 0 picks the folder (and checks it is free); the others take its answer, or its error."""
+    from gan.distributed import broadcast_object
+    from gan.errors import ExperimentError
+    from gan.experiment import Experiment, plan_experiment
+
+    outcome = None
+    if world.is_main:
+        try:
+            experiment = plan_experiment(config, default_stem=stem, overwrite=overwrite)
+            outcome = ("ok", config.experiment.name)
+        except ExperimentError as error:
+            outcome = ("error", str(error))
+    kind, value = broadcast_object(outcome, world)
+    if kind == "error":
+        raise ExperimentError(value)
+    config.experiment.name = value
+    return experiment if world.is_main else Experiment(Path(config.experiment.root) / value, overwrite)
 
 
 if __name__ == "__main__":

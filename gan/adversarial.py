@@ -18,6 +18,7 @@ from nets import build_network
 
 from .checkpoint import generator_from_checkpoint, load_checkpoint
 from .config import Config
+from .distributed import broadcast_parameters
 from .errors import ConfigError, ExperimentError
 from .experiment import Experiment, best_checkpoints_newest_first
 from .trainer import Scores, Trainer
@@ -58,6 +59,7 @@ class AdversarialTrainer(Trainer):
         critic_options = dict(adv.critic)
         try:
             self.critic = build_network(critic_options.pop("name"), **critic_options).to(self.device)
+            broadcast_parameters(self.critic, self.world)
             # Without its term, no VGG is needed: adv.w_perceptual=0 is how offline machines run this phase.
             self.perceptual = (
                 PerceptualLoss(adv.perceptual_layers, adv.perceptual_criterion, adv.vgg_weights, adv.vgg_download)
@@ -85,16 +87,19 @@ class AdversarialTrainer(Trainer):
 
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
         adv = self.config.adv
-        fake = self.generator(blur)
+        with self.autocast():
+            fake = self.training_generator(blur)
         critic_logs = {}
         # n_critic critic updates on this batch, reusing one generator forward (DeblurGAN's schedule).
         for _ in range(adv.n_critic):
             critic_logs = self._critic_step(blur, sharp, fake.detach())
 
         self.critic.requires_grad_(False)  # the generator step must not leave gradients in the critic
-        adversarial = self.adversarial.generator_loss(self.critic(blur, fake))
+        with self.autocast():
+            adversarial = self.adversarial.generator_loss(self.critic(blur, fake).float())
+            perceptual = self.perceptual(fake, sharp).float() if self.perceptual is not None else fake.new_zeros(())
         self.critic.requires_grad_(True)
-        perceptual = self.perceptual(fake, sharp) if self.perceptual is not None else fake.new_zeros(())
+        fake = fake.float()
         pixel = charbonnier(fake, sharp, self.config.train.charbonnier_eps)
         loss = adv.w_adv * adversarial + adv.w_perceptual * perceptual + adv.w_charbonnier * pixel
         grad_norm_g = self.optimise(loss, self.optimizer_g, self.generator.parameters())
@@ -109,21 +114,25 @@ class AdversarialTrainer(Trainer):
 
     def _critic_step(self, blur: torch.Tensor, sharp: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
         adv = self.config.adv
-        real_maps = self.critic(blur, sharp)
-        fake_maps = self.critic(blur, fake)
+        with self.autocast():
+            real_maps, fake_maps = self.critic(blur, sharp).float(), self.critic(blur, fake).float()
         loss = self.adversarial.critic_loss(real_maps, fake_maps)
         logs = {"wasserstein": (sample_scores(real_maps) - sample_scores(fake_maps)).mean().item()}
         if self.adversarial.uses_gradient_penalty:
-            penalty = gradient_penalty(self.critic, blur, sharp, fake)
+            penalty = gradient_penalty(self.critic, blur, sharp, fake.float())  # fp32: a second-order term
             loss = loss + adv.gp_weight * penalty
             logs["gradient_penalty"] = penalty.item()
-        logs["grad_norm_d"] = self.optimise(loss, self.optimizer_d, self.critic.parameters())
+        # The critic is not DDP-wrapped (double backward): its gradients are averaged over the ranks explicitly.
+        logs["grad_norm_d"] = self.optimise(loss, self.optimizer_d, self.critic.parameters(), average=True)
         if self.adversarial.clips_weights:
             with torch.no_grad():
                 for parameter in self.critic.parameters():
                     parameter.clamp_(-adv.clip_value, adv.clip_value)
         logs["critic_loss"] = loss.item()
         return logs
+
+    def replicated_modules(self) -> list[nn.Module]:
+        return [self.generator, self.critic]
 
     def state(self) -> dict[str, Any]:
         return {

@@ -44,6 +44,11 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: at epoch ends only
     keep_last: int = 2  # rolling step-NNNNNNNN.pt checkpoints kept (best.pt is kept besides)
     deterministic: bool = False  # torch.use_deterministic_algorithms: bit-exact resume on CPU, slower on CUDA
+    # Speed (see README, Performance): autocast precision (fp16 uses a gradient scaler, CUDA only), the
+    # channels_last memory format, and torch.compile of the generator. All off by default: the CPU gains nothing.
+    amp: str = "off"  # off | bf16 | fp16
+    channels_last: bool = False
+    compile: bool = False
 
     def check(self) -> list[str]:
         problems = []
@@ -60,6 +65,8 @@ class TrainConfig:
             problems.append(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.checkpoint_every < 0:
             problems.append(f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.amp not in ("off", "bf16", "fp16"):
+            problems.append(f"train.amp must be off, bf16 or fp16, got {self.amp!r}")
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             problems.append(f"train.device must be auto, cpu, mps or cuda[:N], got {self.device!r}")
         return problems

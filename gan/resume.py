@@ -15,6 +15,8 @@ CHANGEABLE_ON_RESUME = (
     "data.num_workers",
     "train.threads",
     "train.device",
+    "train.channels_last",
+    "train.compile",
     "train.checkpoint_every",
     "train.keep_last",
     "log.scalar_every",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
@@ -34,6 +36,7 @@ from .checkpoint import (
 )
 from .config import Config
 from .device import pick_device
+from .distributed import all_true, any_true, average_gradients, init_distributed, replica_checksums
 from .errors import ConfigError, ExperimentError, Interrupted, TrainingDiverged
 from .experiment import Experiment
 from .interrupt import GracefulInterrupt, ignore_interrupts_in_worker
@@ -64,8 +67,25 @@ class Trainer:
         if config.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
+        self.world = init_distributed(config.train.device)
         self.device = pick_device(config.train.device)
-        self.generator = self.build_generator().to(self.device)
+        if self.world.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.world.local_rank)
+        self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
+        self.generator = self.build_generator().to(self.device, memory_format=self.memory_format)
+        # What the training steps call: under torchrun, DDP averages the generator's gradients during backward.
+        self.training_generator = (
+            DistributedDataParallel(self.generator, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.world.enabled
+            else self.generator
+        )
+        if config.train.compile:
+            self.training_generator = torch.compile(self.training_generator)
+        self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.train.amp]
+        if self.amp_dtype is torch.float16 and self.device.type != "cuda":
+            raise ConfigError(f"train.amp=fp16 needs a CUDA device, not {self.device.type}; use bf16 or off")
+        # fp16 gradients underflow without loss scaling; one scaler per optimiser (see optimise()).
+        self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
         decay = config.train.ema_decay
         self.ema = (
             AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
@@ -78,7 +98,7 @@ class Trainer:
         # Items are pure functions of (seed, epoch, index); the sampler hands out those keys (and can start
         # mid-epoch on resume). The loader's own generator keeps its seed draws off the global torch RNG, which
         # a resumed run restores exactly.
-        self.sampler = EpochSampler(len(self.train_set))
+        self.sampler = EpochSampler(len(self.train_set), self.world.rank, self.world.world_size)
         self.train_loader = DataLoader(
             self.train_set,
             batch_size=config.train.batch_size,
@@ -92,9 +112,10 @@ class Trainer:
         )
         self.steps_per_epoch = len(self.train_loader)
         if self.steps_per_epoch == 0:
+            processes = f" x {self.world.world_size} processes" if self.world.enabled else ""
             raise ConfigError(
                 f"data.train_pairs_per_epoch ({len(self.train_set)}) is smaller than train.batch_size "
-                f"({config.train.batch_size}): an epoch would have no step"
+                f"({config.train.batch_size}){processes}: an epoch would have no step"
             )
         whole_images = not config.data.synthetic and config.data.val_crop_size == 0
         self.val_loader = DataLoader(
@@ -143,13 +164,15 @@ class Trainer:
         SIGINT/SIGTERM stop after the current step with a checkpoint saved (``Interrupted``); a second exits.
         """
         config = self.config
-        if self.resumed_from is None:
+        main = self.world.is_main  # under torchrun, rank 0 alone writes the folder, events and checkpoints
+        if main and self.resumed_from is None:
             self.experiment.start(config, data_split=self.data_split)
-        remove_stale_temporaries(self.experiment.checkpoints)
+        if main:
+            remove_stale_temporaries(self.experiment.checkpoints)
         # purge_step hides the events a killed predecessor logged after the checkpoint this run resumed from.
         purge_step = self.step + 1 if self.resumed_from is not None else None
-        self.writer = SummaryWriter(str(self.experiment.tensorboard), purge_step=purge_step)
-        interactive = sys.stderr.isatty()
+        self.writer = SummaryWriter(str(self.experiment.tensorboard), purge_step=purge_step) if main else NullWriter()
+        interactive = sys.stderr.isatty() and main
         progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step", disable=not interactive)
         self.started, self.start_step = time.monotonic(), self.step
         try:
@@ -162,12 +185,12 @@ class Trainer:
                         self._train_one(batch, progress)
                         if self.batch_in_epoch == self.steps_per_epoch:
                             break  # the epoch end saves; an interruption now waits for it
-                        if interrupt.requested:
+                        if any_true(bool(interrupt.requested), self.world, self.device):  # all ranks stop together
                             self._stop(interrupt)
                         if config.train.checkpoint_every and self.step % config.train.checkpoint_every == 0:
                             self.save()
                     self._end_epoch(progress, interactive)
-                    if interrupt.requested and self.epoch < config.train.epochs:
+                    if any_true(bool(interrupt.requested), self.world, self.device) and self.epoch < config.train.epochs:
                         self._stop(interrupt, saved=True)
         finally:
             # Also on divergence or an interruption: the curves that explain the run reach the disk.
@@ -175,9 +198,13 @@ class Trainer:
             self.writer.close()
         return self.scores
 
+    def autocast(self):
+        """Mixed precision for forward passes (``train.amp``); losses are then taken in fp32."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
     def _train_one(self, batch: dict[str, Any], progress: tqdm) -> None:
-        blur = batch["blur"].to(self.device, non_blocking=True)
-        sharp = batch["sharp"].to(self.device, non_blocking=True)
+        blur = batch["blur"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        sharp = batch["sharp"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         logs = self.train_step(blur, sharp)
         if self.ema is not None:
             self.ema.update_parameters(self.generator)
@@ -205,7 +232,8 @@ class Trainer:
             f"{self.epoch_summary(scores)}  elapsed {_clock(elapsed)}  ETA {_clock(remaining)}"
             f"{'  *best' if is_best else ''}"
         )
-        progress.write(message) if interactive else print(message, flush=True)
+        if self.world.is_main:
+            progress.write(message) if interactive else print(message, flush=True)
 
     def _stop(self, interrupt: GracefulInterrupt, saved: bool = False) -> None:
         path = self.experiment.checkpoints / step_checkpoint_name(self.step)
@@ -213,13 +241,23 @@ class Trainer:
             self.save()
         self.writer.flush()
         raise Interrupted(
-            f"stopped by {interrupt.name} at step {self.step}/{self.total_steps} (epoch {self.epoch + 1}, "
+            f"stopped by {interrupt.name or 'a signal to another rank'} at step {self.step}/{self.total_steps} "
+            f"(epoch {self.epoch + 1}, "
             f"{self.batch_in_epoch}/{self.steps_per_epoch} steps in); saved {path}",
-            exit_code=128 + interrupt.requested,
+            exit_code=128 + (interrupt.requested or signal.SIGTERM),  # a rank stopped by another's signal
         )
 
-    def optimise(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]) -> float:
+    def optimise(
+        self,
+        loss: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        parameters: Iterable[nn.Parameter],
+        average: bool = False,
+    ) -> float:
         """Backward and step, unless the loss or the gradients are not finite: then the step is skipped.
+
+        ``average``: all-reduce these gradients to their mean over the torchrun ranks after the backward pass (for
+        modules DDP does not wrap; see ``gan.distributed``). Every rank decides to skip together.
 
         Returns the gradient norm (nan when skipped). ``train.max_bad_steps`` skipped steps in a row stop the run
         with ``TrainingDiverged``; a skipped step leaves the weights and optimiser untouched, so every checkpoint
@@ -227,10 +265,21 @@ class Trainer:
         """
         parameters = list(parameters)
         optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
+        scaler = self._grad_scaler(optimizer)
+        if all_true(bool(torch.isfinite(loss)), self.world, self.device):
+            (scaler.scale(loss) if scaler else loss).backward()
+            if average:
+                average_gradients(parameters, self.world)
+            if scaler:
+                scaler.unscale_(optimizer)
             clip = self.config.train.grad_clip or math.inf
             grad_norm = torch.nn.utils.clip_grad_norm_(parameters, clip).item()
+            if scaler:
+                # An fp16 overflow is routine, not divergence: the scaler skips this step and lowers its scale.
+                scaler.step(optimizer)
+                scaler.update()
+                self.bad_steps = 0
+                return grad_norm
             if math.isfinite(grad_norm):
                 optimizer.step()
                 self.bad_steps = 0
@@ -244,6 +293,17 @@ class Trainer:
                 f"{self.step}; the last good checkpoint is {self.newest_checkpoint()}"
             )
         return math.nan
+
+    def _grad_scaler(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler | None:
+        if self.amp_dtype is not torch.float16:
+            return None
+        if id(optimizer) not in self.grad_scalers:
+            scaler = torch.amp.GradScaler("cuda")
+            saved = getattr(self, "_saved_scalers", [])  # a resumed run's, in the order the optimisers first stepped
+            if len(self.grad_scalers) < len(saved):
+                scaler.load_state_dict(saved[len(self.grad_scalers)])
+            self.grad_scalers[id(optimizer)] = scaler
+        return self.grad_scalers[id(optimizer)]
 
     # -- validation -----------------------------------------------------------------------------------------
 
@@ -298,6 +358,7 @@ class Trainer:
             "bad_steps": self.bad_steps,
             "scores": dataclasses.asdict(self.scores) if self.scores else None,
             "rng": capture_rng_state(),
+            "grad_scalers": [scaler.state_dict() for scaler in self.grad_scalers.values()],
             # Validation scores of exactly these weights, so a reloaded checkpoint can be checked against them.
             "metrics": {
                 "val_psnr": self.scores.psnr if self.scores else None,
@@ -316,13 +377,25 @@ class Trainer:
 
     def save(self, best: bool = False) -> None:
         """The rolling ``step-NNNNNNNN.pt`` (the newest ``train.keep_last`` are kept), and ``best.pt`` too."""
+        # Collective: every rank hashes its weights, so a replica that drifted from the others stops the run here.
+        replicas = replica_checksums(self.replicated_modules(), self.world)
+        if len(set(replicas)) > 1:
+            raise TrainingDiverged(f"the {len(replicas)} torchrun replicas no longer hold the same weights at step "
+                                   f"{self.step} (checksums {', '.join(replicas)})")
+        if not self.world.is_main:
+            return
         folder = self.experiment.checkpoints
         copies = [folder / "best.pt"] if best else []
         try:
-            save_checkpoint(self.state(), folder / step_checkpoint_name(self.step), *copies)
+            state = {**self.state(), "world_size": self.world.world_size, "replica_checksums": replicas}
+            save_checkpoint(state, folder / step_checkpoint_name(self.step), *copies)
         except ExperimentError as error:  # a full disk, say: stop here, say where to pick up
             raise ExperimentError(f"{error}; the newest complete one is {self.newest_checkpoint()}") from None
         prune_step_checkpoints(folder, self.config.train.keep_last)
+
+    def replicated_modules(self) -> list[nn.Module]:
+        """What every torchrun rank must hold identically (checked at every checkpoint)."""
+        return [self.generator]
 
     def newest_checkpoint(self) -> Path | str:
         found = step_checkpoints(self.experiment.checkpoints)
@@ -331,6 +404,12 @@ class Trainer:
     def restore(self, state: dict[str, Any], path: Path) -> None:
         """Continue from a checkpoint of this phase (see ``gan.resume``): weights, position, random generators.
         Phases extend it with their optimisers and schedulers."""
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.world.world_size:
+            raise ConfigError(
+                f"checkpoint {path} was trained by {saved_world} process(es), this run has {self.world.world_size}: "
+                "a resumed run needs the same number (each one's share of an epoch depends on it)"
+            )
         self.generator.load_state_dict(state["generator"])
         if self.ema is not None:
             if "generator_ema" not in state:
@@ -340,6 +419,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.running_loss, self.best_psnr, self.bad_steps = state["running_loss"], state["best_psnr"], state["bad_steps"]
         self.scores = Scores(**state["scores"]) if state["scores"] else None
+        self._saved_scalers = state.get("grad_scalers", [])  # loaded by _grad_scaler as optimisers appear
         restore_rng_state(state["rng"])
         self.resumed_from = path
 
@@ -358,7 +438,9 @@ class PretrainTrainer(Trainer):
         )
 
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
-        loss = charbonnier(self.generator(blur), sharp, self.config.train.charbonnier_eps)
+        with self.autocast():
+            restored = self.training_generator(blur)
+        loss = charbonnier(restored.float(), sharp, self.config.train.charbonnier_eps)
         grad_norm = self.optimise(loss, self.optimizer, self.generator.parameters())
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
@@ -371,6 +453,13 @@ class PretrainTrainer(Trainer):
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         super().restore(state, path)  # last: the random generators are restored after everything else
+
+
+class NullWriter:
+    """The SummaryWriter of ranks other than 0: they log nothing."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
 
 
 def _clock(seconds: float) -> str:

@@ -1,0 +1,191 @@
+"""The benchmark: model size, inference speed and memory, training step time, data throughput. One table, one JSON.
+
+    python bench/run.py                                   # CPU, everything (about 15 minutes on 2 cores)
+    python bench/run.py --quick                           # CPU, no 256x256 batch-8 training, fewer repeats
+    python bench/run.py --device cuda --json bench/gpu.json
+    python bench/run.py --compile                         # also time torch.compile'd inference
+
+Every time is the median of --repeats runs after a warm-up run (CUDA: synchronised). Speed does not depend on the
+weights, so without --checkpoint a LightUNet-48 with random weights is timed. "naive" is the network as a plain
+PyTorch user runs it: eager, fp32, NCHW, glibc's default allocator; it is timed first, in this process, because
+the fast path's allocator setting (gan/cpu_allocator.py) cannot be undone. The fast path is what infer.py and
+evaluate.py do. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from bench.data import loader_pairs_per_second  # noqa: E402
+from bench.inference import make_model, peak_memory_child  # noqa: E402
+from gan.checkpoint import save_checkpoint  # noqa: E402
+from gan.config import load_config  # noqa: E402
+from gan.cpu_allocator import reuse_freed_memory  # noqa: E402
+from gan.experiment import Experiment  # noqa: E402
+from gan.inference import Restorer  # noqa: E402
+from nets.summary import count_macs, count_parameters  # noqa: E402
+
+# The fp32 fast path counts as the same result when no output value moves by a quarter of an 8-bit level: written
+# as 8-bit images, the two can then differ by one level only where a value sits near a rounding boundary.
+TOLERANCE = 0.25 / 255
+
+
+def median_seconds(run, repeats: int, device: torch.device) -> float:
+    def once() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    once()  # warm-up: allocator, oneDNN kernel selection, cuDNN autotuning, compilation
+    return statistics.median(once() for _ in range(repeats))
+
+
+class Table:
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, section: str, figure: str, value: float, unit: str, note: str = "") -> None:
+        self.rows.append({"section": section, "figure": figure, "value": value, "unit": unit, "note": note})
+        print(f"| {section} | {figure} | {value:.4g} {unit} | {note} |", flush=True)
+
+
+def bench_model(table: Table, model: torch.nn.Module) -> None:
+    table.add("model", "parameters", count_parameters(model) / 1e6, "M")
+    for height, width in ((256, 256), (720, 1280)):
+        table.add("model", f"MACs at {width}x{height}", count_macs(model, height, width) / 1e9, "G")
+
+
+def bench_inference(table: Table, model: torch.nn.Module, device: torch.device, args) -> None:
+    height, width = 720, 1280
+    megapixels, size = height * width / 1e6, f"{width}x{height}"
+    image = torch.rand(3, height, width)
+    reduced = "bf16" if device.type == "cpu" else "fp16"
+    paths = {"naive fp32 (eager, NCHW)": Restorer(model, device, 0, 0, 1, "fp32", channels_last=False)}
+    naive_key = next(iter(paths))
+    outputs, seconds = {}, {}
+    for name, restore in paths.items():
+        seconds[name] = median_seconds(lambda: restore(image), args.repeats, device)
+        outputs[name] = restore(image)
+    if device.type == "cpu":
+        reuse_freed_memory()
+    fast = {
+        "fast fp32 (reused memory, channels_last)": Restorer(model, device, 0, 0, 1, "fp32", channels_last=True),
+        f"fast {reduced} autocast": Restorer(model, device, 0, 0, 1, reduced, channels_last=True),
+    }
+    if args.compile:
+        fast["fast fp32 + torch.compile"] = Restorer(model, device, 0, 0, 1, "fp32", channels_last=True, compile=True)
+    for name, restore in fast.items():
+        seconds[name] = median_seconds(lambda: restore(image), args.repeats, device)
+        outputs[name] = restore(image)
+    eight_bit = {name: torch.round(output * 255) for name, output in outputs.items()}
+    for name, value in seconds.items():
+        difference = (outputs[name] - outputs[naive_key]).abs().max().item()
+        changed = (eight_bit[name] != eight_bit[naive_key]).float().mean().item()
+        speedup = seconds[naive_key] / value
+        table.add("inference", f"{size} {name}", value, "s",
+                  f"{megapixels / value:.3f} MP/s, {speedup:.2f}x naive, max |diff| {difference:.1e}, "
+                  f"8-bit values changed {100 * changed:.3f}%")
+    fast_key = "fast fp32 (reused memory, channels_last)"
+    difference = (outputs[fast_key] - outputs[naive_key]).abs().max().item()
+    speedup = seconds[naive_key] / seconds[fast_key]
+    met = speedup >= 3 and difference <= TOLERANCE
+    table.add("inference", "fast fp32 speed-up over naive", speedup, "x",
+              f"target >= 3x with max |diff| <= {TOLERANCE:.1e} (1/4 of an 8-bit level): {'met' if met else 'NOT met'}")
+
+
+def bench_tiled_4k(table: Table, args) -> None:
+    options = argparse.Namespace(device=args.device, checkpoint=args.checkpoint, tile=512, overlap=64, tile_batch=4,
+                                 channels_last=None, reuse_memory=True)
+    peak, seconds = peak_memory_child(options, "fp32")
+    table.add("inference", "3840x2160 tiled (512/64) fp32 fast path", seconds, "s", "one run, fresh process")
+    table.add("inference", "3840x2160 tiled peak memory", peak, "GiB",
+              "peak CUDA allocation" if args.device.startswith("cuda") else "peak resident set size")
+
+
+def trainer_config(phase: str, batch: int, crop: int, device: str, init: str | None = None):
+    overrides = [
+        "model.start_filters=48", "data.source=embedded", f"data.crop_size={crop}", f"train.batch_size={batch}",
+        f"data.train_pairs_per_epoch={batch}", "data.val_crop_size=64", "data.val_crops_per_photo=1",
+        f"train.device={device}", "log.lpips=false",
+    ]
+    if phase == "adv":
+        # Random VGG weights cost the same time as ImageNet's, which cannot be downloaded everywhere.
+        overrides += [f"adv.init={init}", "adv.vgg_weights=random", "adv.vgg_download=false"]
+    return load_config(Path(__file__).resolve().parents[1] / "configs" / f"{'adv' if phase == 'adv' else 'pretrain'}.yaml",
+                       overrides)
+
+
+def bench_training(table: Table, settings: list[tuple[int, int]], args) -> None:
+    from gan.adversarial import AdversarialTrainer
+    from gan.trainer import NullWriter, PretrainTrainer
+
+    with tempfile.TemporaryDirectory() as folder:
+        for batch, crop in settings:
+            pretrain = PretrainTrainer(trainer_config("pretrain", batch, crop, args.device), Experiment(Path(folder)))
+            init = Path(folder) / "pretrain.pt"
+            save_checkpoint(pretrain.state(), init)
+            adv = AdversarialTrainer(trainer_config("adv", batch, crop, args.device, str(init)), Experiment(Path(folder)))
+            for name, trainer in (("pretrain", pretrain), ("adversarial (n_critic 5)", adv)):
+                trainer.writer = NullWriter()
+                trainer.generator.train()
+                blur = torch.rand(batch, 3, crop, crop, device=trainer.device)
+                sharp = torch.rand(batch, 3, crop, crop, device=trainer.device)
+                value = median_seconds(lambda: trainer.train_step(blur, sharp), args.train_repeats, trainer.device)
+                table.add("training", f"{name} step, batch {batch}, {crop}x{crop}", value, "s",
+                          f"{batch * crop * crop / value / 1e6:.2f} MP/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--checkpoint", help="time these weights (default: a random LightUNet-48)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed inference runs per figure")
+    parser.add_argument("--train-repeats", type=int, default=3, help="timed training steps per figure")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd inference")
+    parser.add_argument("--quick", action="store_true", help="CPU-sized training only, 3 inference repeats")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="data-loader workers to time")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats = min(args.repeats, 3)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; torch {torch.__version__}; medians of {args.repeats} (inference), "
+          f"{args.train_repeats} (training) runs after a warm-up\n")
+    print("| section | figure | value | note |\n|---|---|---|---|")
+    table = Table()
+    model = make_model(args.checkpoint, device)
+    bench_model(table, model)
+    bench_inference(table, model, device, args)
+    bench_tiled_4k(table, args)
+    settings = [(4, 96)] if args.quick else [(4, 96), (8, 256)]
+    if device.type == "cuda":
+        settings = [(8, 256)]
+    bench_training(table, settings, args)
+    for workers in args.workers:
+        rate = loader_pairs_per_second(256, 21, workers)
+        table.add("data", f"loader pairs/s, 256x256, batch 8, {workers} workers", rate, "pairs/s", "mixed kernels + noise")
+    if args.json:
+        record = {"device": name, "torch": torch.__version__, "date": datetime.date.today().isoformat(),
+                  "argv": sys.argv[1:], "rows": table.rows}
+        args.json.write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()
