@@ -39,12 +39,16 @@ def median_rate(run, count: int, repeats: int) -> float:
     return count / statistics.median(times)
 
 
-def loader_pairs_per_second(crop: int, kernel: int, workers: int, count: int = 64, repeats: int = 3) -> float:
-    """Training pairs per second through a DataLoader (batch 8): the mixed kernels with noise, as in training."""
+def loader_pairs_per_second(
+    crop: int, kernel: int, workers: int, count: int = 64, repeats: int = 3, blur_on_device: bool = False
+) -> float:
+    """Training pairs per second through a DataLoader (batch 8): the mixed kernels with noise, as in training.
+    ``blur_on_device``: the workers' share only (windows, kernels, levels); the blur is left to the trainer."""
     photos = embedded_photos("train")
     degradation = Degradation(kernel, {"trajectory": 0.7, "linear": 0.1, "gaussian": 0.1, "defocus": 0.1},
                               noise_sigma=0.01, poisson_peak=1000.0)
-    dataset = SyntheticBlurPairs(photos, len(photos), crop, count, degradation, augment=PairedAugment(None))
+    dataset = SyntheticBlurPairs(photos, len(photos), crop, count, degradation, augment=PairedAugment(None),
+                                 blur_on_device=blur_on_device)
     loader = DataLoader(dataset, batch_size=8, num_workers=workers, persistent_workers=workers > 0)
     return median_rate(lambda: [None for _ in loader], count, repeats)
 

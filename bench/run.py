@@ -28,7 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from torch.utils.data import default_collate  # noqa: E402
+
 from bench.data import loader_pairs_per_second  # noqa: E402
+from datasets.photos import embedded_photos  # noqa: E402
+from datasets.synthetic import Degradation, SyntheticBlurPairs, synthesize_batch  # noqa: E402
 from bench.inference import make_model, peak_memory_child  # noqa: E402
 from gan.checkpoint import save_checkpoint  # noqa: E402
 from gan.config import load_config  # noqa: E402
@@ -151,6 +155,21 @@ def bench_training(table: Table, settings: list[tuple[int, int]], args) -> None:
                           f"{batch * crop * crop / value / 1e6:.2f} MP/s")
 
 
+def bench_data(table: Table, device: torch.device, args) -> None:
+    for workers in args.workers:
+        for on_device in (False, True):
+            rate = loader_pairs_per_second(256, 21, workers, blur_on_device=on_device)
+            table.add("data", f"loader pairs/s, 256x256, batch 8, {workers} workers"
+                      f"{', blur left to the device' if on_device else ''}", rate, "pairs/s", "mixed kernels + noise")
+    photos = embedded_photos("train")
+    degradation = Degradation(21, {"trajectory": 1.0}, noise_sigma=0.01, poisson_peak=1000.0)
+    dataset = SyntheticBlurPairs(photos, len(photos), 256, 8, degradation, blur_on_device=True)
+    batch = default_collate([dataset[i] for i in range(8)])
+    value = median_seconds(lambda: synthesize_batch(batch, device), args.repeats, device)
+    table.add("data", f"blur of a batch of 8 at 256x256 on {device.type} (data.blur_on_device)", value * 1000, "ms",
+              f"{8 / value:.0f} pairs/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -178,9 +197,7 @@ def main() -> None:
     if device.type == "cuda":
         settings = [(8, 256)]
     bench_training(table, settings, args)
-    for workers in args.workers:
-        rate = loader_pairs_per_second(256, 21, workers)
-        table.add("data", f"loader pairs/s, 256x256, batch 8, {workers} workers", rate, "pairs/s", "mixed kernels + noise")
+    bench_data(table, device, args)
     if args.json:
         record = {"device": name, "torch": torch.__version__, "date": datetime.date.today().isoformat(),
                   "argv": sys.argv[1:], "rows": table.rows}

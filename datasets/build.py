@@ -110,7 +110,7 @@ def _synthetic(config: DataConfig, seed: int) -> Datasets:
     degradation = degradation_from(config)
     window = config.crop_size + degradation.margin
     common = dict(crop_size=config.crop_size, degradation=degradation, seed=seed,
-                  augment=training_augment(config, crop=False))
+                  augment=training_augment(config, crop=False), blur_on_device=config.blur_on_device)
     skipped: list[str] = []
     if config.source == "embedded":
         photos = embedded_photos("train")

@@ -37,6 +37,10 @@ class DataConfig:
     noise_sigma: float = 0.0  # Gaussian read noise, std U(0, noise_sigma) per pair, in sRGB units
     poisson_peak: float = 0.0  # shot noise: photons at white, log-uniform in [peak, 100 peak] per pair; 0 off
     saturation: float = 0.0  # linear-light gain U(1, 1 + saturation) per pair: clipped highlights and streaks
+    # Training pairs: the loader workers cut and augment the sharp window and draw the kernel and noise levels;
+    # true: the trainer blurs the batch on its device (a GPU does in microseconds what costs a worker most of
+    # its time). Same distribution; the noise is drawn from the device's generator instead of the item's.
+    blur_on_device: bool = False
     # Paired augmentation (training only; validation is never augmented).
     flips: bool = True
     rot90: bool = True
@@ -77,6 +81,8 @@ class DataConfig:
         for key in ("train_pairs_per_epoch", "val_crop_size", "num_workers"):
             if getattr(self, key) < 0:
                 problems.append(f"data.{key} must be >= 0, got {getattr(self, key)}")
+        if self.blur_on_device and not self.synthetic:
+            problems.append(f"data.blur_on_device needs a synthetic source (embedded, folder), not {self.source!r}")
         if self.synthetic and self.val_crop_size < 1:
             problems.append("data.val_crop_size must be >= 1 for synthetic sources (whole images need pairs)")
         if not 0 < self.val_fraction < 1:

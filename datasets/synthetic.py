@@ -37,15 +37,33 @@ class Degradation:
     def margin(self) -> int:
         return self.kernel_size - 1
 
-    def __call__(self, window: torch.Tensor, rng: np.random.Generator) -> dict[str, torch.Tensor | str]:
-        """``window``: 3 x (crop + k - 1)^2 sRGB; returns blur and sharp (3 x crop^2), kernel (k x k), its kind."""
+    def __call__(
+        self, window: torch.Tensor, rng: np.random.Generator, deferred: bool = False
+    ) -> dict[str, torch.Tensor | str]:
+        """``window``: 3 x (crop + k - 1)^2 sRGB; returns blur and sharp (3 x crop^2), kernel (k x k), its kind.
+
+        ``deferred``: draw everything but do not blur; returns the window, kernel and per-pair levels for
+        ``synthesize_batch`` to apply to a whole batch on the training device.
+        """
         kernel, kind = self.mix(rng)
         gain = 1.0 + self.saturation * rng.random()
         peak = self.poisson_peak * 10 ** (2 * rng.random()) if self.poisson_peak > 0 else 0.0
         sigma = self.noise_sigma * rng.random()
-        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        seed = int(rng.integers(2**62))
+        if deferred:
+            levels = torch.tensor([gain, peak, sigma], dtype=torch.float32)
+            return {"window": window, "kernel": kernel, "levels": levels, "kind": kind}
+        generator = torch.Generator().manual_seed(seed)
         blurred, sharp = synthesize(window[None], kernel[None], gain, peak, sigma, generator)
         return {"blur": blurred[0], "sharp": sharp[0], "kernel": kernel, "kind": kind}
+
+
+def synthesize_batch(batch: dict[str, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(blurred, sharp) on ``device`` from a collated batch of deferred items (``data.blur_on_device``)."""
+    windows = batch["window"].to(device, non_blocking=True)
+    kernels = batch["kernel"].to(device, non_blocking=True)
+    gain, peak, sigma = batch["levels"].to(device, non_blocking=True).unbind(1)
+    return synthesize(windows, kernels, gain, peak, sigma)
 
 
 def _window(photo: torch.Tensor, size: int, rng: np.random.Generator, name: str) -> torch.Tensor:
@@ -80,6 +98,7 @@ class SyntheticBlurPairs(Dataset):
         seed: int = 0,
         augment: PairedAugment | None = None,
         describe: Callable[[int], str] = str,
+        blur_on_device: bool = False,
     ):
         self.load = photos if callable(photos) else photos.__getitem__
         self.num_photos = num_photos
@@ -89,6 +108,7 @@ class SyntheticBlurPairs(Dataset):
         self.seed = seed
         self.augment = augment
         self.describe = describe
+        self.blur_on_device = blur_on_device
 
     def __len__(self) -> int:
         return self.length
@@ -102,7 +122,7 @@ class SyntheticBlurPairs(Dataset):
         if self.augment is not None:
             array = np.ascontiguousarray(tensor_to_array(window))
             window = array_to_tensor(self.augment(array, seed=int(rng.integers(2**31))))
-        return self.degradation(window, rng)
+        return self.degradation(window, rng, deferred=self.blur_on_device)
 
 
 class FixedPairs(Dataset):

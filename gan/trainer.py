@@ -24,6 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from datasets import EpochSampler, build_datasets
+from datasets.synthetic import synthesize_batch
 from losses import charbonnier
 from nets import build_network
 
@@ -203,8 +204,12 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def _train_one(self, batch: dict[str, Any], progress: tqdm) -> None:
-        blur = batch["blur"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        sharp = batch["sharp"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        if "window" in batch:  # data.blur_on_device: the workers sent sharp windows, kernels and noise levels
+            blur, sharp = synthesize_batch(batch, self.device)
+        else:
+            blur, sharp = batch["blur"].to(self.device, non_blocking=True), batch["sharp"].to(self.device, non_blocking=True)
+        blur = blur.contiguous(memory_format=self.memory_format)
+        sharp = sharp.contiguous(memory_format=self.memory_format)
         logs = self.train_step(blur, sharp)
         if self.ema is not None:
             self.ema.update_parameters(self.generator)

@@ -6,6 +6,7 @@ from datasets import DataConfig, DataError, build_datasets, read_image
 from datasets.blur import blur_valid, center_crop
 from datasets.kernels import delta_kernel, random_motion_kernel
 from datasets.photos import TRAIN_PHOTOS, VAL_PHOTOS
+from datasets.synthetic import synthesize_batch
 
 
 def test_kernels_sum_to_one_stay_inside_and_are_deterministic_per_seed():
@@ -127,3 +128,27 @@ def test_persistent_loader_workers_draw_new_pairs_every_epoch_and_resume_mid_epo
     sampler.start = 4  # a run resumed after one batch of epoch 1 continues with its second batch
     (batch,) = list(loader)
     assert torch.equal(batch["blur"][0], train[(1, 4)]["blur"])
+
+
+def test_blur_on_device_makes_the_same_pairs_as_the_workers():
+    """data.blur_on_device: items carry the sharp window, kernel and noise levels; the batched blur on the
+    device reproduces the workers' pairs exactly where no noise is drawn, and adds the drawn noise level."""
+    base = dict(source="embedded", crop_size=24, kernel_size=9, train_pairs_per_epoch=6, val_crop_size=24)
+    workers = build_datasets(DataConfig(**base), seed=3).train
+    deferred = build_datasets(DataConfig(**base, blur_on_device=True), seed=3).train
+    keys = [(1, i) for i in range(6)]
+    batch = torch.utils.data.default_collate([deferred[key] for key in keys])
+    assert set(batch) >= {"window", "kernel", "levels"} and batch["window"].shape[-1] == 24 + 8
+    blurred, sharp = synthesize_batch(batch, torch.device("cpu"))
+    expected = [workers[key] for key in keys]
+    assert torch.equal(sharp, torch.stack([item["sharp"] for item in expected]))
+    assert torch.allclose(blurred, torch.stack([item["blur"] for item in expected]), atol=1e-5)
+
+    noisy = build_datasets(DataConfig(**base, blur_on_device=True, noise_sigma=0.05), seed=3).train
+    batch = torch.utils.data.default_collate([noisy[key] for key in keys])
+    torch.manual_seed(0)
+    blurred_noisy, _ = synthesize_batch(batch, torch.device("cpu"))
+    residual = (blurred_noisy - blurred).flatten(1).std(dim=1)  # away from clipping, std = the drawn sigma
+    assert torch.allclose(residual, batch["levels"][:, 2], rtol=0.25, atol=2e-3)
+    problems = DataConfig(source="paired", root="x", blur_on_device=True).check()
+    assert any("data.blur_on_device needs a synthetic source" in problem for problem in problems)

@@ -152,10 +152,10 @@ def test_trains_on_real_pair_layouts_by_config_alone(tmp_path, request, source):
     assert (folder / "checkpoints" / "best.pt").is_file()
 
 
-def test_bf16_autocast_and_channels_last_train_and_save_fp32_weights(tmp_path):
-    """The speed options of train: (mixed precision, memory format) run end to end; weights stay fp32."""
+def test_bf16_autocast_channels_last_and_blur_on_device_train_and_save_fp32_weights(tmp_path):
+    """The speed options (mixed precision, memory format, blur made by the trainer) run end to end."""
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "amp", "--set", *TINY, "train.epochs=1",
-                     "train.amp=bf16", "train.channels_last=true", cwd=tmp_path)
+                     "train.amp=bf16", "train.channels_last=true", "data.blur_on_device=true", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     state = torch.load(tmp_path / "experiments" / "amp" / "checkpoints" / "best.pt", weights_only=False)
     weights = state["generator"]
