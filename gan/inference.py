@@ -11,13 +11,12 @@ from torch import nn
 
 from datasets.images import IMAGE_SUFFIXES, list_images
 
+from .bundled import BUNDLED_MODELS, WEIGHTS_DIR, verify
 from .checkpoint import generator_from_checkpoint, load_checkpoint
 from .errors import ConfigError, ExperimentError
 from .experiment import best_checkpoints_newest_first
 from .tiling import tiled_apply
 
-BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -25,6 +24,7 @@ def default_checkpoint(model: str, experiments: Path = Path("experiments")) -> P
     """The bundled model file; says clearly when none is bundled (and where a local run's best.pt is)."""
     path = WEIGHTS_DIR / BUNDLED_MODELS[model]
     if path.is_file():
+        verify(path)
         return path
     local = best_checkpoints_newest_first(experiments)
     hint = f"; your newest run is {local[0]}" if local else "; train one with `python train_gan.py --pretrain`"

@@ -1,0 +1,106 @@
+"""Models shipped in weights/: compact fp16 files, each listed with its sha256 in weights/SHA256SUMS.
+
+    python -m gan.bundled --checkpoint experiments/RUN/checkpoints/step-00005500.pt --model pretrain
+
+writes ``weights/light_unet_pretrain.pt`` (the generator's weights, EMA when trained with one, as fp16: no
+optimiser, no pickled code, loadable with ``torch.load(weights_only=True)``) and its line in ``SHA256SUMS``
+(``sha256sum -c SHA256SUMS`` checks them by hand). ``infer.py`` and ``evaluate.py`` check the sum before loading a
+bundled model, so a truncated download, a Git LFS pointer or a file edited by hand is named instead of used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import generator_weights, load_checkpoint, save_checkpoint
+from .errors import ExperimentError
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}
+SUMS = "SHA256SUMS"
+FORMAT = "lightdeblur-weights-1"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_sums(folder: Path) -> dict[str, str]:
+    path = folder / SUMS
+    if not path.is_file():
+        return {}
+    sums = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.lstrip("*")] = digest
+    return sums
+
+
+def verify(path: Path) -> None:
+    """The file's sha256 must be the one ``SHA256SUMS`` beside it lists."""
+    expected = read_sums(path.parent).get(path.name)
+    if expected is None:
+        raise ExperimentError(f"bundled model {path} has no line in {path.parent / SUMS}; re-export it with "
+                              "python -m gan.bundled")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ExperimentError(
+            f"bundled model {path} does not match its sha256 in {path.parent / SUMS} ({actual[:12]}... instead of "
+            f"{expected[:12]}...): the file is truncated, a Git LFS pointer or was changed; restore it with "
+            f"git checkout -- {path.name}"
+        )
+
+
+def export(state: dict[str, Any], target: Path, source: str) -> str:
+    """Write the generator of checkpoint ``state`` as fp16 to ``target``; returns its sha256 (also recorded)."""
+    weights = {name: tensor.half() if tensor.is_floating_point() else tensor
+               for name, tensor in generator_weights(state).items()}
+    compact = {
+        "format": FORMAT,
+        "phase": state.get("phase"),
+        "model": dict(state["model"]),
+        "generator": weights,
+        "step": state.get("step"),
+        "source_checkpoint": source,
+        "metrics": state.get("metrics"),
+    }
+    save_checkpoint(compact, target)
+    digest = sha256_of(target)
+    sums = read_sums(target.parent)
+    sums[target.name] = digest
+    (target.parent / SUMS).write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
+    return digest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a train_gan.py checkpoint")
+    parser.add_argument("--model", choices=sorted(BUNDLED_MODELS), required=True)
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder (default: weights/)")
+    args = parser.parse_args(argv)
+    try:
+        state = load_checkpoint(args.checkpoint)
+        args.out.mkdir(parents=True, exist_ok=True)
+        target = args.out / BUNDLED_MODELS[args.model]
+        digest = export(state, target, str(args.checkpoint))
+    except ExperimentError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    size = target.stat().st_size / 2**20
+    print(f"wrote {target} ({size:.1f} MiB, fp16, step {state.get('step')}), sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
