@@ -40,7 +40,7 @@ class TrainConfig:
     max_bad_steps: int = 10  # consecutive non-finite steps (skipped) before the run stops, in either phase
     device: str = "auto"  # auto = cuda, then mps, then cpu
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
-    ema_decay: float = 0.0  # exponential moving average of the generator (e.g. 0.999); 0 disables it
+    ema_decay: float = 0.0  # EMA of the generator (e.g. 0.999; the decay ramps up to it, see ema_with_warmup)
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: at epoch ends only
     keep_last: int = 2  # rolling step-NNNNNNNN.pt checkpoints kept (best.pt is kept besides)
     deterministic: bool = False  # torch.use_deterministic_algorithms: bit-exact resume on CPU, slower on CUDA

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -89,7 +89,7 @@ class Trainer:
         self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
         decay = config.train.ema_decay
         self.ema = (
-            AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            AveragedModel(self.generator, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)
             if decay > 0
             else None
         )
@@ -458,6 +458,24 @@ class PretrainTrainer(Trainer):
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         super().restore(state, path)  # last: the random generators are restored after everything else
+
+
+def ema_with_warmup(decay: float):
+    """EMA update whose decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates.
+
+    A fixed decay (``get_ema_multi_avg_fn``) keeps 0.999^n of the initial weights: after 500 steps at 0.999 the
+    average is still 61% the untrained network, and averaging weights that far apart gives a network worse than
+    either (measured on our CPU run: 22.6 dB EMA against 34.0 dB for the raw weights, blurry input 32.3 dB). The
+    warm-up lets the average follow the weights early on and reaches ``decay`` after about 10 / (1 - decay) steps.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        updates = float(num_averaged)
+        weight = 1.0 - min(decay, (1.0 + updates) / (10.0 + updates))
+        torch._foreach_lerp_(averaged, current, weight)
+
+    return update
 
 
 class NullWriter:

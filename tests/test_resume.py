@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import ROOT, TINY, run_cli
@@ -148,3 +149,23 @@ def test_resume_with_ema_and_an_adversarial_run_continues_exactly(tmp_path):
     for key in ("generator", "generator_ema", "critic"):
         assert all((once[key][k] == again[key][k]).all() for k in once[key]), key
     assert scalars(twice, "train/critic_loss") == scalars(tmp_path / "experiments" / "once", "train/critic_loss")
+
+
+def test_ema_follows_the_weights_early_and_reaches_its_decay_later():
+    """The EMA's decay ramps up as min(decay, (1 + n) / (10 + n)): early averages are not stuck at the init."""
+    from torch.optim.swa_utils import AveragedModel
+
+    from gan.trainer import ema_with_warmup
+
+    layer = torch.nn.Linear(1, 1, bias=False)
+    layer.weight.data.fill_(0.0)
+    ema = AveragedModel(layer, multi_avg_fn=ema_with_warmup(0.999), use_buffers=True)
+    ema.update_parameters(layer)  # the first update copies
+    layer.weight.data.fill_(1.0)
+    ema.update_parameters(layer)  # n = 1: decay 2/11, so 9/11 of the way to the new weights
+    assert ema.module.weight.item() == pytest.approx(9 / 11)
+    ema.n_averaged.fill_(100_000)
+    layer.weight.data.fill_(0.0)
+    before = ema.module.weight.item()
+    ema.update_parameters(layer)  # late: the configured decay
+    assert ema.module.weight.item() == pytest.approx(before * 0.999)
