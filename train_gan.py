@@ -14,6 +14,7 @@ SIGINT (Ctrl-C) or SIGTERM stops a run after the current step with a checkpoint 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from gan.adversarial import AdversarialTrainer
     from gan.config import load_config
     from gan.distributed import init_distributed, shutdown
+    from gan.experiment import plan_shared_experiment
     from gan.resume import plan_resume
     from gan.trainer import PretrainTrainer
 
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     config_path = args.config or DEFAULT_CONFIGS[phase]
     try:
         world = init_distributed(load_config(config_path if args.resume is None else None, args.set).train.device)
+        say = functools.partial(print, flush=True) if world.is_main else (lambda *_: None)  # rank 0 speaks for all
         if args.resume is not None:
             root = load_config(config_path, args.set).experiment.root
             target = args.resume or (str(Path(root) / args.name) if args.name else "")
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             overrides = args.set + ([f"experiment.name={args.name}"] if args.name else [])
             config = load_config(config_path, overrides)
-            experiment = plan_run_folder(config, f"{phase}-{config_path.stem}", args.overwrite, world)
+            experiment = plan_shared_experiment(config, f"{phase}-{config_path.stem}", args.overwrite, world)
             trainer = trainer_class(config, experiment)  # validates everything before anything is written
             say(f"experiment folder: {experiment.folder}")
         if trainer.lpips_unavailable:
@@ -107,38 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def say(message: str) -> None:
-    """Print once: on rank 0 under torchrun."""
-    from gan.distributed import init_distributed
-
-    if init_distributed().is_main:
-        print(message, flush=True)
-
-
 def launcher(world) -> str:
     if world.enabled:
         return f"torchrun --nproc_per_node {world.world_size} train_gan.py"
     return "python train_gan.py"
-
-
-def plan_run_folder(config, stem: str, overwrite: bool, world):
-    """Rank 0 picks the folder (and checks it is free); the others take its answer, or its error."""
-    from gan.distributed import broadcast_object
-    from gan.errors import ExperimentError
-    from gan.experiment import Experiment, plan_experiment
-
-    outcome = None
-    if world.is_main:
-        try:
-            experiment = plan_experiment(config, default_stem=stem, overwrite=overwrite)
-            outcome = ("ok", config.experiment.name)
-        except ExperimentError as error:
-            outcome = ("error", str(error))
-    kind, value = broadcast_object(outcome, world)
-    if kind == "error":
-        raise ExperimentError(value)
-    config.experiment.name = value
-    return experiment if world.is_main else Experiment(Path(config.experiment.root) / value, overwrite)
 
 
 if __name__ == "__main__":

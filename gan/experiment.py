@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, save_config
+from .distributed import Distributed, broadcast_object
 from .errors import ExperimentError
 
 
@@ -67,6 +68,25 @@ def plan_experiment(config: Config, default_stem: str, overwrite: bool = False) 
         )
     config.experiment.name = name
     return Experiment(folder, overwrite)
+
+
+def plan_shared_experiment(config: Config, default_stem: str, overwrite: bool, world: Distributed) -> Experiment:
+    """``plan_experiment`` for every torchrun rank: rank 0 picks the folder (each rank's clock may read another
+    second) and checks it is free; the others take its answer, or raise its error."""
+    if not world.enabled:
+        return plan_experiment(config, default_stem, overwrite)
+    outcome = ("ok", "")
+    if world.is_main:
+        try:
+            plan_experiment(config, default_stem, overwrite)
+            outcome = ("ok", config.experiment.name)
+        except ExperimentError as error:
+            outcome = ("error", str(error))
+    kind, value = broadcast_object(outcome, world)
+    if kind == "error":
+        raise ExperimentError(value)
+    config.experiment.name = value
+    return Experiment(Path(config.experiment.root) / value, overwrite)
 
 
 def best_checkpoints_newest_first(root: str | Path) -> list[Path]:
