@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -23,6 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from bench.timing import median_seconds  # noqa: E402
 from datasets.augment import PairedAugment  # noqa: E402
 from datasets.kernels import KERNEL_KINDS, KernelMix  # noqa: E402
 from datasets.photos import embedded_photos  # noqa: E402
@@ -30,13 +29,7 @@ from datasets.synthetic import Degradation, SyntheticBlurPairs  # noqa: E402
 
 
 def median_rate(run, count: int, repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return count / statistics.median(times)
+    return count / median_seconds(run, repeats)
 
 
 def loader_pairs_per_second(

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from bench.timing import median_seconds  # noqa: E402
 from gan.inference import Restorer, load_generator  # noqa: E402
 from nets import build_network  # noqa: E402
 
@@ -40,17 +39,7 @@ def make_model(checkpoint: str | None, device: torch.device) -> torch.nn.Module:
 
 def time_restore(restore: Restorer, height: int, width: int, repeats: int) -> float:
     image = torch.rand(3, height, width)
-    restore(image)  # warm-up: allocator, oneDNN kernels, cuDNN autotuning
-    times = []
-    for _ in range(repeats):
-        if restore.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        restore(image)
-        if restore.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: restore(image), repeats, restore.device)
 
 
 def peak_memory_child(args: argparse.Namespace, precision: str) -> tuple[float, float]:

@@ -17,11 +17,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,6 +31,7 @@ from bench.data import loader_pairs_per_second  # noqa: E402
 from datasets.photos import embedded_photos  # noqa: E402
 from datasets.synthetic import Degradation, SyntheticBlurPairs, synthesize_batch  # noqa: E402
 from bench.inference import make_model, peak_memory_child  # noqa: E402
+from bench.timing import median_seconds  # noqa: E402
 from gan.checkpoint import save_checkpoint  # noqa: E402
 from gan.config import load_config  # noqa: E402
 from gan.cpu_allocator import reuse_freed_memory  # noqa: E402
@@ -44,20 +42,6 @@ from nets.summary import count_macs, count_parameters  # noqa: E402
 # The fp32 fast path counts as the same result when no output value moves by a quarter of an 8-bit level: written
 # as 8-bit images, the two can then differ by one level only where a value sits near a rounding boundary.
 TOLERANCE = 0.25 / 255
-
-
-def median_seconds(run, repeats: int, device: torch.device) -> float:
-    def once() -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    once()  # warm-up: allocator, oneDNN kernel selection, cuDNN autotuning, compilation
-    return statistics.median(once() for _ in range(repeats))
 
 
 class Table:
@@ -80,35 +64,29 @@ def bench_inference(table: Table, model: torch.nn.Module, device: torch.device, 
     megapixels, size = height * width / 1e6, f"{width}x{height}"
     image = torch.rand(3, height, width)
     reduced = "bf16" if device.type == "cpu" else "fp16"
-    paths = {"naive fp32 (eager, NCHW)": Restorer(model, device, 0, 0, 1, "fp32", channels_last=False)}
-    naive_key = next(iter(paths))
-    outputs, seconds = {}, {}
-    for name, restore in paths.items():
+    naive_key, fast_key = "naive fp32 (eager, NCHW)", "fast fp32 (reused memory, channels_last)"
+    seconds, outputs = {}, {}
+
+    def measure(name: str, restore: Restorer) -> None:
         seconds[name] = median_seconds(lambda: restore(image), args.repeats, device)
         outputs[name] = restore(image)
+
+    measure(naive_key, Restorer(model, device, 0, 0, 1, "fp32", channels_last=False))
     if device.type == "cpu":
-        reuse_freed_memory()
-    fast = {
-        "fast fp32 (reused memory, channels_last)": Restorer(model, device, 0, 0, 1, "fp32", channels_last=True),
-        f"fast {reduced} autocast": Restorer(model, device, 0, 0, 1, reduced, channels_last=True),
-    }
+        reuse_freed_memory()  # after the naive path: glibc's setting cannot be undone in this process
+    measure(fast_key, Restorer(model, device, 0, 0, 1, "fp32", channels_last=True))
+    measure(f"fast {reduced} autocast", Restorer(model, device, 0, 0, 1, reduced, channels_last=True))
     if args.compile:
-        fast["fast fp32 + torch.compile"] = Restorer(model, device, 0, 0, 1, "fp32", channels_last=True, compile=True)
-    for name, restore in fast.items():
-        seconds[name] = median_seconds(lambda: restore(image), args.repeats, device)
-        outputs[name] = restore(image)
+        measure("fast fp32 + torch.compile", Restorer(model, device, 0, 0, 1, "fp32", channels_last=True, compile=True))
+    differences = {name: (output - outputs[naive_key]).abs().max().item() for name, output in outputs.items()}
     eight_bit = {name: torch.round(output * 255) for name, output in outputs.items()}
     for name, value in seconds.items():
-        difference = (outputs[name] - outputs[naive_key]).abs().max().item()
         changed = (eight_bit[name] != eight_bit[naive_key]).float().mean().item()
-        speedup = seconds[naive_key] / value
         table.add("inference", f"{size} {name}", value, "s",
-                  f"{megapixels / value:.3f} MP/s, {speedup:.2f}x naive, max |diff| {difference:.1e}, "
-                  f"8-bit values changed {100 * changed:.3f}%")
-    fast_key = "fast fp32 (reused memory, channels_last)"
-    difference = (outputs[fast_key] - outputs[naive_key]).abs().max().item()
+                  f"{megapixels / value:.3f} MP/s, {seconds[naive_key] / value:.2f}x naive, "
+                  f"max |diff| {differences[name]:.1e}, 8-bit values changed {100 * changed:.3f}%")
     speedup = seconds[naive_key] / seconds[fast_key]
-    met = speedup >= 3 and difference <= TOLERANCE
+    met = speedup >= 3 and differences[fast_key] <= TOLERANCE
     table.add("inference", "fast fp32 speed-up over naive", speedup, "x",
               f"target >= 3x with max |diff| <= {TOLERANCE:.1e} (1/4 of an 8-bit level): {'met' if met else 'NOT met'}")
 

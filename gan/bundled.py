@@ -11,12 +11,11 @@ bundled model, so a truncated download, a Git LFS pointer or a file edited by ha
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
+from datasets.photo_sets import sha256
 
 from .checkpoint import generator_weights, load_checkpoint, save_checkpoint
 from .errors import ExperimentError
@@ -25,14 +24,6 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}
 SUMS = "SHA256SUMS"
 FORMAT = "lightdeblur-weights-1"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_sums(folder: Path) -> dict[str, str]:
@@ -53,7 +44,7 @@ def verify(path: Path) -> None:
     if expected is None:
         raise ExperimentError(f"bundled model {path} has no line in {path.parent / SUMS}; re-export it with "
                               "python -m gan.bundled")
-    actual = sha256_of(path)
+    actual = sha256(path)
     if actual != expected:
         raise ExperimentError(
             f"bundled model {path} does not match its sha256 in {path.parent / SUMS} ({actual[:12]}... instead of "
@@ -76,7 +67,7 @@ def export(state: dict[str, Any], target: Path, source: str) -> str:
         "metrics": state.get("metrics"),
     }
     save_checkpoint(compact, target)
-    digest = sha256_of(target)
+    digest = sha256(target)
     sums = read_sums(target.parent)
     sums[target.name] = digest
     (target.parent / SUMS).write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))

@@ -87,6 +87,7 @@ class Trainer:
             raise ConfigError(f"train.amp=fp16 needs a CUDA device, not {self.device.type}; use bf16 or off")
         # fp16 gradients underflow without loss scaling; one scaler per optimiser (see optimise()).
         self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
+        self._saved_scalers: list[dict] = []  # a resumed run's, in the order the optimisers first stepped
         decay = config.train.ema_decay
         self.ema = (
             AveragedModel(self.generator, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)
@@ -247,8 +248,7 @@ class Trainer:
         self.writer.flush()
         raise Interrupted(
             f"stopped by {interrupt.name or 'a signal to another rank'} at step {self.step}/{self.total_steps} "
-            f"(epoch {self.epoch + 1}, "
-            f"{self.batch_in_epoch}/{self.steps_per_epoch} steps in); saved {path}",
+            f"(epoch {self.epoch + 1}, {self.batch_in_epoch}/{self.steps_per_epoch} steps in); saved {path}",
             exit_code=128 + (interrupt.requested or signal.SIGTERM),  # a rank stopped by another's signal
         )
 
@@ -304,9 +304,8 @@ class Trainer:
             return None
         if id(optimizer) not in self.grad_scalers:
             scaler = torch.amp.GradScaler("cuda")
-            saved = getattr(self, "_saved_scalers", [])  # a resumed run's, in the order the optimisers first stepped
-            if len(self.grad_scalers) < len(saved):
-                scaler.load_state_dict(saved[len(self.grad_scalers)])
+            if len(self.grad_scalers) < len(self._saved_scalers):
+                scaler.load_state_dict(self._saved_scalers[len(self.grad_scalers)])
             self.grad_scalers[id(optimizer)] = scaler
         return self.grad_scalers[id(optimizer)]
 

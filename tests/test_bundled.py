@@ -5,7 +5,8 @@ import torch
 
 import gan.inference
 from conftest import run_cli, ROOT
-from gan.bundled import SUMS, read_sums, sha256_of
+from datasets.photo_sets import sha256
+from gan.bundled import SUMS, read_sums
 from gan.checkpoint import save_checkpoint
 from gan.errors import ExperimentError
 from gan.inference import default_checkpoint, load_generator
@@ -26,7 +27,7 @@ def test_export_is_fp16_checked_on_load_and_a_changed_file_is_named(tmp_path, mo
                      "--out", str(weights), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     shipped = weights / "light_unet_pretrain.pt"
-    assert read_sums(weights) == {"light_unet_pretrain.pt": sha256_of(shipped)}
+    assert read_sums(weights) == {"light_unet_pretrain.pt": sha256(shipped)}
     state = torch.load(shipped, weights_only=True)  # plain tensors and numbers: no pickled code
     assert all(t.dtype == torch.float16 for t in state["generator"].values()) and state["step"] == 7
     assert shipped.stat().st_size < checkpoint.stat().st_size / 2  # fp16, and no raw weights beside the EMA

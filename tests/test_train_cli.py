@@ -71,7 +71,7 @@ def test_existing_experiment_folder_is_never_overwritten(tiny_run):
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "tiny", "--set", *TINY, cwd=folder.parents[1])
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"error: experiment folder experiments/tiny already exists and is not empty; choose another "
+        "error: experiment folder experiments/tiny already exists and is not empty; choose another "
         "experiment.name, pass --resume to continue it or --overwrite to replace it"
     ]
     assert _folder_snapshot(folder) == before
