@@ -1,0 +1,125 @@
+"""Model cards for the bundled weights, written from the records rather than from memory.
+
+Every figure on a card comes from a file: the step, the config and the validation scores from the checkpoint, the
+training photos from the run's ``data_split.json``, the training time from its TensorBoard events, and the benchmark
+scores from ``evaluate.py``'s ``summary.json`` files. What no file records (the hardware, the exact commands) is
+passed in by whoever exports the model and printed as given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Longer silences between two logged steps are time the run was stopped (between sessions), not training.
+PAUSE_SECONDS = 600.0
+
+
+def training_seconds(tensorboard_dir: Path, pause: float = PAUSE_SECONDS) -> float | None:
+    """Wall time the run spent training: the sum of the gaps between consecutive TensorBoard events, leaving out
+    gaps longer than ``pause`` (the run was stopped and later resumed). None when there are no events."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    times = sorted(
+        event.wall_time
+        for path in sorted(tensorboard_dir.rglob("events.out.tfevents.*"))
+        for event in EventFileLoader(str(path)).Load()
+        if event.HasField("summary")
+    )
+    if len(times) < 2:
+        return None
+    return sum(gap for gap in (b - a for a, b in zip(times, times[1:])) if gap <= pause)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "not recorded"
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
+
+
+def _score_rows(summaries: list[dict[str, Any]]) -> list[str]:
+    def cell(value: float | None, digits: int) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    rows = ["| Benchmark | Method | PSNR (dB) | SSIM | LPIPS (Alex) | s / image | images |", "|---|---|---|---|---|---|---|"]
+    seen_blurred = set()
+    for summary in summaries:
+        name = summary["dataset"].get("benchmark") or summary["dataset"].get("name", "?")
+        for label, metrics, seconds in (
+            ("Blurred input", summary["blurred"], None),
+            (summary["label"], summary["metrics"], summary.get("seconds_per_image_median")),
+        ):
+            if label == "Blurred input":
+                if name in seen_blurred:
+                    continue
+                seen_blurred.add(name)
+            rows.append(
+                f"| {name} | {label} | {cell(metrics['psnr'], 2)} | {cell(metrics['ssim'], 4)} | "
+                f"{cell(metrics.get('lpips_alex'), 4)} | {'-' if seconds is None else f'{seconds:.3f}'} | "
+                f"{summary['images_scored']} |"
+            )
+    return rows
+
+
+def render(
+    bundle: dict[str, Any],
+    *,
+    file_name: str,
+    digest: str,
+    parameters: int,
+    run: Path | None,
+    summaries: list[dict[str, Any]],
+    hardware: str,
+    commands: list[str],
+) -> str:
+    """The card of a bundled model (``bundle`` as written by gan.bundled.export) as Markdown."""
+    config = bundle.get("config") or {}
+    data, train, adv = config.get("data", {}), config.get("train", {}), config.get("adv", {})
+    phase = bundle.get("phase")
+    metrics = bundle.get("metrics") or {}
+    lines = [
+        f"# {file_name}",
+        "",
+        f"- Network: `{bundle['model']}`, {parameters / 1e6:.2f} M parameters, stored as fp16"
+        + (" (the EMA of the weights)" if train.get("ema_decay") else ""),
+        f"- sha256: `{digest}` (checked by infer.py and evaluate.py before loading; also in SHA256SUMS)",
+        f"- Phase: {phase}"
+        + (" (Charbonnier loss only)" if phase == "pretrain" else " (conditional WGAN-GP fine-tuning)"),
+        f"- Steps: {bundle.get('step')}, batch {train.get('batch_size')}, {data.get('crop_size')} px crops",
+        f"- Hardware: {hardware}",
+    ]
+    if run is not None:
+        lines.append(f"- Training time: {_duration(training_seconds(run / 'tensorboard'))} "
+                     "(from the run's TensorBoard events; pauses between sessions left out)")
+        split_path = run / "data_split.json"
+        if split_path.is_file():
+            split = json.loads(split_path.read_text())
+            lines.append(
+                f"- Training photos: {len(split['train'])} sharp images from `{data.get('sharp_dir') or data.get('root')}`"
+                f" (source `{split['source']}`), {len(split['val'])} more held out for validation"
+            )
+    lines.append(
+        f"- Synthetic blur: kernels {data.get('kernels')}, size {data.get('kernel_size')}, Gaussian read noise "
+        f"sigma {data.get('noise_sigma')}, Poisson peak {data.get('poisson_peak')}"
+    )
+    if phase == "adv":
+        lines.append(
+            f"- Generator loss: {adv.get('w_charbonnier')} x Charbonnier + {adv.get('w_perceptual')} x VGG19 "
+            f"perceptual + {adv.get('w_adv')} x adversarial ({adv.get('gan_type')}, critic {adv.get('critic')}, "
+            f"{adv.get('n_critic')} critic steps per generator step); started from `{adv.get('init')}`"
+        )
+    if metrics.get("val_psnr") is not None:
+        lines.append(
+            f"- Validation (held-out training tiles, synthetic blur): PSNR {metrics['val_psnr']:.2f} dB, SSIM "
+            f"{metrics['val_ssim']:.4f}; blurred input {metrics['blurry_psnr']:.2f} dB, {metrics['blurry_ssim']:.4f}"
+        )
+    lines += ["", "## Commands", "", "```bash", *commands, "```"]
+    if summaries:
+        lines += ["", "## Scores (evaluate.py)", "", *_score_rows(summaries), "",
+                  "Scored with: " + "; ".join(f"`python {s['command']}`" for s in summaries)]
+    lines += ["", "## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
+    return "\n".join(lines)
