@@ -11,6 +11,8 @@ bundled model, so a truncated download, a Git LFS pointer or a file edited by ha
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from datasets.photo_sets import sha256
 
 from .checkpoint import generator_weights, load_checkpoint, save_checkpoint
 from .errors import ExperimentError
+from .model_card import render
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}
@@ -65,6 +68,7 @@ def export(state: dict[str, Any], target: Path, source: str) -> str:
         "step": state.get("step"),
         "source_checkpoint": source,
         "metrics": state.get("metrics"),
+        "config": state.get("config"),  # plain values: what the model card reports
     }
     save_checkpoint(compact, target)
     digest = sha256(target)
@@ -74,22 +78,65 @@ def export(state: dict[str, Any], target: Path, source: str) -> str:
     return digest
 
 
+def _bundled_model_scored(command: str) -> str | None:
+    """Which bundled model an evaluate.py command line scored; None when it scored a --checkpoint or no model.
+    Only scores of the very file that ships belong on its card."""
+    words = shlex.split(command)
+    if "--checkpoint" in words or "model" not in words:
+        return None
+    return words[words.index("--model") + 1] if "--model" in words else "pretrain"
+
+
+def write_card(model: str, folder: Path, run: Path | None, scores: list[Path], hardware: str,
+               commands: list[str]) -> Path:
+    """Write ``light_unet_<model>.md`` beside the bundled file, from its records (gan/model_card.py)."""
+    from nets import build_network
+
+    path = folder / BUNDLED_MODELS[model]
+    verify(path)
+    bundle = load_checkpoint(path)
+    summaries = []
+    for score in scores:
+        summary = json.loads(score.read_text())
+        if _bundled_model_scored(summary["command"]) != model:
+            raise ExperimentError(f"{score} does not score the bundled {model} model (its command: "
+                                  f"{summary['command']}); run evaluate.py --methods model --model {model}")
+        summaries.append(summary)
+    parameters = sum(t.numel() for t in build_network(**bundle["model"]).state_dict().values()
+                     if t.is_floating_point())
+    card = path.with_suffix(".md")
+    card.write_text(render(bundle, file_name=path.name, digest=sha256(path), parameters=parameters, run=run,
+                           summaries=summaries, hardware=hardware, commands=commands))
+    return card
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a train_gan.py checkpoint")
+    parser.add_argument("--checkpoint", type=Path, help="a train_gan.py checkpoint to export")
     parser.add_argument("--model", choices=sorted(BUNDLED_MODELS), required=True)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder (default: weights/)")
+    card = parser.add_argument_group("model card (written for the bundled file, after evaluate.py has scored it)")
+    card.add_argument("--card", action="store_true", help="write weights/light_unet_<model>.md")
+    card.add_argument("--run", type=Path, help="the experiment folder it was trained in (data split, time)")
+    card.add_argument("--scores", type=Path, nargs="*", default=[], help="evaluate.py summary.json files")
+    card.add_argument("--hardware", default="not stated", help="what it was trained on")
+    card.add_argument("--command", action="append", default=[], dest="commands", help="a command, in order")
     args = parser.parse_args(argv)
+    if args.checkpoint is None and not args.card:
+        parser.error("give --checkpoint (export), --card (model card), or both")
     try:
-        state = load_checkpoint(args.checkpoint)
-        args.out.mkdir(parents=True, exist_ok=True)
-        target = args.out / BUNDLED_MODELS[args.model]
-        digest = export(state, target, str(args.checkpoint))
-    except ExperimentError as error:
+        if args.checkpoint is not None:
+            state = load_checkpoint(args.checkpoint)
+            args.out.mkdir(parents=True, exist_ok=True)
+            target = args.out / BUNDLED_MODELS[args.model]
+            digest = export(state, target, str(args.checkpoint))
+            size = target.stat().st_size / 2**20
+            print(f"wrote {target} ({size:.1f} MiB, fp16, step {state.get('step')}), sha256 {digest}")
+        if args.card:
+            print(f"wrote {write_card(args.model, args.out, args.run, args.scores, args.hardware, args.commands)}")
+    except (ExperimentError, OSError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    size = target.stat().st_size / 2**20
-    print(f"wrote {target} ({size:.1f} MiB, fp16, step {state.get('step')}), sha256 {digest}")
     return 0
 
 

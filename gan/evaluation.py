@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shlex
 import statistics
 import sys
 import time
@@ -203,7 +204,7 @@ class Evaluation:
             "torch": torch.__version__,
             "conventions": CONVENTIONS,
             "notes": notes,
-            "command": " ".join(sys.argv),
+            "command": shlex.join(sys.argv),  # quoted: it can be pasted back into a shell
         }
 
     def _write(self, rows: list[dict], summary: dict, items: list[Item], kept: dict[str, np.ndarray]) -> None:

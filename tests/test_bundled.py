@@ -1,5 +1,7 @@
 """Shipped models: fp16 export with a SHA256SUMS line, and the check on load that names a changed file."""
 
+import json
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from gan.bundled import SUMS, read_sums
 from gan.checkpoint import save_checkpoint
 from gan.errors import ExperimentError
 from gan.inference import default_checkpoint, load_generator
+from gan.model_card import training_seconds
 from nets import build_network
 
 
@@ -48,3 +51,54 @@ def test_export_is_fp16_checked_on_load_and_a_changed_file_is_named(tmp_path, mo
     (weights / SUMS).write_text("")
     with pytest.raises(ExperimentError, match="has no line in"):
         default_checkpoint("pretrain")
+
+
+def test_training_time_leaves_out_the_pause_between_sessions(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path))
+    for step, wall_time in enumerate((1000.0, 1010.0, 1020.0, 9000.0, 9012.5)):  # stopped for 2 h after step 2
+        writer.add_scalar("train/loss", 1.0 / (step + 1), step, walltime=wall_time)
+    writer.close()
+    assert training_seconds(tmp_path) == pytest.approx(32.5)
+    assert training_seconds(tmp_path / "nothing") is None
+
+
+def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
+    network = build_network("light_unet", start_filters=4, levels=2)
+    config = {"data": {"crop_size": 32, "kernels": {"trajectory": 1.0}, "sharp_dir": "photos"},
+              "train": {"batch_size": 2, "ema_decay": 0.0}}
+    checkpoint = tmp_path / "step-00000003.pt"
+    save_checkpoint({"phase": "pretrain", "model": {"name": "light_unet", "start_filters": 4, "levels": 2},
+                     "generator": network.state_dict(), "step": 3, "config": config}, checkpoint)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "data_split.json").write_text(json.dumps({"source": "folder", "train": ["a.png", "b.png"], "val": ["c.png"]}))
+
+    def summary(name: str, command: str, psnr: float) -> str:
+        path = tmp_path / name
+        path.write_text(json.dumps({
+            "label": "model bundled", "dataset": {"benchmark": "motion-v1"}, "images_scored": 48,
+            "metrics": {"psnr": psnr, "ssim": 0.9, "lpips_alex": None}, "seconds_per_image_median": 0.125,
+            "blurred": {"psnr": 30.07, "ssim": 0.836, "lpips_alex": None}, "command": command}))
+        return str(path)
+
+    own = summary("own.json", "evaluate.py --benchmark b --methods model --label 'model bundled'", 31.25)
+    weights = tmp_path / "weights"
+    result = run_cli("-m", "gan.bundled", "--checkpoint", str(checkpoint), "--model", "pretrain", "--out",
+                     str(weights), "--card", "--run", str(run), "--scores", own, "--hardware", "a 2-core CPU",
+                     "--command", "python train_gan.py --pretrain", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    card = (weights / "light_unet_pretrain.md").read_text()
+    assert sha256(weights / "light_unet_pretrain.pt") in card
+    assert "Steps: 3, batch 2, 32 px crops" in card and "Hardware: a 2-core CPU" in card
+    assert "2 sharp images from `photos`" in card and "1 more held out" in card
+    assert "| motion-v1 | model bundled | 31.25 | 0.9000 | n/a | 0.125 | 48 |" in card
+    assert "| motion-v1 | Blurred input | 30.07 |" in card and "python train_gan.py --pretrain" in card
+
+    for name, command in (("checkpoint.json", "evaluate.py --methods model --checkpoint x.pt"),
+                          ("gan.json", "evaluate.py --methods model --model gan")):
+        result = run_cli("-m", "gan.bundled", "--model", "pretrain", "--out", str(weights), "--card",
+                         "--scores", summary(name, command, 40.0), cwd=ROOT)
+        assert result.returncode == 2 and f"{name} does not score the bundled pretrain model" in result.stderr
+    assert "31.25" in (weights / "light_unet_pretrain.md").read_text()  # the refused card did not replace it
