@@ -6,6 +6,12 @@ writes ``weights/light_unet_pretrain.pt`` (the generator's weights, EMA when tra
 optimiser, no pickled code, loadable with ``torch.load(weights_only=True)``) and its line in ``SHA256SUMS``
 (``sha256sum -c SHA256SUMS`` checks them by hand). ``infer.py`` and ``evaluate.py`` check the sum before loading a
 bundled model, so a truncated download, a Git LFS pointer or a file edited by hand is named instead of used.
+
+    python -m gan.bundled --model pretrain --card --run experiments/RUN --scores evaluations/motion-v1/X/summary.json \
+        --hardware "..." --command "python train_gan.py ..." --note "..."
+
+writes its model card ``weights/light_unet_pretrain.md`` (gan/model_card.py), once evaluate.py has scored the bundled
+file itself (``--methods model --model pretrain``, no ``--checkpoint``): scores of any other file are refused.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ def _bundled_model_scored(command: str) -> str | None:
 
 
 def write_card(model: str, folder: Path, run: Path | None, scores: list[Path], hardware: str,
-               commands: list[str]) -> Path:
+               commands: list[str], notes: list[str] = ()) -> Path:
     """Write ``light_unet_<model>.md`` beside the bundled file, from its records (gan/model_card.py)."""
     from nets import build_network
 
@@ -106,7 +112,8 @@ def write_card(model: str, folder: Path, run: Path | None, scores: list[Path], h
                      if t.is_floating_point())
     card = path.with_suffix(".md")
     card.write_text(render(bundle, file_name=path.name, digest=sha256(path), parameters=parameters, run=run,
-                           summaries=summaries, hardware=hardware, commands=commands))
+                           summaries=summaries, hardware=hardware, commands=commands,
+                           notes=notes))
     return card
 
 
@@ -115,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, help="a train_gan.py checkpoint to export")
     parser.add_argument("--model", choices=sorted(BUNDLED_MODELS), required=True)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder (default: weights/)")
-    card = parser.add_argument_group("model card (written for the bundled file, after evaluate.py has scored it)")
-    card.add_argument("--card", action="store_true", help="write weights/light_unet_<model>.md")
-    card.add_argument("--run", type=Path, help="the experiment folder it was trained in (data split, time)")
-    card.add_argument("--scores", type=Path, nargs="*", default=[], help="evaluate.py summary.json files")
-    card.add_argument("--hardware", default="not stated", help="what it was trained on")
-    card.add_argument("--command", action="append", default=[], dest="commands", help="a command, in order")
+    card_options = parser.add_argument_group("model card (written for the bundled file, after evaluate.py has scored it)")
+    card_options.add_argument("--card", action="store_true", help="write weights/light_unet_<model>.md")
+    card_options.add_argument("--run", type=Path, help="the experiment folder it was trained in (data split, time)")
+    card_options.add_argument("--scores", type=Path, nargs="*", default=[], help="evaluate.py summary.json files")
+    card_options.add_argument("--hardware", default="not stated", help="what it was trained on")
+    card_options.add_argument("--command", action="append", default=[], dest="commands", help="a command, in order")
+    card_options.add_argument("--note", action="append", default=[], dest="notes", help="a limitation or remark")
     args = parser.parse_args(argv)
     if args.checkpoint is None and not args.card:
         parser.error("give --checkpoint (export), --card (model card), or both")
@@ -133,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             size = target.stat().st_size / 2**20
             print(f"wrote {target} ({size:.1f} MiB, fp16, step {state.get('step')}), sha256 {digest}")
         if args.card:
-            print(f"wrote {write_card(args.model, args.out, args.run, args.scores, args.hardware, args.commands)}")
+            card = write_card(args.model, args.out, args.run, args.scores, args.hardware, args.commands, args.notes)
+            print(f"wrote {card}")
     except (ExperimentError, OSError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -75,6 +75,7 @@ def render(
     summaries: list[dict[str, Any]],
     hardware: str,
     commands: list[str],
+    notes: list[str] = (),
 ) -> str:
     """The card of a bundled model (``bundle`` as written by gan.bundled.export) as Markdown."""
     config = bundle.get("config") or {}
@@ -84,7 +85,9 @@ def render(
     lines = [
         f"# {file_name}",
         "",
-        f"- Network: `{bundle['model']}`, {parameters / 1e6:.2f} M parameters, stored as fp16"
+        f"- Network: `{bundle['model'].get('name')}` ("
+        + ", ".join(f"{k}={v}" for k, v in bundle["model"].items() if k != "name")
+        + f"), {parameters / 1e6:.2f} M parameters, stored as fp16"
         + (" (the EMA of the weights)" if train.get("ema_decay") else ""),
         f"- sha256: `{digest}` (checked by infer.py and evaluate.py before loading; also in SHA256SUMS)",
         f"- Phase: {phase}"
@@ -117,6 +120,8 @@ def render(
             f"- Validation (held-out training tiles, synthetic blur): PSNR {metrics['val_psnr']:.2f} dB, SSIM "
             f"{metrics['val_ssim']:.4f}; blurred input {metrics['blurry_psnr']:.2f} dB, {metrics['blurry_ssim']:.4f}"
         )
+    if notes:
+        lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     lines += ["", "## Commands", "", "```bash", *commands, "```"]
     if summaries:
         lines += ["", "## Scores (evaluate.py)", "", *_score_rows(summaries), "",
