@@ -58,7 +58,7 @@ def verify(path: Path) -> None:
         raise ExperimentError(
             f"bundled model {path} does not match its sha256 in {path.parent / SUMS} ({actual[:12]}... instead of "
             f"{expected[:12]}...): the file is truncated, a Git LFS pointer or was changed; restore it with "
-            f"git checkout -- {path.name}"
+            f"git checkout -- {path}"
         )
 
 

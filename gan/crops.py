@@ -7,13 +7,16 @@
 
 Nothing is picked by eye: unless --image names one, the image is the one whose PSNR gain under the first run is the
 median gain (a typical image, neither the best nor the worst), and the crop is the square window with the most
-gradient energy in the sharp image (where blur and restoration differ most).
+gradient energy in the sharp image (where blur and restoration differ most). It also prints each method's gradient
+energy relative to the sharp image's (median over the benchmark): how much fine structure, detail or grain, it puts
+back.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -31,22 +34,48 @@ def _rows(run: Path) -> dict[str, dict[str, str]]:
         return {row["name"]: row for row in csv.DictReader(handle)}
 
 
+def _label(run: Path) -> str:
+    """The method's label from the run's summary.json, else the folder's name."""
+    summary = run / "summary.json"
+    return json.loads(summary.read_text()).get("label", run.name) if summary.is_file() else run.name
+
+
 def typical_image(rows: dict[str, dict[str, str]]) -> str:
     """The image whose PSNR gain over the blurred input is the median gain (the lower middle one for an even count)."""
     gains = sorted((float(r["psnr"]) - float(r["blurred_psnr"]), name) for name, r in rows.items())
     return gains[(len(gains) - 1) // 2][1]
 
 
-def busiest_window(sharp: np.ndarray, size: int, stride: int = 4) -> tuple[int, int]:
-    """(top, left) of the size x size window with the most gradient energy."""
-    gray = sharp.astype(np.float64).mean(axis=2)
+def gradient_energy_map(image: np.ndarray) -> np.ndarray:
+    """Squared horizontal plus vertical differences of the grey image, per pixel."""
+    gray = image.astype(np.float64).mean(axis=2)
     energy = np.zeros_like(gray)
     energy[:, 1:] += np.diff(gray, axis=1) ** 2
     energy[1:, :] += np.diff(gray, axis=0) ** 2
+    return energy
+
+
+def relative_gradient_energy(benchmark: Path, runs: list[Path]) -> dict[str, float]:
+    """Median over the images every run restored of (gradient energy of the image) / (that of the sharp image),
+    for the blurred input and each run: 1 is as much fine structure as the truth, whether it is detail or grain."""
+    names = sorted(set.intersection(*(set(_rows(run)) for run in runs)))
+    sources = {"blurred": benchmark / "blur", **{_label(run): run / "images" for run in runs}}
+    ratios: dict[str, list[float]] = {label: [] for label in sources}
+    for name in names:
+        sharp = gradient_energy_map(np.asarray(Image.open(benchmark / "sharp" / f"{name}.png").convert("RGB"))).mean()
+        for label, folder in sources.items():
+            image = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"))
+            ratios[label].append(gradient_energy_map(image).mean() / sharp)
+    return {label: float(np.median(values)) for label, values in ratios.items()}
+
+
+def busiest_window(sharp: np.ndarray, size: int, stride: int = 4) -> tuple[int, int]:
+    """(top, left) of the size x size window with the most gradient energy."""
+    energy = gradient_energy_map(sharp)
     integral = np.pad(energy.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     best, where = -1.0, (0, 0)
-    for top in range(0, gray.shape[0] - size + 1, stride):
-        for left in range(0, gray.shape[1] - size + 1, stride):
+    for top in range(0, energy.shape[0] - size + 1, stride):
+        for left in range(0, energy.shape[1] - size + 1, stride):
             total = (integral[top + size, left + size] - integral[top, left + size]
                      - integral[top + size, left] + integral[top, left])
             if total > best:
@@ -78,7 +107,7 @@ def make_crops(benchmark: Path, runs: list[Path], image: str | None, size: int, 
         restored = run / "images" / f"{name}.png"
         if not restored.is_file():
             raise FileNotFoundError(f"{restored} is missing: run evaluate.py with --save-images")
-        panels.append((np.asarray(Image.open(restored).convert("RGB")), f"{run.name} {float(rows[name]['psnr']):.2f} dB"))
+        panels.append((np.asarray(Image.open(restored).convert("RGB")), f"{_label(run)} {float(rows[name]['psnr']):.2f} dB"))
     panels.append((sharp, "sharp"))
     tiles = [_panel(array, top, left, size, zoom, title) for array, title in panels]
     gap = 6
@@ -104,10 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         canvas, what = make_crops(args.benchmark, args.runs, args.image, args.size, args.zoom)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         canvas.save(args.out)
+        energy = relative_gradient_energy(args.benchmark, args.runs)
     except (OSError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}: {what}")
+    print("gradient energy relative to the sharp image (median over the benchmark): "
+          + ", ".join(f"{label} {ratio:.2f}" for label, ratio in energy.items()))
     return 0
 
 

@@ -18,14 +18,16 @@ def test_the_window_is_where_the_detail_is_and_the_image_is_the_median_gain():
     assert typical_image(rows) == "c"
 
 
-def _write_run(run, names, psnrs, rng):
+def _write_run(run, names, psnrs, rng, copy_from=None):
     (run / "images").mkdir(parents=True)
     with (run / "per_image.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, ["name", "psnr", "blurred_psnr"])
         writer.writeheader()
         for name, psnr in zip(names, psnrs):
             writer.writerow({"name": name, "psnr": psnr, "blurred_psnr": 25.0})
-            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(run / "images" / f"{name}.png")
+            image = Image.open(copy_from / f"{name}.png") if copy_from else Image.fromarray(
+                rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+            image.save(run / "images" / f"{name}.png")
 
 
 def test_crops_figure_from_evaluation_runs(tmp_path):
@@ -33,9 +35,11 @@ def test_crops_figure_from_evaluation_runs(tmp_path):
     names = ["one", "two", "three"]
     for side in ("blur", "sharp"):
         (tmp_path / "bench" / side).mkdir(parents=True)
-        for name in names:
-            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "bench" / side / f"{name}.png")
-    _write_run(tmp_path / "pretrain", names, [26.0, 28.0, 27.0], rng)
+    for name in names:
+        sharp = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(sharp).save(tmp_path / "bench" / "sharp" / f"{name}.png")
+        Image.fromarray(sharp // 4 + 96).save(tmp_path / "bench" / "blur" / f"{name}.png")  # a quarter of the contrast
+    _write_run(tmp_path / "pretrain", names, [26.0, 28.0, 27.0], rng, copy_from=tmp_path / "bench" / "sharp")
     _write_run(tmp_path / "gan", names, [25.5, 27.5, 26.5], rng)
     out = tmp_path / "crops.png"
     args = ["-m", "gan.crops", "--benchmark", str(tmp_path / "bench"), "--runs", str(tmp_path / "pretrain"),
@@ -43,6 +47,8 @@ def test_crops_figure_from_evaluation_runs(tmp_path):
     result = run_cli(*args, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "three, 16x16" in result.stdout  # median gain of the first run: 27 dB of 26, 27, 28
+    energy = result.stdout.split("(median over the benchmark): ")[1]
+    assert energy.startswith("blurred 0.06, pretrain 1.00, gan ")  # (1/4)^2 of the sharp energy; a perfect copy
     figure = Image.open(out)
     assert figure.size == (4 * 32 + 3 * 6, 32 + 14)  # blurred | pretrain | gan | sharp
     before = out.read_bytes()
