@@ -1,5 +1,7 @@
 """Deblur photos of any size with a trained generator (tiled, in bounded memory).
 
+    python infer.py --input blurry.jpg --output restored.jpg                  # the bundled model, weights/
+    python infer.py --input blurry.jpg --output restored.jpg --model gan      # the bundled GAN fine-tune
     python infer.py --input blurry.jpg --output restored.jpg --checkpoint experiments/RUN/checkpoints/best.pt
     python infer.py --input photos/ --output restored/ --checkpoint best.pt --compare
     python infer.py --input photos/ --output restored/ --checkpoint best.pt --compare --sharp sharp_photos/
