@@ -51,6 +51,9 @@ def test_export_is_fp16_checked_on_load_and_a_changed_file_is_named(tmp_path, mo
     (weights / SUMS).write_text("")
     with pytest.raises(ExperimentError, match="has no line in"):
         default_checkpoint("pretrain")
+    shipped.unlink()
+    with pytest.raises(ExperimentError, match="no trained pretrain model is bundled .* pass --checkpoint"):
+        default_checkpoint("pretrain", experiments=tmp_path / "no-runs")
 
 
 def test_training_time_leaves_out_the_pause_between_sessions(tmp_path):

@@ -176,7 +176,6 @@ def test_infer_keeps_existing_outputs_and_reports_bad_files(tmp_path, photos, ch
          "is inside input folder"),
         (lambda d, c: ["--input", str(d / "photos" / "a.png"), "--output", str(d / "o.png"),
                        "--checkpoint", str(d / "photos" / "a.png")], "is corrupt or truncated"),
-        (lambda d, c: ["--input", str(d / "photos" / "a.png"), "--output", str(d / "o.png")], "bundled"),
         (lambda d, c: ["--input", str(d / "photos" / "a.png"), "--output", str(d / "o.png"), "--checkpoint", str(c),
                        "--precision", "fp16"], "fp16 inference needs a CUDA device"),
     ],

@@ -7,7 +7,9 @@ photo set, datasets/photo_manifest.json), blurred by camera shake with read nois
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from conftest import ROOT, run_cli
 from datasets.photos import embedded_photo
 from datasets.synthetic import Degradation
 from gan.inference import Restorer, default_checkpoint, load_generator
@@ -46,3 +48,16 @@ def test_the_gan_model_stays_close_to_the_pretrain_model(shaken_photos, restorat
     blurred, sharp = shaken_photos
     pretrain, gan = (psnr_per_image(restorations[m], sharp).mean() for m in ("pretrain", "gan"))
     assert gan > psnr_per_image(blurred, sharp).mean() and gan > pretrain - 1.0, (gan, pretrain)
+
+
+def test_infer_uses_the_bundled_models_without_a_checkpoint(tmp_path, shaken_photos, restorations):
+    blurred, _ = shaken_photos
+    photo = tmp_path / "shaken.png"
+    Image.fromarray((blurred[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(photo)
+    for model in ("pretrain", "gan"):
+        out = tmp_path / f"{model}.png"
+        result = run_cli("infer.py", "--input", str(photo), "--output", str(out), "--model", model, cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+        written = torch.from_numpy(np.asarray(Image.open(out), dtype=np.float32) / 255).permute(2, 0, 1)
+        # the same model as loaded in-process, up to the 8-bit input and output
+        assert (written - restorations[model][0]).abs().mean() < 2 / 255
