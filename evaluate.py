@@ -92,6 +92,7 @@ def build_method(name: str, args: argparse.Namespace, kernel_size: int):
         method = CnnRL(load(args.sigma_cnn), kernel_size, args.rl_iterations)
         return f"cnn-rl ({args.rl_iterations} it)", lambda blurred, kernel: method(blurred), False, "cpu"
     from datasets.images import array_to_tensor, tensor_to_array
+    from datasets.photo_sets import sha256
     from gan.device import pick_device
     from gan.cpu_allocator import reuse_freed_memory
     from gan.inference import Restorer, default_checkpoint, load_generator
@@ -106,6 +107,8 @@ def build_method(name: str, args: argparse.Namespace, kernel_size: int):
     def deblur(blurred: np.ndarray, kernel) -> np.ndarray:
         return tensor_to_array(restore(array_to_tensor(blurred)))
 
+    # Which file was scored, by content: a model card takes only scores of the very file it describes.
+    deblur.weights = {"path": str(checkpoint), "sha256": sha256(checkpoint)}
     return label, deblur, False, str(device)
 
 
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             print(note, file=sys.stderr)
         summaries = []
         for label, method, needs_kernel, device, folder in plans:
-            evaluation = Evaluation(label, folder, dataset, device=device, save_images=args.save_images)
+            evaluation = Evaluation(label, folder, dataset, device=device, save_images=args.save_images,
+                                    weights=getattr(method, "weights", None))
             summary = evaluation.run(items, method, scorer, needs_kernel)
             summaries.append(summary)
             state = "" if summary["complete"] else f" INCOMPLETE: {summary['images_scored']} of {summary['images_total']}"

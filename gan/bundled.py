@@ -11,14 +11,13 @@ bundled model, so a truncated download, a Git LFS pointer or a file edited by ha
         --hardware "..." --command "python train_gan.py ..." --note "..."
 
 writes its model card ``weights/light_unet_pretrain.md`` (gan/model_card.py), once evaluate.py has scored the bundled
-file itself (``--methods model --model pretrain``, no ``--checkpoint``): scores of any other file are refused.
+file itself (``--methods model --model pretrain``): scores of any other file, by sha256, are refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,15 +83,6 @@ def export(state: dict[str, Any], target: Path, source: str) -> str:
     return digest
 
 
-def _bundled_model_scored(command: str) -> str | None:
-    """Which bundled model an evaluate.py command line scored; None when it scored a --checkpoint or no model.
-    Only scores of the very file that ships belong on its card."""
-    words = shlex.split(command)
-    if "--checkpoint" in words or "model" not in words:
-        return None
-    return words[words.index("--model") + 1] if "--model" in words else "pretrain"
-
-
 def write_card(model: str, folder: Path, run: Path | None, scores: list[Path], hardware: str,
                commands: list[str], notes: list[str] = ()) -> Path:
     """Write ``light_unet_<model>.md`` beside the bundled file, from its records (gan/model_card.py)."""
@@ -100,18 +90,20 @@ def write_card(model: str, folder: Path, run: Path | None, scores: list[Path], h
 
     path = folder / BUNDLED_MODELS[model]
     verify(path)
+    digest = sha256(path)
     bundle = load_checkpoint(path)
     summaries = []
     for score in scores:
         summary = json.loads(score.read_text())
-        if _bundled_model_scored(summary["command"]) != model:
-            raise ExperimentError(f"{score} does not score the bundled {model} model (its command: "
-                                  f"{summary['command']}); run evaluate.py --methods model --model {model}")
+        scored = (summary.get("weights") or {}).get("sha256")
+        if scored != digest:
+            raise ExperimentError(f"{score} does not score {path} as it is now (scored: {scored or 'no model file'}); "
+                                  f"run evaluate.py --methods model --model {model}")
         summaries.append(summary)
     parameters = sum(t.numel() for t in build_network(**bundle["model"]).state_dict().values()
                      if t.is_floating_point())
     card = path.with_suffix(".md")
-    card.write_text(render(bundle, file_name=path.name, digest=sha256(path), parameters=parameters, run=run,
+    card.write_text(render(bundle, file_name=path.name, digest=digest, parameters=parameters, run=run,
                            summaries=summaries, hardware=hardware, commands=commands,
                            notes=notes))
     return card

@@ -137,6 +137,7 @@ class Evaluation:
     device: str = "cpu"
     extremes: int = 3
     save_images: bool = False
+    weights: dict | None = None  # a model's weights file: path and sha256
 
     def run(self, items: list[Item], method: Method | None, scorer: Scorer, needs_kernel: bool = False) -> dict:
         """Score ``method`` on every item (or the restorations already on disk when ``method`` is None)."""
@@ -204,6 +205,7 @@ class Evaluation:
             "torch": torch.__version__,
             "conventions": CONVENTIONS,
             "notes": notes,
+            "weights": self.weights,
             "command": shlex.join(sys.argv),  # quoted: it can be pasted back into a shell
         }
 

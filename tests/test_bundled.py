@@ -78,30 +78,35 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
     run.mkdir()
     (run / "data_split.json").write_text(json.dumps({"source": "folder", "train": ["a.png", "b.png"], "val": ["c.png"]}))
 
-    def summary(name: str, command: str, psnr: float) -> str:
+    def summary(name: str, weights_sha256: str | None, psnr: float) -> str:
         path = tmp_path / name
         path.write_text(json.dumps({
             "label": "model bundled", "dataset": {"benchmark": "motion-v1"}, "images_scored": 48,
             "metrics": {"psnr": psnr, "ssim": 0.9, "lpips_alex": None}, "seconds_per_image_median": 0.125,
-            "blurred": {"psnr": 30.07, "ssim": 0.836, "lpips_alex": None}, "command": command}))
+            "blurred": {"psnr": 30.07, "ssim": 0.836, "lpips_alex": None},
+            "weights": weights_sha256 and {"path": "weights/light_unet_pretrain.pt", "sha256": weights_sha256},
+            "command": "evaluate.py --benchmark b --methods model --label 'model bundled'"}))
         return str(path)
 
-    own = summary("own.json", "evaluate.py --benchmark b --methods model --label 'model bundled'", 31.25)
     weights = tmp_path / "weights"
     result = run_cli("-m", "gan.bundled", "--checkpoint", str(checkpoint), "--model", "pretrain", "--out",
-                     str(weights), "--card", "--run", str(run), "--scores", own, "--hardware", "a 2-core CPU",
+                     str(weights), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    shipped = sha256(weights / "light_unet_pretrain.pt")
+    result = run_cli("-m", "gan.bundled", "--model", "pretrain", "--out", str(weights), "--card", "--run", str(run),
+                     "--scores", summary("own.json", shipped, 31.25), "--hardware", "a 2-core CPU",
                      "--command", "python train_gan.py --pretrain", cwd=ROOT)
     assert result.returncode == 0, result.stderr
     card = (weights / "light_unet_pretrain.md").read_text()
-    assert sha256(weights / "light_unet_pretrain.pt") in card
+    assert shipped in card
     assert "Steps: 3, batch 2, 32 px crops" in card and "Hardware: a 2-core CPU" in card
     assert "2 sharp images from `photos`" in card and "1 more held out" in card
     assert "| motion-v1 | model bundled | 31.25 | 0.9000 | n/a | 0.125 | 48 |" in card
     assert "| motion-v1 | Blurred input | 30.07 |" in card and "python train_gan.py --pretrain" in card
 
-    for name, command in (("checkpoint.json", "evaluate.py --methods model --checkpoint x.pt"),
-                          ("gan.json", "evaluate.py --methods model --model gan")):
+    # Scores of another file (an older export, a checkpoint) or of no model at all are refused.
+    for name, scored in (("older.json", "0" * 64), ("classical.json", None)):
         result = run_cli("-m", "gan.bundled", "--model", "pretrain", "--out", str(weights), "--card",
-                         "--scores", summary(name, command, 40.0), cwd=ROOT)
-        assert result.returncode == 2 and f"{name} does not score the bundled pretrain model" in result.stderr
+                         "--scores", summary(name, scored, 40.0), cwd=ROOT)
+        assert result.returncode == 2 and f"{name} does not score" in result.stderr, result.stderr
     assert "31.25" in (weights / "light_unet_pretrain.md").read_text()  # the refused card did not replace it

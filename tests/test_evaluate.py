@@ -15,6 +15,7 @@ from datasets.benchmark import Benchmark
 from datasets.blur import synthesize
 from datasets.errors import DataError
 from datasets.kernels import KernelMix, gaussian_kernel
+from datasets.photo_sets import sha256
 from gan.metrics import psnr_per_image
 
 
@@ -125,7 +126,9 @@ def test_evaluate_writes_csv_json_markdown_histogram_and_extremes(bench_folder, 
         assert len(list(folder.glob("best_*.png"))) == len(list(folder.glob("worst_*.png"))) == 3
         assert Image.open(next(folder.glob("best_1_*.png"))).size == (32 * 3 + 16, 32)  # blurred | restored | sharp
     oracle = json.loads((out / "rl" / "summary.json").read_text())
-    assert oracle["metrics"]["psnr"] > oracle["blurred"]["psnr"]
+    assert oracle["metrics"]["psnr"] > oracle["blurred"]["psnr"] and oracle["weights"] is None
+    model = json.loads((out / "model-tiny" / "summary.json").read_text())
+    assert model["weights"] == {"path": str(checkpoint), "sha256": sha256(checkpoint)}  # what a model card checks
     table = (out / "table.md").read_text()
     assert table.startswith("| Method | PSNR (dB) | SSIM") and "| Blurred input |" in table and "model tiny" in table
 
