@@ -42,26 +42,24 @@ def _duration(seconds: float | None) -> str:
 
 
 def _score_rows(summaries: list[dict[str, Any]]) -> list[str]:
-    def cell(value: float | None, digits: int) -> str:
-        return "n/a" if value is None else f"{value:.{digits}f}"
+    """A Markdown table of evaluate.py summaries, with each benchmark's blurred-input row once."""
+
+    def row(benchmark: str, label: str, metrics: dict, seconds: float | None, images: int) -> str:
+        def cell(value: float | None, digits: int) -> str:
+            return "n/a" if value is None else f"{value:.{digits}f}"
+
+        return (f"| {benchmark} | {label} | {cell(metrics['psnr'], 2)} | {cell(metrics['ssim'], 4)} | "
+                f"{cell(metrics.get('lpips_alex'), 4)} | {'-' if seconds is None else f'{seconds:.3f}'} | {images} |")
 
     rows = ["| Benchmark | Method | PSNR (dB) | SSIM | LPIPS (Alex) | s / image | images |", "|---|---|---|---|---|---|---|"]
-    seen_blurred = set()
+    blurred_shown = set()
     for summary in summaries:
-        name = summary["dataset"].get("benchmark") or summary["dataset"].get("name", "?")
-        for label, metrics, seconds in (
-            ("Blurred input", summary["blurred"], None),
-            (summary["label"], summary["metrics"], summary.get("seconds_per_image_median")),
-        ):
-            if label == "Blurred input":
-                if name in seen_blurred:
-                    continue
-                seen_blurred.add(name)
-            rows.append(
-                f"| {name} | {label} | {cell(metrics['psnr'], 2)} | {cell(metrics['ssim'], 4)} | "
-                f"{cell(metrics.get('lpips_alex'), 4)} | {'-' if seconds is None else f'{seconds:.3f}'} | "
-                f"{summary['images_scored']} |"
-            )
+        benchmark = summary["dataset"].get("benchmark") or summary["dataset"].get("name", "?")
+        images = summary["images_scored"]
+        if summary.get("blurred") and benchmark not in blurred_shown:
+            blurred_shown.add(benchmark)
+            rows.append(row(benchmark, "Blurred input", summary["blurred"], None, images))
+        rows.append(row(benchmark, summary["label"], summary["metrics"], summary.get("seconds_per_image_median"), images))
     return rows
 
 
