@@ -46,8 +46,8 @@ def read_sums(folder: Path) -> dict[str, str]:
     return sums
 
 
-def verify(path: Path) -> None:
-    """The file's sha256 must be the one ``SHA256SUMS`` beside it lists."""
+def verify(path: Path) -> str:
+    """The file's sha256 must be the one ``SHA256SUMS`` beside it lists; returns it."""
     expected = read_sums(path.parent).get(path.name)
     if expected is None:
         raise ExperimentError(f"bundled model {path} has no line in {path.parent / SUMS}; re-export it with "
@@ -59,6 +59,7 @@ def verify(path: Path) -> None:
             f"{expected[:12]}...): the file is truncated, a Git LFS pointer or was changed; restore it with "
             f"git checkout -- {path}"
         )
+    return actual
 
 
 def export(state: dict[str, Any], target: Path, source: str) -> str:
@@ -89,8 +90,7 @@ def write_card(model: str, folder: Path, run: Path | None, scores: list[Path], h
     from nets import build_network
 
     path = folder / BUNDLED_MODELS[model]
-    verify(path)
-    digest = sha256(path)
+    digest = verify(path)
     bundle = load_checkpoint(path)
     summaries = []
     for score in scores:

@@ -41,26 +41,18 @@ def _duration(seconds: float | None) -> str:
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min"
 
 
-def _score_rows(summaries: list[dict[str, Any]]) -> list[str]:
-    """A Markdown table of evaluate.py summaries, with each benchmark's blurred-input row once."""
+def _score_tables(summaries: list[dict[str, Any]]) -> list[str]:
+    """evaluate.py's own table (``markdown_table``), one per benchmark the summaries were scored on."""
+    from .evaluation import markdown_table
 
-    def row(benchmark: str, label: str, metrics: dict, seconds: float | None, images: int) -> str:
-        def cell(value: float | None, digits: int) -> str:
-            return "n/a" if value is None else f"{value:.{digits}f}"
-
-        return (f"| {benchmark} | {label} | {cell(metrics['psnr'], 2)} | {cell(metrics['ssim'], 4)} | "
-                f"{cell(metrics.get('lpips_alex'), 4)} | {'-' if seconds is None else f'{seconds:.3f}'} | {images} |")
-
-    rows = ["| Benchmark | Method | PSNR (dB) | SSIM | LPIPS (Alex) | s / image | images |", "|---|---|---|---|---|---|---|"]
-    blurred_shown = set()
+    by_benchmark: dict[str, list[dict[str, Any]]] = {}
     for summary in summaries:
-        benchmark = summary["dataset"].get("benchmark") or summary["dataset"].get("name", "?")
-        images = summary["images_scored"]
-        if summary.get("blurred") and benchmark not in blurred_shown:
-            blurred_shown.add(benchmark)
-            rows.append(row(benchmark, "Blurred input", summary["blurred"], None, images))
-        rows.append(row(benchmark, summary["label"], summary["metrics"], summary.get("seconds_per_image_median"), images))
-    return rows
+        name = summary["dataset"].get("benchmark") or summary["dataset"].get("name", "?")
+        by_benchmark.setdefault(name, []).append(summary)
+    lines = []
+    for name, group in by_benchmark.items():
+        lines += [f"**{name}**", "", markdown_table(group), ""]
+    return lines
 
 
 def render(
@@ -122,7 +114,7 @@ def render(
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     lines += ["", "## Commands", "", "```bash", *commands, "```"]
     if summaries:
-        lines += ["", "## Scores (evaluate.py)", "", *_score_rows(summaries), "",
+        lines += ["", "## Scores (evaluate.py)", "", *_score_tables(summaries),
                   "Scored with: " + "; ".join(f"`python {s['command']}`" for s in summaries)]
     lines += ["", "## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
     return "\n".join(lines)

@@ -82,8 +82,10 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
         path = tmp_path / name
         path.write_text(json.dumps({
             "label": "model bundled", "dataset": {"benchmark": "motion-v1"}, "images_scored": 48,
-            "metrics": {"psnr": psnr, "ssim": 0.9, "lpips_alex": None}, "seconds_per_image_median": 0.125,
-            "blurred": {"psnr": 30.07, "ssim": 0.836, "lpips_alex": None},
+            "images_total": 48, "complete": True,
+            "metrics": {"psnr": psnr, "ssim": 0.9, "lpips_alex": None, "lpips_vgg": None},
+            "seconds_per_image_median": 0.125,
+            "blurred": {"psnr": 30.07, "ssim": 0.836, "lpips_alex": None, "lpips_vgg": None},
             "weights": weights_sha256 and {"path": "weights/light_unet_pretrain.pt", "sha256": weights_sha256},
             "command": "evaluate.py --benchmark b --methods model --label 'model bundled'"}))
         return str(path)
@@ -101,8 +103,8 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
     assert shipped in card
     assert "Steps: 3, batch 2, 32 px crops" in card and "Hardware: a 2-core CPU" in card
     assert "2 sharp images from `photos`" in card and "1 more held out" in card
-    assert "| motion-v1 | model bundled | 31.25 | 0.9000 | n/a | 0.125 | 48 |" in card
-    assert "| motion-v1 | Blurred input | 30.07 |" in card and "python train_gan.py --pretrain" in card
+    assert "**motion-v1**" in card and "| model bundled | 31.25 | 0.9000 | n/a | n/a | 0.125 | 48 |" in card
+    assert "| Blurred input | 30.07 |" in card and "python train_gan.py --pretrain" in card
 
     # Scores of another file (an older export, a checkpoint) or of no model at all are refused.
     for name, scored in (("older.json", "0" * 64), ("classical.json", None)):
