@@ -40,6 +40,10 @@ def _label(run: Path) -> str:
     return json.loads(summary.read_text()).get("label", run.name) if summary.is_file() else run.name
 
 
+def _rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
 def typical_image(rows: dict[str, dict[str, str]]) -> str:
     """The image whose PSNR gain over the blurred input is the median gain (the lower middle one for an even count)."""
     gains = sorted((float(r["psnr"]) - float(r["blurred_psnr"]), name) for name, r in rows.items())
@@ -62,10 +66,9 @@ def relative_gradient_energy(benchmark: Path, runs: list[Path]) -> dict[str, flo
     sources = {"blurred": benchmark / "blur", **{_label(run): run / "images" for run in runs}}
     ratios: dict[str, list[float]] = {label: [] for label in sources}
     for name in names:
-        sharp = gradient_energy_map(np.asarray(Image.open(benchmark / "sharp" / f"{name}.png").convert("RGB"))).mean()
+        sharp = gradient_energy_map(_rgb(benchmark / "sharp" / f"{name}.png")).mean()
         for label, folder in sources.items():
-            image = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"))
-            ratios[label].append(gradient_energy_map(image).mean() / sharp)
+            ratios[label].append(gradient_energy_map(_rgb(folder / f"{name}.png")).mean() / sharp)
     return {label: float(np.median(values)) for label, values in ratios.items()}
 
 
@@ -97,17 +100,17 @@ def make_crops(benchmark: Path, runs: list[Path], image: str | None, size: int, 
     for run, rows in zip(runs, all_rows):
         if name not in rows:
             raise FileNotFoundError(f"{run} has not scored {name}")
-    sharp = np.asarray(Image.open(benchmark / "sharp" / f"{name}.png").convert("RGB"))
+    sharp = _rgb(benchmark / "sharp" / f"{name}.png")
     if min(sharp.shape[:2]) < size:
         raise ValueError(f"crop size {size} is larger than {name} ({sharp.shape[1]}x{sharp.shape[0]})")
     top, left = busiest_window(sharp, size)
-    panels = [(np.asarray(Image.open(benchmark / "blur" / f"{name}.png").convert("RGB")),
+    panels = [(_rgb(benchmark / "blur" / f"{name}.png"),
                f"blurred {float(all_rows[0][name]['blurred_psnr']):.2f} dB")]
     for run, rows in zip(runs, all_rows):
         restored = run / "images" / f"{name}.png"
         if not restored.is_file():
             raise FileNotFoundError(f"{restored} is missing: run evaluate.py with --save-images")
-        panels.append((np.asarray(Image.open(restored).convert("RGB")), f"{_label(run)} {float(rows[name]['psnr']):.2f} dB"))
+        panels.append((_rgb(restored), f"{_label(run)} {float(rows[name]['psnr']):.2f} dB"))
     panels.append((sharp, "sharp"))
     tiles = [_panel(array, top, left, size, zoom, title) for array, title in panels]
     gap = 6

@@ -74,7 +74,7 @@ class Trainer:
         if self.world.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.world.local_rank)
         if self.device.type == "cpu":
-            reuse_freed_memory()  # see gan/cpu_allocator.py; with channels_last, a CPU step is ~15% faster
+            reuse_freed_memory()  # see gan/cpu_allocator.py and train.channels_last's note in gan/config.py
         self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
         self.generator = self.build_generator().to(self.device, memory_format=self.memory_format)
         # What the training steps call: under torchrun, DDP averages the generator's gradients during backward.
