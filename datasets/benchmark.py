@@ -1,7 +1,8 @@
 """A fixed, seeded, versioned benchmark: blurred images, their sharp originals and the true kernels.
 
-    python -m datasets.benchmark --out benchmarks/motion-v1                    # camera shake (the default)
-    python -m datasets.benchmark --out benchmarks/gaussian-v1 --kernels gaussian=1
+    python -m datasets.benchmark --out benchmarks/motion-v1 --preset motion-v1     # 21 px kernels, sRGB noise
+    python -m datasets.benchmark --out benchmarks/gaussian-v1 --preset gaussian-v1
+    python -m datasets.benchmark --out benchmarks/motion-v2 --preset motion-v2     # 15-35 px camera shake
 
 Built from held-out photos that no training set uses: by default the validation photos of
 ``photo_manifest.json`` (scikit-image's coffee and chelsea, sporco's kodim23, monarch, sail, tulips), each
@@ -29,10 +30,22 @@ from PIL import Image
 
 from .errors import DataError
 from .images import array_to_tensor, list_images, read_array, tensor_to_array
+from .kernels import kernel_extent
 from .photo_sets import MANIFEST, check_pinned, sha256, source_path, texture
 from .synthetic import Degradation
 
 FORMAT_VERSION = 1
+
+# The published benchmarks, frozen: a preset rebuilds each one's images bit for bit. motion-v1 and gaussian-v1
+# predate the Boracchi-Foi walk at its own scale and linear-light read noise, so they name the kinds and noise
+# space they were built with ("trajectory_v1", "srgb"); motion-v2 uses today's camera shake at 15-35 px.
+LEGACY_KIND_NAMES = {"trajectory_v1": "trajectory"}
+PRESETS = {
+    "motion-v1": {"kernels": ["trajectory_v1=1"], "kernel_size": 21, "noise_sigma": 0.01, "noise_space": "srgb"},
+    "gaussian-v1": {"kernels": ["gaussian=1"], "kernel_size": 21, "noise_sigma": 0.01, "noise_space": "srgb"},
+    "motion-v2": {"kernels": ["trajectory=0.7", "linear=0.15", "smooth=0.15"], "kernel_size": 39,
+                  "blur_extent": [15.0, 35.0], "noise_sigma": 0.003, "noise_space": "linear"},
+}
 
 
 @dataclass
@@ -129,6 +142,7 @@ def write_benchmark(
             np.save(out / "kernels" / f"{name}.npy", pair["kernel"].numpy())
             images.append({
                 "name": name, "source": photo_name, "top": top, "left": left, "kernel": pair["kind"],
+                "extent": kernel_extent(pair["kernel"]),
                 "blur_sha256": sha256(out / "blur" / f"{name}.png"),
                 "sharp_sha256": sha256(out / "sharp" / f"{name}.png"),
             })
@@ -139,9 +153,14 @@ def write_benchmark(
         "crops_per_photo": crops_per_photo,
         "kernel_size": degradation.kernel_size, "kernels": degradation.kernels,
         "noise_sigma": degradation.noise_sigma, "poisson_peak": degradation.poisson_peak,
-        "saturation": degradation.saturation, "images": images,
+        "saturation": degradation.saturation, "noise_space": degradation.noise_space,
+        "blur_extent": list(degradation.blur_extent) if degradation.blur_extent else None, "images": images,
     }
-    meta["fingerprint"] = hashlib.sha256(json.dumps(images, sort_keys=True).encode()).hexdigest()[:16]
+    # The fingerprint covers what motion-v1 recorded per image, under the names it used then (the extent was added
+    # later; its shake kernels were called "trajectory"), so a rebuilt preset shows the original's fingerprint.
+    legacy = [{**{k: v for k, v in item.items() if k != "extent"},
+               "kernel": LEGACY_KIND_NAMES.get(item["kernel"], item["kernel"])} for item in images]
+    meta["fingerprint"] = hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
     (out / "benchmark.json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -161,15 +180,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m datasets.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="benchmark folder to write (must not exist)")
     parser.add_argument("--photos", type=Path, help="folder of sharp held-out photos (default: the manifest's)")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="a published benchmark's degradation (the flags below override its values)")
     parser.add_argument("--kernels", nargs="+", default=["trajectory=1"], help="kind=weight ... (default trajectory=1)")
     parser.add_argument("--kernel-size", type=int, default=21)
+    parser.add_argument("--blur-extent", type=float, nargs=2, metavar=("MIN", "MAX"),
+                        help="motion blur extent in pixels (default: fill the kernel)")
     parser.add_argument("--noise-sigma", type=float, default=0.01, help="read noise std U(0, this) (default 0.01)")
+    parser.add_argument("--noise-space", choices=("linear", "srgb"), default="linear",
+                        help="read noise on the sensor (linear, default) or after the tone curve (srgb)")
     parser.add_argument("--tile", type=int, default=256, help="image side (default 256)")
     parser.add_argument("--crops-per-photo", type=int, default=8, help="seeded textured crops per photo (default 8)")
     parser.add_argument("--min-texture", type=float, default=0.006)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--version", help="a name recorded in benchmark.json (default: the folder name)")
     args = parser.parse_args(argv)
+    if args.preset:
+        parser.set_defaults(**PRESETS[args.preset], version=args.preset)
+        args = parser.parse_args(argv)
     if args.out.exists():
         print(f"error: {args.out} already exists; a benchmark is never rewritten in place (choose a new name)",
               file=sys.stderr)
@@ -177,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     staging = args.out.with_name(args.out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        degradation = Degradation(args.kernel_size, _kernel_mix(args.kernels), noise_sigma=args.noise_sigma)
+        degradation = Degradation(args.kernel_size, _kernel_mix(args.kernels), noise_sigma=args.noise_sigma,
+                                  blur_extent=tuple(args.blur_extent) if args.blur_extent else None,
+                                  noise_space=args.noise_space)
         meta = write_benchmark(staging, benchmark_photos(args.photos), degradation, args.seed, args.tile,
                                args.min_texture, args.version or args.out.name, args.crops_per_photo)
     except (DataError, ValueError) as error:

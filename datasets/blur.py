@@ -6,6 +6,9 @@ import torch
 from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb
 from kornia.filters import filter2d
 
+# Where read noise is added: "linear" on the sensor, before the clip (physical); "srgb" after the tone curve.
+NOISE_SPACES = ("linear", "srgb")
+
 
 def blur_valid(sharp: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Blur sRGB images with one kernel each, in linear light, keeping only fully covered pixels.
@@ -25,14 +28,19 @@ def synthesize(
     poisson_peak: torch.Tensor | float = 0.0,
     noise_sigma: torch.Tensor | float = 0.0,
     generator: torch.Generator | None = None,
+    noise_space: str = "linear",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of (blurred, sharp) pairs from sRGB windows of size crop + k - 1, on the windows' device.
 
     In linear light the scene is scaled by ``gain`` (> 1 over-exposes: highlights clip in the sharp target and
     their blur streaks stay saturated, as in a real long exposure), convolved 'valid', then photon shot noise
-    with ``poisson_peak`` photons at white (0: none) is drawn before the sensor clips to [0, 1]. Gaussian read
-    noise of standard deviation ``noise_sigma`` is added last, in sRGB units. Per-pair values are B-vectors.
+    with ``poisson_peak`` photons at white (0: none) and Gaussian read noise of standard deviation
+    ``noise_sigma`` are drawn before the sensor clips to [0, 1], both in linear light as on a sensor
+    (``noise_space="srgb"`` adds the read noise after the tone curve instead, in sRGB units: how motion-v1 and
+    gaussian-v1 were built). Per-pair values are B-vectors.
     """
+    if noise_space not in NOISE_SPACES:
+        raise ValueError(f"noise_space must be one of {', '.join(NOISE_SPACES)}, got {noise_space!r}")
     batch = windows.shape[0]
 
     def per_pair(value: torch.Tensor | float) -> torch.Tensor:
@@ -52,12 +60,20 @@ def synthesize(
         safe_peak = torch.where(peak > 0, peak, torch.ones_like(peak))
         noisy = torch.poisson(blurred * safe_peak, generator=generator) / safe_peak
         blurred = torch.where(peak > 0, noisy, blurred)
-    blurred = linear_rgb_to_rgb(blurred.clamp(0.0, 1.0))
     sigma = per_pair(noise_sigma)
-    if bool((sigma > 0).any()):
-        noise = torch.randn(blurred.shape, generator=generator, dtype=blurred.dtype, device=blurred.device)
-        blurred = (blurred + sigma * noise).clamp(0.0, 1.0)
+    if noise_space == "linear":
+        blurred = _read_noise(blurred, sigma, generator)
+    blurred = linear_rgb_to_rgb(blurred.clamp(0.0, 1.0))
+    if noise_space == "srgb":
+        blurred = _read_noise(blurred, sigma, generator).clamp(0.0, 1.0)
     return blurred, sharp
+
+
+def _read_noise(images: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    if not bool((sigma > 0).any()):
+        return images
+    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype, device=images.device)
+    return images + sigma * noise
 
 
 def center_crop(images: torch.Tensor, margin: int) -> torch.Tensor:

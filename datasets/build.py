@@ -99,6 +99,10 @@ def degradation_from(config: DataConfig) -> Degradation:
         noise_sigma=config.noise_sigma,
         poisson_peak=config.poisson_peak,
         saturation=config.saturation,
+        blur_extent=tuple(config.blur_extent) if config.blur_extent is not None else None,
+        noise_space=config.noise_space,
+        jpeg_quality=tuple(config.jpeg_quality) if config.jpeg_quality is not None else None,
+        jpeg_probability=config.jpeg_probability,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .blur import NOISE_SPACES
 from .kernels import KERNEL_KINDS
 
 SOURCES = ("embedded", "folder", "gopro", "realblur", "paired")
@@ -34,7 +35,14 @@ class DataConfig:
     kernels: dict[str, float] = field(
         default_factory=lambda: {"trajectory": 0.7, "linear": 0.1, "gaussian": 0.1, "defocus": 0.1}
     )
-    noise_sigma: float = 0.0  # Gaussian read noise, std U(0, noise_sigma) per pair, in sRGB units
+    # Motion blur extent [min, max] in pixels (trajectory extent, linear/smooth path length), uniform per pair;
+    # null fills the kernel (up to kernel_size - 3). Needs max <= kernel_size - 3.
+    blur_extent: list[float] | None = None
+    noise_sigma: float = 0.0  # Gaussian read noise, std U(0, noise_sigma) per pair, in noise_space units
+    noise_space: str = "linear"  # linear: on the sensor, before the clip | srgb: after the tone curve (motion-v1)
+    # JPEG re-compression of the blurred input: quality uniform in [min, max] with jpeg_probability; null: off.
+    jpeg_quality: list[int] | None = None
+    jpeg_probability: float = 0.5
     poisson_peak: float = 0.0  # shot noise: photons at white, log-uniform in [peak, 100 peak] per pair; 0 off
     saturation: float = 0.0  # linear-light gain U(1, 1 + saturation) per pair: clipped highlights and streaks
     # Training pairs: the loader workers cut and augment the sharp window and draw the kernel and noise levels;
@@ -87,6 +95,21 @@ class DataConfig:
             problems.append("data.val_crop_size must be >= 1 for synthetic sources (whole images need pairs)")
         if not 0 < self.val_fraction < 1:
             problems.append(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.blur_extent is not None:
+            limit = self.kernel_size - 3
+            if len(self.blur_extent) != 2 or not 1 <= self.blur_extent[0] <= self.blur_extent[1] <= limit:
+                problems.append(f"data.blur_extent must be [min, max] with 1 <= min <= max <= data.kernel_size - 3 "
+                                f"= {limit} px, got {self.blur_extent}")
+        if self.noise_space not in NOISE_SPACES:
+            problems.append(f"data.noise_space must be one of {', '.join(NOISE_SPACES)}, got {self.noise_space!r}")
+        if self.jpeg_quality is not None:
+            if len(self.jpeg_quality) != 2 or not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+                problems.append(f"data.jpeg_quality must be [min, max] with 1 <= min <= max <= 100, got "
+                                f"{self.jpeg_quality}")
+            if self.blur_on_device:
+                problems.append("data.jpeg_quality needs data.blur_on_device off (JPEG runs in the loader workers)")
+        if not 0 <= self.jpeg_probability <= 1:
+            problems.append(f"data.jpeg_probability must be in [0, 1], got {self.jpeg_probability}")
         for key in ("noise_sigma", "poisson_peak", "saturation", "color_jitter"):
             if getattr(self, key) < 0:
                 problems.append(f"data.{key} must be >= 0, got {getattr(self, key)}")

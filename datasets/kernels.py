@@ -12,11 +12,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-KERNEL_KINDS = ("trajectory", "linear", "gaussian", "defocus", "smooth")
+KERNEL_KINDS = ("trajectory", "trajectory_v1", "linear", "gaussian", "defocus", "smooth")
+# The kinds whose size is a path extent in pixels (drawn from ``KernelMix.extent``); the others have a radius.
+MOTION_KINDS = ("trajectory", "trajectory_v1", "linear", "smooth")
 
-# Boracchi and Foi (2012) sample each trajectory's PSF at these fractions of the exposure time; 1/100 is left out
-# because its PSFs are indistinguishable from a delta at our kernel sizes.
-EXPOSURE_FRACTIONS = (0.1, 0.5, 1.0)
+# Boracchi and Foi (2012) sample each trajectory's PSF at these fractions of the exposure time.
+EXPOSURE_FRACTIONS = (0.01, 0.1, 0.5, 1.0)
+# motion-v1 was built without the 1/100 exposure; "trajectory_v1" keeps its fractions so it rebuilds bit for bit.
+EXPOSURE_FRACTIONS_V1 = (0.1, 0.5, 1.0)
+# Boracchi-Foi's createTrajectory defaults: a 60 px path of 2000 samples on a 64 px canvas. The centripetal pull is
+# proportional to the position in pixels, so the walk must be generated at this scale and only then rescaled.
+BF_PATH_LENGTH = 60.0
+BF_STEPS = 2000
 
 
 def _check_size(size: int) -> None:
@@ -45,6 +52,13 @@ def splat(points: np.ndarray, size: int, weights: np.ndarray | None = None) -> t
         for dx, wx in ((0, 1 - fx), (1, fx)):
             np.add.at(kernel, (np.minimum(y0 + dy, size - 1), np.minimum(x0 + dx, size - 1)), weights * wy * wx)
     return torch.from_numpy(kernel / kernel.sum()).float()
+
+
+def kernel_extent(kernel: torch.Tensor) -> int:
+    """The extent of a kernel in pixels: the longer side of the bounding box of its support, less the one pixel
+    a bilinear splat adds (a delta has extent 0)."""
+    rows, cols = torch.nonzero(kernel > 0, as_tuple=True)
+    return int(max(rows.max() - rows.min(), cols.max() - cols.min()))
 
 
 def _fit_inside(path: np.ndarray, size: int) -> np.ndarray:
@@ -102,13 +116,39 @@ def trajectory_kernels(path: np.ndarray, size: int, fractions=EXPOSURE_FRACTIONS
     return kernels
 
 
+def path_extent(path: np.ndarray) -> float:
+    """The blur extent of a path in pixels: the longer side of its bounding box."""
+    return float((path.max(axis=0) - path.min(axis=0)).max())
+
+
 def random_trajectory_kernel(
-    size: int, rng: np.random.Generator, min_reach: float = 1.0, fractions=EXPOSURE_FRACTIONS
+    size: int, rng: np.random.Generator, extent: tuple[float, float] | None = None, fractions=EXPOSURE_FRACTIONS
 ) -> torch.Tensor:
-    """A random shake PSF. The walk's shape follows Boracchi-Foi; its scale is set so the full-exposure path
-    reaches a distance uniform in [min_reach, (size - 3) / 2] pixels from its centroid (their fixed path length
-    gives tangled walks of very different extents, while a uniform extent covers every blur size evenly). One
-    exposure fraction is then drawn, so shorter exposures give smaller blurs of the same shake."""
+    """A random camera-shake PSF (Boracchi and Foi 2012, their createTrajectory and createPSFs).
+
+    The walk is generated at their scale (``BF_PATH_LENGTH`` px, ``BF_STEPS`` samples), one exposure fraction is
+    drawn and the camera's path during that exposure is rescaled so its extent (the longer bounding-box side) is
+    uniform in ``extent`` pixels (default [1, size - 3]): their fixed path length gives tangled walks of very
+    different sizes, while a drawn extent covers every blur size evenly. Shorter exposures keep the simpler
+    beginning of the same shake.
+    """
+    _check_size(size)
+    low, high = extent if extent is not None else (1.0, size - 3.0)
+    path = shake_trajectory(rng, length=BF_PATH_LENGTH, steps=BF_STEPS)
+    fraction = fractions[int(rng.integers(len(fractions)))]
+    path = path[: max(2, int(round(fraction * len(path))))]
+    path = path - path.mean(axis=0)
+    target = rng.uniform(min(low, high), high)
+    path *= target / (path_extent(path) or 1.0)
+    return splat(_fit_inside(path, size), size)
+
+
+def random_trajectory_kernel_v1(
+    size: int, rng: np.random.Generator, min_reach: float = 1.0, fractions=EXPOSURE_FRACTIONS_V1
+) -> torch.Tensor:
+    """The shake PSF motion-v1 was built with, kept so that benchmark rebuilds bit for bit: the walk is made at
+    length 1 (which leaves Boracchi-Foi's centripetal pull about 60x too weak: nearly straight, untangled paths),
+    then scaled to reach U(min_reach, (size - 3) / 2) px from its centroid. Use "trajectory" for new work."""
     _check_size(size)
     path = shake_trajectory(rng, length=1.0)
     path = path - path.mean(axis=0)
@@ -184,16 +224,25 @@ def gaussian_sigmas(rng: np.random.Generator, count: int, limit: float) -> np.nd
 class KernelMix:
     """Draws a kernel of a random kind, with probabilities proportional to ``weights`` (kind -> weight).
 
-    Gaussian sigma is |N(0, 5)| as in the Gaussian-deconvolution seed, truncated (redrawn) to at most a quarter
-    of the kernel size so the cut-off tail stays negligible; linear lengths are uniform in [3, size - 3]; defocus radii uniform in
-    [1, size / 2 - 1].
+    ``extent`` (min, max) in pixels sets the motion kinds' size: trajectory extents and linear and smooth path
+    lengths are uniform in it; without it they fill the kernel (up to size - 3, the behaviour motion-v1 and
+    gaussian-v1 were built with). Gaussian sigma is |N(0, 5)| as in the Gaussian-deconvolution seed, truncated
+    (redrawn) to at most a quarter of the kernel size (of the largest extent when given) so the cut-off tail stays
+    negligible; defocus radii are uniform in [1, size / 2 - 1] (or [1, max extent / 2]).
     """
 
     size: int
     weights: dict[str, float]
+    extent: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         _check_size(self.size)
+        if self.extent is not None:
+            low, high = (float(v) for v in self.extent)
+            if not 1 <= low <= high <= self.size - 3:
+                raise ValueError(f"blur extent must satisfy 1 <= min <= max <= kernel size - 3 = {self.size - 3} "
+                                 f"px, got [{low:g}, {high:g}]")
+            self.extent = (low, high)
         unknown = sorted(set(self.weights) - set(KERNEL_KINDS))
         if unknown:
             raise ValueError(f"unknown kernel kind {unknown[0]!r}; known: {', '.join(KERNEL_KINDS)}")
@@ -205,13 +254,20 @@ class KernelMix:
 
     def __call__(self, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
         kind = self.kinds[int(rng.choice(len(self.kinds), p=self.probabilities))]
-        size = self.size
+        size, extent = self.size, self.extent
         if kind == "trajectory":
-            return random_trajectory_kernel(size, rng), kind
+            return random_trajectory_kernel(size, rng, extent), kind
+        if kind == "trajectory_v1":
+            return random_trajectory_kernel_v1(size, rng), kind
         if kind == "linear":
-            return linear_kernel(size, rng.uniform(min(3, size - 3), size - 3), rng.uniform(0, np.pi)), kind
+            low, high = extent or (min(3, size - 3), size - 3)
+            return linear_kernel(size, rng.uniform(low, high), rng.uniform(0, np.pi)), kind
         if kind == "gaussian":
-            return gaussian_kernel(size, float(gaussian_sigmas(rng, 1, size / 4)[0])), kind
+            limit = size / 4 if extent is None else extent[1] / 4
+            return gaussian_kernel(size, float(gaussian_sigmas(rng, 1, limit)[0])), kind
         if kind == "defocus":
-            return disk_kernel(size, rng.uniform(1, max(1.0, size / 2 - 1))), kind
-        return random_motion_kernel(size, rng), kind
+            high = size / 2 - 1 if extent is None else extent[1] / 2
+            return disk_kernel(size, rng.uniform(1, max(1.0, high))), kind
+        if extent is None:
+            return random_motion_kernel(size, rng), kind
+        return random_motion_kernel(size, rng, min_length=extent[0], max_length=extent[1]), kind

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from .augment import PairedAugment
-from .blur import synthesize
+from .blur import NOISE_SPACES, synthesize
 from .errors import DataError
 from .images import array_to_tensor, tensor_to_array
 from .kernels import KernelMix
@@ -21,17 +23,31 @@ PhotoSource = Callable[[int], torch.Tensor]
 
 @dataclass
 class Degradation:
-    """How a sharp window becomes a blurred observation: a kernel from ``kernels`` plus optional over-exposure,
-    shot noise and read noise, all drawn from the generator it is given (see ``blur.synthesize``)."""
+    """How a sharp window becomes a blurred observation: a kernel from ``kernels`` (motion extents in
+    ``blur_extent`` pixels) plus optional over-exposure, shot noise, read noise (in ``noise_space``) and JPEG
+    re-compression of the blurred image (quality uniform in ``jpeg_quality``, with ``jpeg_probability``), all
+    drawn from the generator it is given (see ``blur.synthesize``). Draws for a feature that is off are not
+    made, so older settings keep their exact random streams."""
 
     kernel_size: int = 21
     kernels: dict[str, float] = field(default_factory=lambda: {"trajectory": 1.0})
     noise_sigma: float = 0.0
     poisson_peak: float = 0.0
     saturation: float = 0.0
+    blur_extent: tuple[float, float] | None = None
+    noise_space: str = "linear"
+    jpeg_quality: tuple[int, int] | None = None
+    jpeg_probability: float = 1.0
 
     def __post_init__(self) -> None:
-        self.mix = KernelMix(self.kernel_size, dict(self.kernels))
+        extent = tuple(self.blur_extent) if self.blur_extent is not None else None
+        self.mix = KernelMix(self.kernel_size, dict(self.kernels), extent)
+        if self.noise_space not in NOISE_SPACES:
+            raise ValueError(f"noise_space must be one of {', '.join(NOISE_SPACES)}, got {self.noise_space!r}")
+        if self.jpeg_quality is not None:
+            low, high = self.jpeg_quality
+            if not 1 <= low <= high <= 100:
+                raise ValueError(f"jpeg_quality must satisfy 1 <= min <= max <= 100, got {list(self.jpeg_quality)}")
 
     @property
     def margin(self) -> int:
@@ -50,20 +66,43 @@ class Degradation:
         peak = self.poisson_peak * 10 ** (2 * rng.random()) if self.poisson_peak > 0 else 0.0
         sigma = self.noise_sigma * rng.random()
         seed = int(rng.integers(2**62))
+        quality = self._draw_jpeg_quality(rng)
         if deferred:
+            if quality:
+                raise DataError("JPEG re-compression runs in the loader workers: turn data.blur_on_device off")
             levels = torch.tensor([gain, peak, sigma], dtype=torch.float32)
             return {"window": window, "kernel": kernel, "levels": levels, "kind": kind}
         generator = torch.Generator().manual_seed(seed)
-        blurred, sharp = synthesize(window[None], kernel[None], gain, peak, sigma, generator)
-        return {"blur": blurred[0], "sharp": sharp[0], "kernel": kernel, "kind": kind}
+        blurred, sharp = synthesize(window[None], kernel[None], gain, peak, sigma, generator, self.noise_space)
+        blurred = blurred[0] if not quality else jpeg_roundtrip(blurred[0], quality)
+        return {"blur": blurred, "sharp": sharp[0], "kernel": kernel, "kind": kind}
+
+    def _draw_jpeg_quality(self, rng: np.random.Generator) -> int:
+        """0 for no re-compression."""
+        if self.jpeg_quality is None:
+            return 0
+        if rng.random() >= self.jpeg_probability:
+            return 0
+        return int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
 
 
-def synthesize_batch(batch: dict[str, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """``image`` (3 x H x W in [0, 1]) saved as a baseline 4:2:0 JPEG of ``quality`` and decoded again, as a
+    phone or browser re-compresses a photo (8-bit, with chroma subsampling and block artefacts)."""
+    buffer = io.BytesIO()
+    Image.fromarray((tensor_to_array(image) * 255).round().astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    buffer.seek(0)
+    return array_to_tensor(np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255)
+
+
+def synthesize_batch(
+    batch: dict[str, torch.Tensor], device: torch.device, noise_space: str = "linear"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(blurred, sharp) on ``device`` from a collated batch of deferred items (``data.blur_on_device``)."""
     windows = batch["window"].to(device, non_blocking=True)
     kernels = batch["kernel"].to(device, non_blocking=True)
     gain, peak, sigma = batch["levels"].to(device, non_blocking=True).unbind(1)
-    return synthesize(windows, kernels, gain, peak, sigma)
+    return synthesize(windows, kernels, gain, peak, sigma, noise_space=noise_space)
 
 
 def _window(photo: torch.Tensor, size: int, rng: np.random.Generator, name: str) -> torch.Tensor:

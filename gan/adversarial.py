@@ -47,6 +47,8 @@ class AdversarialTrainer(Trainer):
     phase = "adv"
 
     def build_generator(self) -> nn.Module:
+        if self.config.train.init:
+            raise ConfigError("train.init starts a --pretrain run; --adv starts from a pretrain run (adv.init)")
         self.init_path, state = find_pretrain_checkpoint(self.config.adv.init, self.config.experiment.root)
         # The generator is the pretrain run's: its architecture comes from the checkpoint, not from this config.
         self.config.model = dict(state["model"])

@@ -161,3 +161,18 @@ def generator_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpo
     except (ValueError, RuntimeError) as error:
         raise ExperimentError(f"checkpoint {path} does not match network {name!r}: {str(error).splitlines()[0]}") from None
     return model
+
+
+def load_init_weights(model: torch.nn.Module, path: str | Path, network: str) -> None:
+    """Load the generator weights of checkpoint or bundled file ``path`` into ``model`` (``train.init``); an
+    ``ExperimentError`` naming the file when it is no generator of the configured network."""
+    state = load_checkpoint(path)
+    try:
+        weights = {name: tensor.to(model.state_dict()[name].dtype) if name in model.state_dict() else tensor
+                   for name, tensor in generator_weights(state).items()}
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError) as error:
+        raise ExperimentError(
+            f"train.init {path} is not a generator of the configured network {network!r} "
+            f"(it holds {state['model'].get('name')!r} {dict(state['model'])}): {str(error).splitlines()[0]}"
+        ) from None

@@ -40,6 +40,9 @@ class TrainConfig:
     max_bad_steps: int = 10  # consecutive non-finite steps (skipped) before the run stops, in either phase
     device: str = "auto"  # auto = cuda, then mps, then cpu
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    # Start the generator from these weights (a checkpoint or a bundled weights file; generator weights only, EMA
+    # ones where it kept them): a new run, with its own optimiser and schedule. --pretrain only (--adv: adv.init).
+    init: str | None = None
     ema_decay: float = 0.0  # EMA of the generator (e.g. 0.999; the decay ramps up to it, see ema_with_warmup)
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: at epoch ends only
     keep_last: int = 2  # rolling step-NNNNNNNN.pt checkpoints kept (best.pt is kept besides)

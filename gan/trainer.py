@@ -29,6 +29,7 @@ from losses import charbonnier
 from nets import build_network
 
 from .checkpoint import (
+    load_init_weights,
     prune_step_checkpoints,
     remove_stale_temporaries,
     save_checkpoint,
@@ -146,9 +147,12 @@ class Trainer:
     def build_generator(self) -> nn.Module:
         options = dict(self.config.model)
         try:
-            return build_network(options.pop("name"), **options)
+            generator = build_network(options.pop("name"), **options)
         except ValueError as error:
             raise ConfigError(f"model: {error}") from None
+        if self.config.train.init:
+            load_init_weights(generator, self.config.train.init, self.config.model["name"])
+        return generator
 
     # -- the loop -------------------------------------------------------------------------------------------
 
@@ -209,7 +213,7 @@ class Trainer:
 
     def _train_one(self, batch: dict[str, Any], progress: tqdm) -> None:
         if "window" in batch:  # data.blur_on_device: the workers sent sharp windows, kernels and noise levels
-            blur, sharp = synthesize_batch(batch, self.device)
+            blur, sharp = synthesize_batch(batch, self.device, self.config.data.noise_space)
         else:
             blur, sharp = batch["blur"].to(self.device, non_blocking=True), batch["sharp"].to(self.device, non_blocking=True)
         blur = blur.contiguous(memory_format=self.memory_format)

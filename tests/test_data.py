@@ -144,10 +144,10 @@ def test_blur_on_device_makes_the_same_pairs_as_the_workers():
     assert torch.equal(sharp, torch.stack([item["sharp"] for item in expected]))
     assert torch.allclose(blurred, torch.stack([item["blur"] for item in expected]), atol=1e-5)
 
-    noisy = build_datasets(DataConfig(**base, blur_on_device=True, noise_sigma=0.05), seed=3).train
+    noisy = build_datasets(DataConfig(**base, blur_on_device=True, noise_sigma=0.05, noise_space="srgb"), seed=3).train
     batch = torch.utils.data.default_collate([noisy[key] for key in keys])
     torch.manual_seed(0)
-    blurred_noisy, _ = synthesize_batch(batch, torch.device("cpu"))
+    blurred_noisy, _ = synthesize_batch(batch, torch.device("cpu"), noise_space="srgb")
     residual = (blurred_noisy - blurred).flatten(1).std(dim=1)  # away from clipping, std = the drawn sigma
     assert torch.allclose(residual, batch["levels"][:, 2], rtol=0.25, atol=2e-3)
     problems = DataConfig(source="paired", root="x", blur_on_device=True).check()

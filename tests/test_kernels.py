@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from kornia.color import rgb_to_linear_rgb
 
 from datasets.blur import blur_valid, synthesize
 from datasets.kernels import (
@@ -88,5 +89,12 @@ def test_noise_is_seeded_and_shot_noise_grows_with_brightness():
     # Shot noise variance is proportional to intensity in linear light.
     dark_noise = (first[0] - clean[0]).std().item()
     assert dark_noise > 0 and (first[1] - clean[1]).std().item() > 0
-    read, _ = synthesize(window, kernel, noise_sigma=0.02, generator=torch.Generator().manual_seed(1))
+    read, _ = synthesize(window, kernel, noise_sigma=0.02, generator=torch.Generator().manual_seed(1),
+                         noise_space="srgb")
     assert abs((read[1] - clean[1]).std().item() - 0.02) < 0.004
+    # On the sensor (the default), read noise has its stated std in linear light, before the tone curve.
+    sensor, _ = synthesize(window, kernel, noise_sigma=0.02, generator=torch.Generator().manual_seed(1))
+    linear_error = rgb_to_linear_rgb(sensor[1]) - rgb_to_linear_rgb(clean[1])
+    assert abs(linear_error.std().item() - 0.02) < 0.004
+    # ... so in sRGB it is larger in the shadows than in the highlights (the tone curve is steep near black).
+    assert (sensor[0] - clean[0]).std() > 1.5 * (sensor[1] - clean[1]).std()

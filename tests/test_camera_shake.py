@@ -1,0 +1,121 @@
+"""Camera shake at Boracchi-Foi's own scale, drawn blur extents, sensor read noise, JPEG, and train.init."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, run_cli
+from datasets.benchmark import main as build_benchmark
+from datasets.config import DataConfig
+from datasets.kernels import (
+    BF_PATH_LENGTH,
+    BF_STEPS,
+    KernelMix,
+    kernel_extent,
+    random_trajectory_kernel,
+    shake_trajectory,
+)
+from datasets.synthetic import Degradation, jpeg_roundtrip
+from gan.checkpoint import generator_weights, load_checkpoint
+
+
+def _end_to_end_over_length(path: np.ndarray) -> float:
+    return float(np.linalg.norm(path[-1] - path[0]) / np.linalg.norm(np.diff(path, axis=0), axis=1).sum())
+
+
+def test_shake_walks_at_their_own_scale_are_as_tangled_as_boracchi_foi():
+    """Boracchi and Foi's walks (60 px, 2000 samples) end close to where they started: the median ratio of the
+    end-to-end distance to the path length is about 0.029. The same walk made at length 1 keeps a centripetal
+    pull 60x too weak and wanders off almost straight (about 0.2)."""
+    rng = np.random.default_rng(0)
+    at_scale = np.median([_end_to_end_over_length(shake_trajectory(rng, BF_PATH_LENGTH, BF_STEPS)) for _ in range(150)])
+    unit = np.median([_end_to_end_over_length(shake_trajectory(rng, 1.0)) for _ in range(150)])
+    assert 0.015 < at_scale < 0.06, at_scale
+    assert unit > 3 * at_scale
+
+
+def test_shake_kernels_take_the_drawn_extent_up_to_35_px():
+    rng = np.random.default_rng(1)
+    extents = [kernel_extent(random_trajectory_kernel(39, rng, (15.0, 35.0))) for _ in range(40)]
+    assert min(extents) >= 14 and max(extents) <= 36  # the splat adds at most a pixel
+    assert max(extents) >= 30  # the range is used, not only its low end
+    mix = KernelMix(39, {"linear": 1.0, "smooth": 1.0}, extent=(3.0, 35.0))
+    assert max(kernel_extent(mix(rng)[0]) for _ in range(40)) >= 25
+
+
+def test_the_motion_v1_walk_still_makes_the_kernels_motion_v1_was_built_with():
+    """Pinned from the kernels the published motion-v1 benchmark was built with (sha256 of 20 draws)."""
+    mix = KernelMix(21, {"trajectory_v1": 1.0, "gaussian": 0.5})
+    rng = np.random.default_rng(7)
+    digest = hashlib.sha256()
+    for _ in range(20):
+        digest.update(mix(rng)[0].numpy().tobytes())
+    assert digest.hexdigest() == "faae84a69827c9fd1b70b3b88e6564d357b06967415175af353430343bafe74f"
+
+
+def test_jpeg_roundtrip_is_a_real_lossy_8_bit_encode():
+    rng = np.random.default_rng(2)
+    image = torch.from_numpy(rng.random((3, 64, 64), dtype=np.float32))
+    low, high = jpeg_roundtrip(image, 30), jpeg_roundtrip(image, 95)
+    assert low.shape == image.shape and torch.equal(low, (low * 255).round() / 255)
+    assert (low - image).abs().mean() > (high - image).abs().mean() > 0
+
+
+def test_degradation_draws_jpeg_only_when_asked_and_keeps_older_streams():
+    window = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(0))
+    plain = Degradation(9, {"trajectory": 1.0}, noise_sigma=0.01)
+    with_jpeg = Degradation(9, {"trajectory": 1.0}, noise_sigma=0.01, jpeg_quality=(50, 50), jpeg_probability=1.0)
+    a = plain(window, np.random.default_rng(3))
+    b = with_jpeg(window, np.random.default_rng(3))
+    assert torch.equal(a["kernel"], b["kernel"]) and not torch.equal(a["blur"], b["blur"])
+    assert torch.equal(b["blur"], (b["blur"] * 255).round() / 255)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("blur_extent", [5, 40], "data.blur_extent must be [min, max]"),
+    ("blur_extent", [9, 3], "data.blur_extent must be [min, max]"),
+    ("noise_space", "gamma", "data.noise_space must be one of"),
+    ("jpeg_quality", [90, 120], "data.jpeg_quality must be [min, max]"),
+    ("jpeg_probability", 1.5, "data.jpeg_probability must be in [0, 1]"),
+])
+def test_out_of_range_degradation_settings_are_named(key, value, message):
+    problems = DataConfig(kernel_size=21, **{key: value}).check()
+    assert any(message in problem for problem in problems), problems
+
+
+def test_benchmark_presets_record_extents_and_the_motion_v1_fingerprint_names(tmp_path, photo_folder):
+    out = tmp_path / "bench"
+    assert build_benchmark(["--out", str(out), "--photos", str(photo_folder), "--preset", "motion-v2",
+                            "--tile", "16", "--crops-per-photo", "1", "--min-texture", "0"]) == 0
+    meta = json.loads((out / "benchmark.json").read_text())
+    assert meta["kernel_size"] == 39 and meta["blur_extent"] == [15.0, 35.0] and meta["noise_space"] == "linear"
+    assert all(0 < item["extent"] <= 36 for item in meta["images"])
+    v1 = tmp_path / "v1"
+    assert build_benchmark(["--out", str(v1), "--photos", str(photo_folder), "--preset", "motion-v1",
+                            "--tile", "32", "--crops-per-photo", "1", "--min-texture", "0"]) == 0
+    meta = json.loads((v1 / "benchmark.json").read_text())
+    assert meta["kernels"] == {"trajectory_v1": 1.0} and meta["noise_space"] == "srgb"
+    legacy = [{**{k: v for k, v in item.items() if k != "extent"}, "kernel": "trajectory"} for item in meta["images"]]
+    assert meta["fingerprint"] == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_train_init_starts_a_new_run_from_given_generator_weights(tmp_path, photo_folder, checkpoint):
+    common = ["--pretrain", "--set", *TINY, "data.source=folder", f"data.sharp_dir={photo_folder}", "train.epochs=1",
+              "train.lr=1e-12", "train.lr_min=0"]
+    result = run_cli("-m", "train_gan", *common, f"train.init={checkpoint}", "--name", "init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trained = generator_weights(load_checkpoint(tmp_path / "experiments" / "init" / "checkpoints" / "best.pt"))
+    start = generator_weights(load_checkpoint(checkpoint))
+    # A learning rate of 1e-12 leaves the weights where train.init put them (not a fresh random init).
+    assert all(torch.allclose(trained[name].float(), start[name].float(), atol=1e-6) for name in start)
+
+    wrong = run_cli("-m", "train_gan", *common, "model.start_filters=8", f"train.init={checkpoint}", "--name", "bad",
+                    cwd=tmp_path)
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1
+    assert f"train.init {checkpoint} is not a generator of the configured network 'light_unet'" in wrong.stderr
+    assert not (tmp_path / "experiments" / "bad").exists()
+    missing = run_cli("-m", "train_gan", *common, "train.init=nowhere.pt", "--name", "missing", cwd=tmp_path)
+    assert missing.returncode == 2 and "nowhere.pt does not exist" in missing.stderr
