@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from gan.errors import USER_ERRORS
+from gan.tiling_args import add_tiling_arguments
 
 METHODS = ("wiener", "rl", "blind-rl", "cnn-rl", "model")
 SIGMA_CNN = Path(__file__).resolve().parent / "weights" / "sigma_cnn.pt"
@@ -49,8 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sigma-cnn", type=Path, default=SIGMA_CNN, help="cnn-rl: weights (default weights/sigma_cnn.pt)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS entirely")
     parser.add_argument("--device", default="auto", help="model: auto, cpu, cuda[:N] or mps")
-    parser.add_argument("--tile", type=int, default=512, help="model: tile size (0 = whole image)")
-    parser.add_argument("--overlap", type=int, default=64, help="model: tile overlap")
+    add_tiling_arguments(parser)
     args = parser.parse_args(argv)
     chosen = [bool(args.benchmark), bool(args.data), bool(args.restored), bool(args.compare)]
     if sum(chosen) != 1:
@@ -100,7 +100,8 @@ def build_method(name: str, args: argparse.Namespace, kernel_size: int):
     reuse_freed_memory()  # see gan/cpu_allocator.py: large activations reuse pages, 2x on CPU
     device = pick_device(args.device)
     checkpoint = args.checkpoint or default_checkpoint(args.model)
-    restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap)
+    restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap,
+                       norm_statistics=args.norm_stats)
     run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
     label = f"model {run}/{checkpoint.name}" if checkpoint.parent.name == "checkpoints" else f"model {run}"
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from gan.errors import USER_ERRORS
+from gan.tiling_args import add_tiling_arguments
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,8 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="channels_last memory format (default: on for CPU and CUDA, where it is faster)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the network: faster per image after tens of seconds of compiling")
-    parser.add_argument("--tile", type=int, default=512, help="tile size in pixels; 0 = whole image at once")
-    parser.add_argument("--overlap", type=int, default=64, help="overlap between neighbouring tiles in pixels")
+    add_tiling_arguments(parser)
     parser.add_argument("--tile-batch", type=int, default=4, help="tiles per forward pass")
     parser.add_argument("--export-onnx", type=Path, metavar="PATH", help="write the model as ONNX and exit")
     args = parser.parse_args(argv)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         device = pick_device(args.device)
         checkpoint = args.checkpoint or default_checkpoint(args.model)
         restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap, args.tile_batch,
-                           args.precision, args.channels_last, args.compile)
+                           args.precision, args.channels_last, args.compile, args.norm_stats)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -38,7 +38,14 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     take channels_last as it is: same statistics (biased variance), same result up to summation order.
     """
 
+    # Per-channel (mean, biased variance) to normalise with instead of the input's own: tiled inference sets them
+    # to the whole image's (gan/image_norm.py), so that every tile is normalised as the whole image would be.
+    given_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.given_statistics is not None:
+            mean, var = self.given_statistics
+            return F.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps)
         if x.dim() != 4 or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
             return super().forward(x)
         images = [

@@ -84,6 +84,12 @@ class ResidualUNet(nn.Module):
     def min_size(self) -> int:
         return 2 ** (self.levels + 1)
 
+    @property
+    def size_multiple(self) -> int:
+        """Inputs are padded to a multiple of this; tiles that start at multiples of it see the same sampling
+        phase in every strided conv and PixelShuffle as the whole image does (gan/tiling.py)."""
+        return 2**self.levels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded, _ = pad_to_multiple(x, 2**self.levels, minimum=self.min_size)
         return self.add_residual(x, self.residual(padded))
