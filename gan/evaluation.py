@@ -27,9 +27,7 @@ from datasets.errors import DataError
 from datasets.images import array_to_tensor, image_size, list_images, read_array, tensor_to_array
 
 from .inference import side_by_side
-from .metrics import load_lpips, psnr_per_image, ssim_per_image
-
-PSNR_CAP = 100.0  # identical images have infinite PSNR; averages use at most this many dB per image
+from .metrics import PSNR_CAP, load_lpips, psnr_per_image, ssim_per_image
 CONVENTIONS = (
     "PSNR: RGB, 8-bit rounded, no border crop, per image then averaged (identical images count as "
     f"{PSNR_CAP:.0f} dB in the mean). SSIM: 8-bit, Gaussian window 11, sigma 1.5, per channel over valid windows, "

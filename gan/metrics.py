@@ -29,6 +29,15 @@ def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
     return torch.round(images.clamp(0.0, 1.0) * 255.0) / 255.0
 
 
+# Identical images have infinite PSNR; every mean (evaluation and training validation) counts at most this per image.
+PSNR_CAP = 100.0
+
+
+def mean_psnr(values: torch.Tensor) -> float:
+    """The mean of per-image PSNRs with each capped at ``PSNR_CAP`` (an identical pair would make it +inf)."""
+    return values.clamp(max=PSNR_CAP).mean().item()
+
+
 def psnr_per_image(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """PSNR in dB of each image of an N x C x H x W batch; identical images give +inf."""
     error = (quantize_8bit(prediction.double()) - quantize_8bit(target.double())) ** 2

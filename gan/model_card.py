@@ -18,6 +18,17 @@ import yaml
 PAUSE_SECONDS = 600.0
 
 
+# What each adv.gan_type is called on a card (the objective the critic and generator were trained with).
+GAN_TYPE_NAMES = {"wgan-gp": "WGAN-GP", "wgan-clip": "weight-clipped WGAN", "lsgan": "least-squares GAN",
+                  "vanilla": "non-saturating GAN"}
+
+
+def adversarial_description(adv: dict) -> str:
+    """E.g. "conditional WGAN-GP" for the adv section of a run's config (WGAN-GP where it names none)."""
+    gan_type = adv.get("gan_type", "wgan-gp")
+    return f"conditional {GAN_TYPE_NAMES.get(gan_type, gan_type)}"
+
+
 def training_seconds(tensorboard_dir: Path, pause: float = PAUSE_SECONDS) -> float | None:
     """Wall time the run spent training: the sum of the gaps between consecutive TensorBoard events, leaving out
     gaps longer than ``pause`` (the run was stopped and later resumed). None when there are no events."""
@@ -81,7 +92,7 @@ def render(
         + (" (the EMA of the weights)" if train.get("ema_decay") else ""),
         f"- sha256: `{digest}` (checked by infer.py and evaluate.py before loading; also in SHA256SUMS)",
         f"- Phase: {phase}"
-        + (" (Charbonnier loss only)" if phase == "pretrain" else " (conditional WGAN-GP fine-tuning)"),
+        + (" (Charbonnier loss only)" if phase == "pretrain" else f" ({adversarial_description(adv)} fine-tuning)"),
         f"- Steps: {bundle.get('step')}, batch {train.get('batch_size')}, {data.get('crop_size')} px crops",
         f"- Hardware: {hardware}",
     ]

@@ -43,7 +43,7 @@ from .distributed import all_true, any_true, average_gradients, init_distributed
 from .errors import ConfigError, ExperimentError, Interrupted, TrainingDiverged
 from .experiment import Experiment
 from .interrupt import GracefulInterrupt, ignore_interrupts_in_worker
-from .metrics import load_lpips, psnr_per_image, ssim_per_image
+from .metrics import load_lpips, mean_psnr, psnr_per_image, ssim_per_image
 from .rng import capture_rng_state, restore_rng_state
 
 
@@ -333,7 +333,7 @@ class Trainer:
             if len(rows) < keep_rows:
                 rows += list(torch.cat([blur, restored, sharp], dim=-1).cpu())[: keep_rows - len(rows)]
         lpips = torch.cat(lpipses).mean().item() if lpipses else None
-        return Scores(torch.cat(psnrs).mean().item(), torch.cat(ssims).mean().item(), lpips), rows
+        return Scores(mean_psnr(torch.cat(psnrs)), torch.cat(ssims).mean().item(), lpips), rows
 
     @torch.no_grad()
     def validate(self) -> Scores:
@@ -479,7 +479,13 @@ def ema_with_warmup(decay: float):
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
         updates = float(num_averaged)
         weight = 1.0 - min(decay, (1.0 + updates) / (10.0 + updates))
-        torch._foreach_lerp_(averaged, current, weight)
+        # Only floating-point tensors are averaged; integer buffers (BatchNorm's num_batches_tracked) are copied.
+        floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([a for a, _ in floats], [c for _, c in floats], weight)
+        for a, c in zip(averaged, current):
+            if not a.is_floating_point():
+                a.copy_(c)
 
     return update
 

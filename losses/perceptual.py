@@ -92,6 +92,11 @@ class PerceptualLoss(nn.Module):
         self.distance = F.mse_loss if criterion == "mse" else F.l1_loss
         vgg = import_torchvision().models.vgg
         self.features = vgg.make_layers(vgg.cfgs["E"])[: self.indices[-1] + 1]
+        # torchvision's ReLUs are in-place: a stored conv output followed by its ReLU would be overwritten with
+        # relu(conv), so ["conv2_2", "conv3_3"] would compare relu2_2. Out-of-place ReLUs keep every stored feature.
+        for layer in self.features:
+            if isinstance(layer, nn.ReLU):
+                layer.inplace = False
         state = load_vgg19_state(weights, allow_download)
         if state is not None:
             # Only the layers used are needed: a full torchvision file and a truncated one both load.
