@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.export_onnx is not None:
         return export(args)
     try:
-        jobs = plan_jobs(args.input, args.output)
+        jobs = plan_jobs(args.input, args.output, args.compare)
         device = pick_device(args.device)
         checkpoint = args.checkpoint or default_checkpoint(args.model)
         restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap, args.tile_batch,
@@ -71,9 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     done, skipped, failed = 0, 0, []
     start = time.monotonic()
     for job in tqdm(jobs, desc="deblurring", unit="image", disable=single or not sys.stderr.isatty()):
-        if job.target.exists() and not args.overwrite:
+        existing = [output for output in job.outputs if output.exists()]
+        if existing and not args.overwrite:
             if single:
-                print(f"error: output {job.target} exists; pass --overwrite to replace it", file=sys.stderr)
+                print(f"error: output {existing[0]} exists; pass --overwrite to replace it", file=sys.stderr)
                 return 2
             skipped += 1
             continue
@@ -90,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                         panels.append(read_image_for_inference(sharp_path)[0])
                     else:
                         print(f"note: no sharp counterpart {sharp_path}; comparison without it", file=sys.stderr)
-                compare = job.target.with_name(f"{job.target.stem}_compare.png")
-                write_image_like(side_by_side(panels), ImageInfo(gray=False, bits=8, alpha=None), compare)
+                write_image_like(side_by_side(panels), ImageInfo(gray=False, bits=8, alpha=None), job.compare)
             done += 1
         except (*USER_ERRORS, DataError) as error:
             if single:

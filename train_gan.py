@@ -30,7 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     phase.add_argument("--pretrain", action="store_true", help="phase 1: generator alone, Charbonnier loss")
     phase.add_argument("--adv", action="store_true", help="phase 2: conditional WGAN-GP fine-tuning of a pretrain run")
     parser.add_argument("--config", type=Path, help="YAML experiment config (default: configs/<phase>.yaml)")
-    parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE", help="override config keys")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override config keys (may be repeated; later values win)")
     parser.add_argument("--name", help="experiment folder name under experiment.root (default: <config>-<time>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing experiment folder")
     parser.add_argument(

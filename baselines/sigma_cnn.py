@@ -97,9 +97,20 @@ def save(model: SigmaCNN, path: Path, info: dict) -> None:
 
 
 def load(path: Path) -> SigmaCNN:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = SigmaCNN(**state["options"])
-    model.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
+    """The sigma CNN saved by this module; an ExperimentError naming the file for anything else."""
+    from gan.checkpoint import load_weights_only
+    from gan.errors import ExperimentError
+
+    state = load_weights_only(path, "sigma-CNN weights")
+    if not isinstance(state, dict) or not isinstance(state.get("options"), dict) or "state_dict" not in state:
+        raise ExperimentError(f"sigma-CNN weights {path} are not a file of python -m baselines.sigma_cnn "
+                              "(no options/state_dict entries)")
+    try:
+        model = SigmaCNN(**state["options"])
+        model.load_state_dict({k: v.float() for k, v in state["state_dict"].items()})
+    except (TypeError, RuntimeError, AttributeError) as error:
+        raise ExperimentError(f"sigma-CNN weights {path} do not fit the sigma CNN: "
+                              f"{str(error).splitlines()[0]}") from None
     return model.eval()
 
 

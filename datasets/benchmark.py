@@ -72,6 +72,11 @@ class Benchmark:
                         raise DataError(f"benchmark file {path} is missing")
                     if sha256(path) != item[f"{key}_sha256"]:
                         raise DataError(f"benchmark file {path} was changed (sha256 differs from benchmark.json)")
+                # Kernels are hashed since motion-v2; a rebuilt motion-v1 has their sums too.
+                kernel = folder / "kernels" / f"{item['name']}.npy"
+                if "kernel_sha256" in item and (not kernel.is_file() or sha256(kernel) != item["kernel_sha256"]):
+                    raise DataError(f"benchmark kernel {kernel} is missing or was changed (sha256 differs from "
+                                    "benchmark.json); the oracle rows would score another kernel")
         return bench
 
     @property
@@ -143,6 +148,7 @@ def write_benchmark(
             images.append({
                 "name": name, "source": photo_name, "top": top, "left": left, "kernel": pair["kind"],
                 "extent": kernel_extent(pair["kernel"]),
+                "kernel_sha256": sha256(out / "kernels" / f"{name}.npy"),
                 "blur_sha256": sha256(out / "blur" / f"{name}.png"),
                 "sharp_sha256": sha256(out / "sharp" / f"{name}.png"),
             })
@@ -158,7 +164,7 @@ def write_benchmark(
     }
     # The fingerprint covers what motion-v1 recorded per image, under the names it used then (the extent was added
     # later; its shake kernels were called "trajectory"), so a rebuilt preset shows the original's fingerprint.
-    legacy = [{**{k: v for k, v in item.items() if k != "extent"},
+    legacy = [{**{k: v for k, v in item.items() if k not in ("extent", "kernel_sha256")},
                "kernel": LEGACY_KIND_NAMES.get(item["kernel"], item["kernel"])} for item in images]
     meta["fingerprint"] = hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
     (out / "benchmark.json").write_text(json.dumps(meta, indent=1))

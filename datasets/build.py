@@ -149,9 +149,9 @@ def list_pairs(config: DataConfig, split: str = "train") -> tuple[list[Pair], li
     if config.source == "gopro":
         return gopro_pairs(config.root, split, config.gopro_blur)
     if config.source == "realblur":
-        return realblur_pairs(config.root, config.realblur_variant, split)
+        return realblur_pairs(config.root, config.realblur_variant, split, config.allow_outside_paths)
     if config.pairs_file:
-        return list_file_pairs(config.pairs_file)
+        return list_file_pairs(config.pairs_file, config.allow_outside_paths)
     return paired_folder_pairs(config.root)
 
 

@@ -21,6 +21,7 @@ class DataConfig:
     sharp_dir: str | None = None  # folder
     val_sharp_dir: str | None = None  # folder: default holds out val_fraction of sharp_dir's images
     pairs_file: str | None = None  # paired: CSV or text list of "blur,sharp" paths (relative to the list file)
+    allow_outside_paths: bool = False  # pairs_file / RealBlur lists may name files outside their folder
     gopro_blur: str = "blur"  # blur (what published GoPro tables use) | blur_gamma
     realblur_variant: str = "J"  # J (JPEG, camera-processed) | R (raw)
     # Validation: whole sequences/scenes/photos are held out, never frames of one sequence on both sides.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,6 +13,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import DataError
 
 ORIENTATION_TAG = 0x0112  # EXIF
+# The largest image we decode, in pixels (a 200-megapixel photo is about 2.4 GB as float32 RGB). A file that declares
+# more is refused before it is decoded: a "decompression bomb" of a few KB can declare gigapixels. Raise it with
+# the environment variable LIGHTDEBLUR_MAX_PIXELS. Pillow's own, smaller limit is replaced by this one.
+DEFAULT_MAX_PIXELS = 200_000_000
+Image.MAX_IMAGE_PIXELS = None
+
+
+def max_pixels() -> int:
+    value = os.environ.get("LIGHTDEBLUR_MAX_PIXELS", "")
+    try:
+        return int(value) if value else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise DataError(f"LIGHTDEBLUR_MAX_PIXELS must be a whole number of pixels, got {value!r}") from None
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -34,8 +48,12 @@ def list_images(folder: str | Path, what: str = "data folder") -> list[Path]:
 def open_image(path: str | Path) -> Image.Image:
     """The decoded image, upright (EXIF orientation applied); a DataError naming the file if it cannot be read."""
     path = Path(path)
+    limit = max_pixels()
     try:
         with Image.open(path) as image:
+            if image.width * image.height > limit:
+                raise DataError(f"image {path} declares {image.width}x{image.height} = {image.width * image.height:,} "
+                                f"pixels, more than the limit of {limit:,} (set LIGHTDEBLUR_MAX_PIXELS to raise it)")
             image = ImageOps.exif_transpose(image)
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:

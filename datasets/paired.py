@@ -64,7 +64,19 @@ def gopro_pairs(root: str | Path, split: str, blur_folder: str = "blur") -> tupl
     return pairs, problems
 
 
-def realblur_pairs(root: str | Path, variant: str, split: str) -> tuple[list[Pair], list[str]]:
+def _inside(path: Path, base: Path) -> bool:
+    resolved, base = path.resolve(), base.resolve()
+    return resolved == base or base in resolved.parents
+
+
+def _outside_message(listing: Path, number: int, field: str, base: Path) -> str:
+    return (f"{listing}:{number}: {field!r} points outside {base}; list files may only name files below their "
+            "folder (set data.allow_outside_paths=true to allow it)")
+
+
+def realblur_pairs(
+    root: str | Path, variant: str, split: str, allow_outside: bool = False
+) -> tuple[list[Pair], list[str]]:
     """RealBlur's ``RealBlur_{J,R}_{train,test}_list.txt``: lines of "sharp_path blur_path" relative to ``root``
     (ground truth first, as the dataset ships them); the group is the scene folder."""
     root = Path(root).expanduser()
@@ -80,13 +92,19 @@ def realblur_pairs(root: str | Path, variant: str, split: str) -> tuple[list[Pai
             problems.append(f"{listing}:{number}: expected 'sharp_path blur_path', got {line.strip()!r}")
             continue
         sharp, blur = root / fields[0], root / fields[1]
+        if not allow_outside:
+            outside = [f for f, p in zip(fields[:2], (sharp, blur)) if not _inside(p, root)]
+            if outside:
+                raise DataError(_outside_message(listing, number, outside[0], root))
         pairs.append(Pair(blur, sharp, group=str(Path(fields[0]).parent.parent)))
     return _existing(pairs, problems)
 
 
-def list_file_pairs(path: str | Path) -> tuple[list[Pair], list[str]]:
+def list_file_pairs(path: str | Path, allow_outside: bool = False) -> tuple[list[Pair], list[str]]:
     """A CSV or whitespace-separated text file of "blur, sharp" paths, relative to the list file's folder.
-    A first line naming the columns (blur, sharp) is skipped. The group is the blurred image's folder."""
+    A first line naming the columns (blur, sharp) is skipped. The group is the blurred image's folder. Paths that
+    lead outside that folder (``..``, absolute paths, links) are refused unless ``allow_outside``: a shared or
+    downloaded list should not reach into the rest of the disk."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"pairs file {path} does not exist")
@@ -101,6 +119,10 @@ def list_file_pairs(path: str | Path) -> tuple[list[Pair], list[str]]:
             problems.append(f"{path}:{number}: expected two paths (blur, sharp), got {len(row)} fields")
             continue
         blur, sharp = path.parent / row[0], path.parent / row[1]
+        if not allow_outside:
+            outside = [f for f, p in zip(row, (blur, sharp)) if not _inside(p, path.parent)]
+            if outside:
+                raise DataError(_outside_message(path, number, outside[0], path.parent))
         pairs.append(Pair(blur, sharp, group=str(Path(row[0]).parent)))
     if not pairs and not problems:
         raise DataError(f"pairs file {path} lists no pairs")

@@ -24,42 +24,13 @@ from typing import Any
 
 from datasets.photo_sets import sha256
 
-from .checkpoint import generator_weights, load_checkpoint, save_checkpoint
+from .checkpoint import SUMS, generator_weights, load_checkpoint, read_sums, save_checkpoint, verify
 from .errors import ExperimentError
 from .model_card import render
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}
-SUMS = "SHA256SUMS"
 FORMAT = "lightdeblur-weights-1"
-
-
-def read_sums(folder: Path) -> dict[str, str]:
-    path = folder / SUMS
-    if not path.is_file():
-        return {}
-    sums = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.lstrip("*")] = digest
-    return sums
-
-
-def verify(path: Path) -> str:
-    """The file's sha256 must be the one ``SHA256SUMS`` beside it lists; returns it."""
-    expected = read_sums(path.parent).get(path.name)
-    if expected is None:
-        raise ExperimentError(f"bundled model {path} has no line in {path.parent / SUMS}; re-export it with "
-                              "python -m gan.bundled")
-    actual = sha256(path)
-    if actual != expected:
-        raise ExperimentError(
-            f"bundled model {path} does not match its sha256 in {path.parent / SUMS} ({actual[:12]}... instead of "
-            f"{expected[:12]}...): the file is truncated, a Git LFS pointer or was changed; restore it with "
-            f"git checkout -- {path}"
-        )
-    return actual
 
 
 def export(state: dict[str, Any], target: Path, source: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from datasets.photo_sets import sha256
 
 from nets import build_network
 
@@ -102,10 +105,44 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return stale
 
 
+SUMS = "SHA256SUMS"
+
+
+def read_sums(folder: Path) -> dict[str, str]:
+    path = folder / SUMS
+    if not path.is_file():
+        return {}
+    sums = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.lstrip("*")] = digest
+    return sums
+
+
+def verify(path: Path) -> str:
+    """The file's sha256 must be the one ``SHA256SUMS`` beside it lists; returns it."""
+    expected = read_sums(path.parent).get(path.name)
+    if expected is None:
+        raise ExperimentError(f"bundled model {path} has no line in {path.parent / SUMS}; re-export it with "
+                              "python -m gan.bundled")
+    actual = sha256(path)
+    if actual != expected:
+        raise ExperimentError(
+            f"bundled model {path} does not match its sha256 in {path.parent / SUMS} ({actual[:12]}... instead of "
+            f"{expected[:12]}...): the file is truncated, a Git LFS pointer or was changed; restore it with "
+            f"git checkout -- {path}"
+        )
+    return actual
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The checkpoint's state; an ``ExperimentError`` for a missing, truncated, corrupt or foreign file, naming
-    the newest good checkpoint beside it when there is one."""
+    the newest good checkpoint beside it when there is one. A file that a ``SHA256SUMS`` beside it lists (the
+    bundled weights, under any path that leads to them) must match its sum, however it was named."""
     path = Path(path)
+    if path.is_file() and path.resolve().name in read_sums(path.resolve().parent):
+        verify(path.resolve())
     try:
         return _load(path, map_location)
     except CorruptCheckpoint as error:
@@ -115,15 +152,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CorruptCheckpoint(f"{error}; the previous good checkpoint is {previous}", previous) from None
 
 
+def load_weights_only(path: Path, what: str = "checkpoint", map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load`` of data only (tensors and plain containers): loading a file must not be able to run code.
+    A ``CorruptCheckpoint`` naming the file otherwise. torch's own message for a file holding other Python
+    objects advises retrying with ``weights_only=False``, which for an untrusted file is the unsafe advice, so
+    it is not passed on."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CorruptCheckpoint(f"{what} {path} holds Python objects other than tensors and plain containers; "
+                                "such files are never loaded, since unpickling them could run code") from None
+    except Exception as error:  # torch raises several unrelated types for truncated or foreign files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CorruptCheckpoint(f"{what} {path} is corrupt or truncated ({reason})") from None
+
+
 def _load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     if not path.is_file():
         raise ExperimentError(f"checkpoint {path} does not exist")
-    try:
-        # weights_only: a checkpoint is data; loading one must not be able to run code.
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several unrelated types for truncated or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CorruptCheckpoint(f"checkpoint {path} is corrupt or truncated ({reason})") from None
+    state = load_weights_only(path, "checkpoint", map_location)
     if not isinstance(state, dict) or "generator" not in state or "model" not in state:
         raise CorruptCheckpoint(f"checkpoint {path} is not a checkpoint of this project (no generator/model entries)")
     return state
@@ -176,3 +223,13 @@ def load_init_weights(model: torch.nn.Module, path: str | Path, network: str) ->
             f"train.init {path} is not a generator of the configured network {network!r} "
             f"(it holds {state['model'].get('name')!r} {dict(state['model'])}): {str(error).splitlines()[0]}"
         ) from None
+
+
+def first_non_finite(modules: list[torch.nn.Module]) -> str:
+    """The name of the first parameter or buffer holding inf or nan ("" when all are finite): such weights are
+    never saved, since every later load would restore the broken model."""
+    for module in modules:
+        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return name
+    return ""

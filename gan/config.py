@@ -7,6 +7,7 @@ wrong type is an error before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -150,9 +151,15 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     if path is not None:
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a folder, not a YAML file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text (is it a YAML file?)") from None
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
         if not isinstance(raw, dict):
@@ -165,7 +172,10 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         target = raw.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(f"override {item!r}: config section {section!r} is not a mapping")
-        target[name] = yaml.safe_load(value)
+        try:
+            target[name] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(error).splitlines()[0]})") from None
     return config_from_dict(raw)
 
 
@@ -190,6 +200,8 @@ def _check_network(section: dict[str, Any], prefix: str, default_name: str) -> d
     for key, value in merged.items():
         if key == "name":
             continue
+        if not _all_finite(value):
+            raise ConfigError(f"{prefix}.{key} must be finite, got {value!r}")
         if key not in options:
             raise ConfigError(f"unknown config key '{prefix}.{key}' for network {name!r}; it takes: {', '.join(options)}")
         default = options[key]
@@ -210,6 +222,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     for key, value in raw.items():
         hint = hints[key]
         value = _coerce_float(value, hint)
+        if not _all_finite(value):
+            raise ConfigError(f"config key '{prefix}{key}' must be finite, got {value!r}")
         if dataclasses.is_dataclass(hint):
             values[key] = _build(hint, value, f"{prefix}{key}.")
         elif not _matches(value, hint):
@@ -217,6 +231,17 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         else:
             values[key] = float(value) if hint is float else value
     return cls(**values)
+
+
+def _all_finite(value: Any) -> bool:
+    """No inf or nan anywhere in a value (YAML reads .inf and .nan as floats, and 'inf' coerces to one)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 def _coerce_float(value: Any, hint: Any) -> Any:

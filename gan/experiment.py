@@ -60,7 +60,16 @@ def plan_experiment(config: Config, default_stem: str, overwrite: bool = False) 
     An existing non-empty folder is only replaced with ``overwrite``: rerunning a command never loses results.
     """
     name = config.experiment.name or f"{default_stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if Path(name).name != name or name in (".", ".."):
+        raise ExperimentError(
+            f"experiment name {name!r} must be a plain folder name (no '/', '..' or absolute path); runs live under "
+            f"experiment.root ({config.experiment.root}), set that to put them elsewhere"
+        )
     folder = Path(config.experiment.root) / name
+    if overwrite and folder.exists() and any(folder.iterdir()):
+        problem = why_not_an_experiment(folder, Path(config.experiment.root))
+        if problem:
+            raise ExperimentError(f"--overwrite refuses to delete {folder}: {problem}")
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise ExperimentError(
             f"experiment folder {folder} already exists and is not empty; choose another experiment.name, "
@@ -68,6 +77,25 @@ def plan_experiment(config: Config, default_stem: str, overwrite: bool = False) 
         )
     config.experiment.name = name
     return Experiment(folder, overwrite)
+
+
+# What an experiment folder may hold: train_gan.py writes nothing else there.
+EXPERIMENT_ENTRIES = {"config.yaml", "data_split.json", "checkpoints", "tensorboard"}
+
+
+def why_not_an_experiment(folder: Path, root: Path) -> str:
+    """Why ``folder`` is not recognisably a run of ours directly under ``root`` ("" when it is one): the only
+    folders ``--overwrite`` may delete."""
+    if folder.is_symlink() or folder.resolve().parent != root.resolve():
+        return f"it is not a folder directly under experiment.root ({root})"
+    if not folder.is_dir():
+        return "it is not a folder"
+    if not (folder / "config.yaml").is_file():
+        return "it has no config.yaml, so it is not an experiment folder of train_gan.py"
+    foreign = sorted(entry.name for entry in folder.iterdir() if entry.name not in EXPERIMENT_ENTRIES)
+    if foreign:
+        return f"it holds {foreign[0]!r}, which train_gan.py never writes; move it away or delete the folder yourself"
+    return ""
 
 
 def plan_shared_experiment(config: Config, default_stem: str, overwrite: bool, world: Distributed) -> Experiment:

@@ -7,8 +7,11 @@ aside and written back untouched; EXIF orientation is applied, so the output is 
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -105,8 +108,9 @@ def write_image_like(restored: torch.Tensor, info: ImageInfo, path: Path) -> lis
     path.parent.mkdir(parents=True, exist_ok=True)
     if bits == 16 and not info.gray:
         channels = pixels[..., ::-1] if alpha is None else np.dstack([pixels[..., ::-1], alpha])
-        if not cv2.imwrite(str(path), np.ascontiguousarray(channels)):
-            raise DataError(f"cannot write image {path}")
+        with replaced_atomically(path) as partial:
+            if not cv2.imwrite(str(partial), np.ascontiguousarray(channels)):
+                raise DataError(f"cannot write image {path}")
         return notes
     if info.gray:
         image = Image.fromarray(pixels)  # uint8 -> "L", uint16 -> "I;16"
@@ -123,7 +127,21 @@ def write_image_like(restored: torch.Tensor, info: ImageInfo, path: Path) -> lis
     if info.icc_profile and suffix in (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp"):
         options["icc_profile"] = info.icc_profile
     try:
-        image.save(path, **options)
+        with replaced_atomically(path) as partial:
+            image.save(partial, **options)
     except (OSError, ValueError) as error:
         raise DataError(f"cannot write image {path}: {error}") from None
     return notes
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix, so writers pick the same format); on success it is
+    renamed over ``path`` in one step, so an interrupted or failed write never leaves a half-written or emptied
+    file where the old one was. A hard link or symbolic link at ``path`` is replaced, not written through."""
+    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

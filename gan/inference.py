@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,23 +123,52 @@ class Job:
     source: Path
     target: Path
     relative: Path  # the source's path below the input folder (its name, for a single file)
+    compare: Path | None = None  # the blurred | restored (| sharp) panel, when asked for
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [self.target] + ([self.compare] if self.compare is not None else [])
 
 
-def plan_jobs(input_path: Path, output_path: Path) -> list[Job]:
-    """Map inputs to outputs: one file to a file (or into a folder), or a folder tree to a mirrored folder tree.
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file: equal for one file under any name (symbolic or hard links too)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
-    Refuses any plan that would write over an input, or put outputs inside the input folder (a rerun would then
-    take them for inputs).
+
+def plan_jobs(input_path: Path, output_path: Path, compare: bool = False) -> list[Job]:
+    """Map inputs to outputs: one file to a file (or into a folder), or a folder tree to a mirrored folder tree;
+    with ``compare``, each output also gets its ``<stem>_compare.png`` panel.
+
+    Refuses any plan that would write over an input (by any name: links count), or put outputs inside the input
+    folder (a rerun would then take them for inputs).
     """
     if not input_path.exists():
         raise ExperimentError(f"input {input_path} does not exist")
     if input_path.is_file():
         target = output_path / input_path.name if output_path.is_dir() else output_path
-        if target.resolve() == input_path.resolve():
-            raise ExperimentError(f"output {target} is the input file; choose another output path")
         if target.suffix.lower() not in IMAGE_SUFFIXES:
             raise ExperimentError(f"output {target} needs an image suffix ({', '.join(IMAGE_SUFFIXES)})")
-        return [Job(input_path, target, Path(input_path.name))]
+        jobs = [Job(input_path, target, Path(input_path.name))]
+    else:
+        jobs = _folder_jobs(input_path, output_path)
+    if compare:
+        for job in jobs:
+            job.compare = job.target.with_name(f"{job.target.stem}_compare.png")
+    sources = {_identity(job.source): job.source for job in jobs}
+    resolved = {job.source.resolve(): job.source for job in jobs}
+    for job in jobs:
+        for output in job.outputs:
+            clash = resolved.get(output.resolve()) or sources.get(_identity(output) or (-1, -1))
+            if clash is not None:
+                raise ExperimentError(f"output {output} is the input file {clash}; choose another output path")
+    return jobs
+
+
+def _folder_jobs(input_path: Path, output_path: Path) -> list[Job]:
     if output_path.exists() and not output_path.is_dir():
         raise ExperimentError(f"input {input_path} is a folder, so output {output_path} must be a folder too")
     source_root, target_root = input_path.resolve(), output_path.resolve()

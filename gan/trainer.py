@@ -29,6 +29,7 @@ from losses import charbonnier
 from nets import build_network
 
 from .checkpoint import (
+    first_non_finite,
     load_init_weights,
     prune_step_checkpoints,
     remove_stale_temporaries,
@@ -393,6 +394,10 @@ class Trainer:
         if len(set(replicas)) > 1:
             raise TrainingDiverged(f"the {len(replicas)} torchrun replicas no longer hold the same weights at step "
                                    f"{self.step} (checksums {', '.join(replicas)})")
+        broken = first_non_finite(self.replicated_modules() + ([self.ema] if self.ema is not None else []))
+        if broken:
+            raise TrainingDiverged(f"the weights are not finite at step {self.step} ({broken}), so no checkpoint is "
+                                   f"saved; the newest good one is {self.newest_checkpoint()}")
         if not self.world.is_main:
             return
         folder = self.experiment.checkpoints

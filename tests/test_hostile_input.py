@@ -1,0 +1,221 @@
+"""A hostile user's inputs: nothing of theirs is lost, every bad value gets one clear line.
+
+Each case runs the real command line on real files and checks the disk afterwards: files outside the output or
+experiment folders are byte for byte as they were.
+"""
+
+import io
+import os
+import pickle
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from conftest import ROOT, TINY, run_cli, smooth_photo
+from datasets.paired import list_file_pairs
+from datasets.errors import DataError
+from gan.checkpoint import save_checkpoint
+from gan.config import load_config
+from gan.errors import ConfigError, TrainingDiverged
+from gan.experiment import plan_experiment
+from gan.trainer import PretrainTrainer
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def save_photo(path: Path, seed: int = 0, size=(48, 64)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(smooth_photo(np.random.default_rng(seed), *size)).save(path)
+    return path
+
+
+# -- data loss ---------------------------------------------------------------------------------------------
+
+
+def test_compare_panels_obey_the_output_rules(tmp_path, checkpoint):
+    photo = save_photo(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    panel = save_photo(out / "a_compare.png", seed=1)  # the user's own file, where the panel would go
+    before = panel.read_bytes()
+    args = ["-m", "infer", "--input", str(photo), "--output", str(out / "a.png"), "--checkpoint", str(checkpoint),
+            "--compare"]
+    assert "a_compare.png exists; pass --overwrite" in one_error_line(run_cli(*args, cwd=tmp_path))
+    assert panel.read_bytes() == before and not (out / "a.png").exists()
+    # The input itself can never be a panel, --overwrite or not.
+    own = save_photo(tmp_path / "x" / "b_compare.png")
+    before = own.read_bytes()
+    args = ["-m", "infer", "--input", str(own), "--output", str(tmp_path / "x" / "b.png"), "--checkpoint",
+            str(checkpoint), "--compare", "--overwrite"]
+    assert "is the input file" in one_error_line(run_cli(*args, cwd=tmp_path))
+    assert own.read_bytes() == before
+
+
+def test_an_output_that_is_the_input_under_another_name_is_refused(tmp_path, checkpoint):
+    photo = save_photo(tmp_path / "a.png")
+    before = photo.read_bytes()
+    os.link(photo, tmp_path / "hard.png")
+    (tmp_path / "soft.png").symlink_to(photo)
+    for alias in ("hard.png", "soft.png"):
+        args = ["-m", "infer", "--input", str(photo), "--output", str(tmp_path / alias), "--checkpoint",
+                str(checkpoint), "--overwrite"]
+        assert "is the input file" in one_error_line(run_cli(*args, cwd=tmp_path))
+        assert photo.read_bytes() == before
+
+
+def test_outputs_are_written_whole_or_not_at_all(tmp_path, checkpoint):
+    photo = save_photo(tmp_path / "a.png")
+    target = save_photo(tmp_path / "out.png", seed=3)
+    os.link(target, tmp_path / "keep.png")  # another name of the old output: a rename leaves it alone
+    keep = (tmp_path / "keep.png").read_bytes()
+    args = ["-m", "infer", "--input", str(photo), "--output", str(target), "--checkpoint", str(checkpoint), "--overwrite"]
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "keep.png").read_bytes() == keep and target.read_bytes() != keep
+    assert Image.open(target).size == (64, 48)
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+@pytest.mark.parametrize("name", ["../victim", "{abs}", "."])
+def test_overwrite_never_deletes_outside_the_experiment_root(tmp_path, name):
+    victim = tmp_path / "victim"
+    save_photo(victim / "thesis.png")
+    before = snapshot(victim)
+    (tmp_path / "work").mkdir()
+    name = name.format(abs=victim)
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", name, "--overwrite", "--set", *TINY, cwd=tmp_path / "work")
+    assert "must be a plain folder name" in one_error_line(result)
+    assert snapshot(victim) == before
+
+
+def test_overwrite_refuses_a_folder_that_is_not_an_experiment(tmp_path):
+    data = tmp_path / "experiments" / "photos"
+    save_photo(data / "a.png")
+    (data / "config.yaml").write_text("my notes\n")  # even with a config.yaml, foreign files make it not ours
+    before = snapshot(data)
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "photos", "--overwrite", "--set", *TINY, cwd=tmp_path)
+    assert "--overwrite refuses to delete" in one_error_line(result) and "'a.png'" in result.stderr
+    assert snapshot(data) == before
+
+
+# -- silently wrong ----------------------------------------------------------------------------------------
+
+
+def test_repeated_set_flags_all_apply(tmp_path):
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "r", "--set", *TINY, "--set", "train.lr=3e-4",
+                     "--set", "train.lr_min=1e-5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    saved = yaml.safe_load((tmp_path / "experiments" / "r" / "config.yaml").read_text())
+    assert saved["model"]["start_filters"] == 4 and saved["train"]["lr"] == 3e-4 and saved["train"]["lr_min"] == 1e-5
+
+
+@pytest.mark.parametrize("override", ["train.lr=inf", "train.lr=.nan", "data.noise_sigma=-.inf",
+                                      "data.blur_extent=[1, .inf]", "model.start_filters=.nan"])
+def test_non_finite_values_are_rejected(override):
+    with pytest.raises(ConfigError, match="must be finite|must be int"):
+        load_config(None, [*TINY, override])
+
+
+def test_a_checkpoint_with_non_finite_weights_is_never_saved(tmp_path):
+    config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=nan"])
+    trainer = PretrainTrainer(config, plan_experiment(config, "nan"))
+    trainer.experiment.start(config)
+    with torch.no_grad():
+        trainer.generator.head.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="not finite at step 0 .*head.weight"):
+        trainer.save()
+    assert not list((tmp_path / "nan").rglob("*.pt"))
+
+
+def test_bundled_weights_are_checked_under_any_path(tmp_path):
+    shutil.copy(ROOT / "weights" / "light_unet_pretrain.pt", tmp_path / "light_unet_pretrain.pt")
+    shutil.copy(ROOT / "weights" / "SHA256SUMS", tmp_path / "SHA256SUMS")
+    data = bytearray((tmp_path / "light_unet_pretrain.pt").read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / "light_unet_pretrain.pt").write_bytes(data)
+    photo = save_photo(tmp_path / "a.png")
+    args = ["-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"), "--checkpoint",
+            str(tmp_path / "light_unet_pretrain.pt")]
+    assert "does not match its sha256" in one_error_line(run_cli(*args, cwd=tmp_path))
+
+
+def test_a_changed_benchmark_kernel_is_named(tmp_path, photo_folder):
+    from datasets.benchmark import Benchmark
+    from datasets.benchmark import main as build
+
+    assert build(["--out", str(tmp_path / "b"), "--photos", str(photo_folder), "--tile", "32",
+                  "--crops-per-photo", "1", "--min-texture", "0"]) == 0
+    kernel = sorted((tmp_path / "b" / "kernels").iterdir())[0]
+    np.save(kernel, np.roll(np.load(kernel), 1))
+    with pytest.raises(DataError, match="benchmark kernel .* was changed"):
+        Benchmark.load(tmp_path / "b")
+
+
+def test_a_pairs_list_that_points_outside_its_folder_is_refused(tmp_path):
+    outside = save_photo(tmp_path / "elsewhere" / "s.png")
+    save_photo(tmp_path / "list" / "b.png")
+    listing = tmp_path / "list" / "pairs.csv"
+    for row in ("b.png,../elsewhere/s.png", f"b.png,{outside}"):
+        listing.write_text(row + "\n")
+        with pytest.raises(DataError, match="points outside"):
+            list_file_pairs(listing)
+        pairs, problems = list_file_pairs(listing, allow_outside=True)
+        assert len(pairs) == 1 and not problems
+
+
+# -- tracebacks --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "is a folder, not a YAML file"),
+    (lambda p: p.write_bytes(b"\xff\xfe\x00model: {}"), "is not UTF-8 text"),
+])
+def test_unreadable_configs_are_named(tmp_path, make, message):
+    make(tmp_path / "bad.yaml")
+    result = run_cli("-m", "train_gan", "--pretrain", "--config", str(tmp_path / "bad.yaml"), cwd=tmp_path)
+    assert message in one_error_line(result)
+
+
+def test_a_malformed_override_value_is_named(tmp_path):
+    result = run_cli("-m", "train_gan", "--pretrain", "--set", "train.lr=[1,", cwd=tmp_path)
+    assert "override 'train.lr=[1,': the value is not valid YAML" in one_error_line(result)
+
+
+def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, checkpoint):
+    photo = save_photo(tmp_path / "a.png")
+    env_args = ["-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"), "--checkpoint", str(checkpoint)]
+    os.environ["LIGHTDEBLUR_MAX_PIXELS"] = "1000"
+    try:
+        line = one_error_line(run_cli(*env_args, cwd=tmp_path))
+    finally:
+        del os.environ["LIGHTDEBLUR_MAX_PIXELS"]
+    assert "declares 64x48 = 3,072 pixels, more than the limit of 1,000" in line
+
+
+def test_a_sigma_cnn_file_that_is_not_a_state_dict_is_named_without_unsafe_advice(tmp_path):
+    from baselines.sigma_cnn import load
+    from gan.errors import ExperimentError
+
+    pickled = tmp_path / "pickled.pt"
+    buffer = io.BytesIO()
+    torch.save({"options": {}, "state_dict": {}, "extra": pickle.PickleError("any object")}, buffer)
+    pickled.write_bytes(buffer.getvalue())
+    with pytest.raises(ExperimentError) as error:
+        load(pickled)
+    assert "never loaded" in str(error.value) and "weights_only" not in str(error.value)
+    wrong = tmp_path / "wrong.pt"
+    save_checkpoint({"model": {"name": "light_unet"}, "generator": {}}, wrong)
+    with pytest.raises(ExperimentError, match="not a file of python -m baselines.sigma_cnn"):
+        load(wrong)
