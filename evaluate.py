@@ -6,7 +6,8 @@
     python evaluate.py --restored my_outputs/ --sharp sharp/ --blurred blurred/ --label my-method
     python evaluate.py --compare evaluations/motion-v1            # one Markdown table of every run in there
 
-Each method's run folder gets per_image.csv, summary.json, table.md, psnr_hist.png and best/worst side-by-side
+Each method's run folder gets per_image.csv, summary.json, table.md, psnr_hist.png, on a benchmark breakdown.md
+and breakdown.png (per kernel kind and blur extent), and best/worst side-by-side
 PNGs (blurred | restored | sharp); every run also scores the blurred input itself (the baseline row).
 Methods: wiener and rl (non-blind, given the benchmark's true kernel: the oracle), blind-rl (RL with a fixed
 Gaussian guess), cnn-rl (a CNN estimates the Gaussian sigma, then RL), model (a checkpoint from train_gan.py,
@@ -120,7 +121,7 @@ def safe_folder_name(label: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from datasets.errors import DataError
-    from gan.evaluation import Evaluation, Scorer, markdown_table
+    from gan.evaluation import Evaluation, Scorer, breakdown_table, markdown_table
 
     try:
         if args.compare:
@@ -158,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     table = markdown_table(summaries)
     print(table)
+    for summary in summaries:
+        if summary.get("breakdown"):  # per kernel kind and blur extent (benchmarks, whose kernels are known)
+            print("\n" + breakdown_table(summary["label"], summary["breakdown"]))
     if len(summaries) > 1:
         (out_root / "table.md").write_text(table + "\n")
     return 0 if all(s["complete"] for s in summaries) else 1

@@ -16,14 +16,18 @@ import sys
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_MAX = -4
-_TRIM_THRESHOLD = 2**30  # bytes free at the top of the heap before glibc gives them back
+# Bytes free at the top of the heap before glibc gives them back; -1 never trims. Trimming at 1 GiB undid the
+# setting: the heap shrank between layers and grew again, 345,000 minor page faults and 0.8-2.4 s of system time
+# per warm 1280x720 image; bench/allocator.py measures each choice (README, Performance).
+TRIM_THRESHOLDS = {"keep": -1, "trim-1GiB": 2**30}
+DEFAULT_SETTING = "keep"
 
 _tuned = False
 
 
-def reuse_freed_memory() -> bool:
-    """Tell glibc's allocator to keep freed blocks (idempotent). False where there is no glibc (macOS, Windows,
-    musl), which then keeps its default behaviour."""
+def reuse_freed_memory(setting: str = DEFAULT_SETTING) -> bool:
+    """Tell glibc's allocator to keep freed blocks (idempotent: the first call's setting stays). False where there
+    is no glibc (macOS, Windows, musl), which then keeps its default behaviour."""
     global _tuned
     if _tuned:
         return True
@@ -35,5 +39,5 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     # mallopt returns 1 on success; both must take, or large blocks would still be returned to the kernel.
-    _tuned = mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
+    _tuned = mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLDS[setting]) == 1
     return _tuned

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from datasets.errors import DataError
 from datasets.images import array_to_tensor, image_size, list_images, read_array, tensor_to_array
+from datasets.kernels import kernel_extent
 
 from .inference import side_by_side
 from .metrics import PSNR_CAP, load_lpips, psnr_per_image, ssim_per_image
@@ -45,6 +46,7 @@ class Item:
     sharp: Path
     kernel: Callable[[], np.ndarray] | None = None  # loads the true kernel, where known
     restored: Path | None = None  # folder mode: the restoration already exists on disk
+    kind: str | None = None  # the benchmark's kernel kind (trajectory, linear, ...), where known
 
 
 class Scorer:
@@ -103,8 +105,9 @@ def folder_items(restored: Path, sharp: Path, blurred: Path | None = None) -> li
 
 def benchmark_items(benchmark) -> list[Item]:
     return [
-        Item(name, benchmark.path("blur", name), benchmark.path("sharp", name), kernel=lambda n=name: benchmark.kernel(n))
-        for name in benchmark.names
+        Item(name, benchmark.path("blur", name), benchmark.path("sharp", name), kernel=lambda n=name: benchmark.kernel(n),
+             kind=item["kernel"])
+        for name, item in zip(benchmark.names, benchmark.meta["images"])
     ]
 
 
@@ -169,6 +172,8 @@ class Evaluation:
                 print(f"skipped: {error}", file=sys.stderr)
                 continue
             row = {"name": item.name, **scorer(restored, sharp), "seconds": seconds}
+            if item.kernel is not None:
+                row.update(kernel=item.kind, extent=kernel_extent(torch.from_numpy(item.kernel())))
             if blurred is not None:
                 row.update({f"blurred_{k}": v for k, v in scorer(blurred, sharp).items()})
             rows.append(row)
@@ -181,6 +186,7 @@ class Evaluation:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _save_png(restored, target)
         summary = self._summary(rows, len(items), failures, scorer.notes)
+        summary["breakdown"] = breakdown(rows)
         self._write(rows, summary, items, kept)
         return summary
 
@@ -209,6 +215,7 @@ class Evaluation:
 
     def _write(self, rows: list[dict], summary: dict, items: list[Item], kept: dict[str, np.ndarray]) -> None:
         columns = ["name", *METRICS, "seconds"] + ([f"blurred_{m}" for m in METRICS] if rows and "blurred_psnr" in rows[0] else [])
+        columns += ["kernel", "extent"] if rows and "extent" in rows[0] else []
         with open(self.out / "per_image.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
@@ -219,6 +226,30 @@ class Evaluation:
         if rows:
             self._histogram(rows)
             self._extremes(rows, {item.name: item for item in items}, kept)
+        if summary["breakdown"]:
+            (self.out / "breakdown.md").write_text(breakdown_table(self.label, summary["breakdown"]) + "\n")
+            self._breakdown_plot(rows)
+
+    def _breakdown_plot(self, rows: list[dict]) -> None:
+        """PSNR gain over the blurred input against blur extent, one colour per kernel kind."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+        for kind in sorted({r["kernel"] or "unknown" for r in rows}):
+            mine = [r for r in rows if (r["kernel"] or "unknown") == kind and r.get("blurred_psnr") is not None]
+            axes.scatter([r["extent"] for r in mine], [min(r["psnr"], PSNR_CAP) - min(r["blurred_psnr"], PSNR_CAP)
+                                                       for r in mine], s=14, label=kind)
+        axes.axhline(0, color="grey", linewidth=0.8)
+        axes.set_xlabel("blur extent (px, longer side of the kernel's support)")
+        axes.set_ylabel("PSNR gain over blurred (dB)")
+        axes.set_title(f"{self.label}: gain by kernel kind and extent")
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(self.out / "breakdown.png")
+        plt.close(figure)
 
     def _histogram(self, rows: list[dict]) -> None:
         import matplotlib
@@ -254,6 +285,45 @@ class Evaluation:
             safe = item.name.replace("/", "_").replace("\\", "_")
             canvas = side_by_side([array_to_tensor(panel) for panel in panels])
             _save_png(tensor_to_array(canvas), self.out / f"{tag}_{rank}_{safe}.png")
+
+
+# Blur extents are reported in these bins (pixels, lower bound inclusive).
+EXTENT_BINS = ((0, 10), (10, 20), (20, 30), (30, 1000))
+
+
+def breakdown(rows: list[dict]) -> list[dict]:
+    """Mean PSNR and SSIM (restored and blurred) per kernel kind and per blur-extent bin; [] without kernels."""
+    if not rows or "extent" not in rows[0]:
+        return []
+    groups: list[tuple[str, list[dict]]] = []
+    for kind in sorted({r["kernel"] or "unknown" for r in rows}):
+        groups.append((f"kind {kind}", [r for r in rows if (r["kernel"] or "unknown") == kind]))
+    for low, high in EXTENT_BINS:
+        label = f"extent {low}-{high - 1} px" if high < 1000 else f"extent {low}+ px"
+        groups.append((label, [r for r in rows if low <= r["extent"] < high]))
+    result = []
+    for label, members in groups:
+        if not members:
+            continue
+        entry = {"group": label, "images": len(members), "psnr": _mean([r["psnr"] for r in members]),
+                 "ssim": _mean([r["ssim"] for r in members])}
+        if "blurred_psnr" in members[0]:
+            entry["blurred_psnr"] = _mean([r["blurred_psnr"] for r in members])
+            entry["blurred_ssim"] = _mean([r["blurred_ssim"] for r in members])
+        result.append(entry)
+    return result
+
+
+def breakdown_table(label: str, groups: list[dict]) -> str:
+    lines = [f"| {label} | images | PSNR (dB) | blurred PSNR | gain (dB) | SSIM | blurred SSIM |",
+             "|---|---|---|---|---|---|---|"]
+    for g in groups:
+        blurred = g.get("blurred_psnr")
+        gain = None if blurred is None or g["psnr"] is None else g["psnr"] - blurred
+        lines.append(f"| {g['group']} | {g['images']} | {_cell(g['psnr'], 2)} | {_cell(blurred, 2)} | "
+                     f"{'n/a' if gain is None else f'{gain:+.2f}'} | {_cell(g['ssim'], 4)} | "
+                     f"{_cell(g.get('blurred_ssim'), 4)} |")
+    return "\n".join(lines)
 
 
 def _cell(value: float | None, digits: int) -> str:

@@ -120,3 +120,25 @@ def test_train_init_starts_a_new_run_from_given_generator_weights(tmp_path, phot
     assert not (tmp_path / "experiments" / "bad").exists()
     missing = run_cli("-m", "train_gan", *common, "train.init=nowhere.pt", "--name", "missing", cwd=tmp_path)
     assert missing.returncode == 2 and "nowhere.pt does not exist" in missing.stderr
+
+
+def test_evaluate_breaks_benchmark_scores_down_by_kernel_kind_and_extent(tmp_path, photo_folder):
+    bench = tmp_path / "bench"
+    assert build_benchmark(["--out", str(bench), "--photos", str(photo_folder), "--kernels", "trajectory=1",
+                            "linear=1", "--kernel-size", "21", "--blur-extent", "3", "18", "--tile", "32",
+                            "--crops-per-photo", "2", "--min-texture", "0"]) == 0
+    result = run_cli("-m", "evaluate", "--benchmark", str(bench), "--methods", "wiener", "--no-lpips", "--out",
+                     str(tmp_path / "eval"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = next((tmp_path / "eval").iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    groups = {g["group"]: g for g in summary["breakdown"]}
+    kinds = [g for name, g in groups.items() if name.startswith("kind ")]
+    extents = [g for name, g in groups.items() if name.startswith("extent ")]
+    images = summary["images_scored"]
+    assert sum(g["images"] for g in kinds) == images and sum(g["images"] for g in extents) == images
+    assert all(g["blurred_psnr"] is not None for g in kinds)
+    assert (run / "breakdown.png").stat().st_size > 0 and "| kind " in (run / "breakdown.md").read_text()
+    assert "| kind " in result.stdout
+    header = (run / "per_image.csv").read_text().splitlines()[0].split(",")
+    assert header[-2:] == ["kernel", "extent"]
