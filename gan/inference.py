@@ -52,14 +52,16 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-# On the CPU the whole image is both the fastest and the exact path, and memory is rarely short below 4K UHD;
-# beyond it, and on accelerators (whose memory is what tiles bound), images are tiled.
-WHOLE_IMAGE_PIXELS_ON_CPU = 3840 * 2160
+# On the CPU the whole image is both the fastest and the exact path. Its peak memory grows with the pixels (2.37 GiB
+# resident at 1280x720 with the allocator setting of gan/cpu_allocator.py, bench/allocator.py; over 10 GiB at
+# 3840x2160): up to 3 megapixels (about 8 GiB) the whole image runs at once; beyond it, and on accelerators
+# (whose memory is what tiles bound), images are tiled.
+WHOLE_IMAGE_PIXELS_ON_CPU = 3_000_000
 DEFAULT_TILE = 512
 
 
 def auto_tile(device: torch.device, height: int, width: int) -> int:
-    """The tile size ``--tile auto`` uses: 0 (the whole image) on the CPU up to 4K UHD, else ``DEFAULT_TILE``."""
+    """The tile size ``--tile auto`` uses: 0 (the whole image) on the CPU up to 3 megapixels, else ``DEFAULT_TILE``."""
     return 0 if device.type == "cpu" and height * width <= WHOLE_IMAGE_PIXELS_ON_CPU else DEFAULT_TILE
 
 

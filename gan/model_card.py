@@ -106,9 +106,14 @@ def render(
                 f"- Training photos: {len(split['train'])} sharp images from `{data.get('sharp_dir') or data.get('root')}`"
                 f" (source `{split['source']}`), {len(split['val'])} more held out for validation"
             )
+    extent = data.get("blur_extent")
+    jpeg = data.get("jpeg_quality")
     lines.append(
-        f"- Synthetic blur: kernels {data.get('kernels')}, size {data.get('kernel_size')}, Gaussian read noise "
-        f"sigma {data.get('noise_sigma')}, Poisson peak {data.get('poisson_peak')}"
+        f"- Synthetic blur: kernels {data.get('kernels')}, size {data.get('kernel_size')}"
+        + (f", motion extents {extent[0]:g}-{extent[1]:g} px" if extent else "")
+        + f", Gaussian read noise sigma {data.get('noise_sigma')} ({data.get('noise_space', 'srgb')}), "
+        f"Poisson peak {data.get('poisson_peak')}"
+        + (f", JPEG quality {jpeg[0]}-{jpeg[1]} for {data.get('jpeg_probability')} of the pairs" if jpeg else "")
     )
     if phase == "adv":
         lines.append(

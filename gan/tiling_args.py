@@ -21,7 +21,7 @@ def tile_size(text: str) -> int | None:
 def add_tiling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=tile_size, default=None,
                         help="tile size in pixels; 0 = whole image at once; default auto: the whole image on the "
-                        "CPU up to 3840x2160 pixels, 512 px tiles beyond it and on GPUs")
+                        "CPU up to 3 megapixels, 512 px tiles beyond it and on GPUs")
     parser.add_argument("--overlap", type=int, default=64, help="overlap between neighbouring tiles in pixels")
     parser.add_argument("--norm-stats", choices=("image", "tile"), default="image",
                         help="InstanceNorm statistics of tiles: the whole image's (exact, the default; about 13x "

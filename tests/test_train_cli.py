@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY, run_cli
@@ -162,3 +163,16 @@ def test_bf16_autocast_channels_last_and_blur_on_device_train_and_save_fp32_weig
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
     assert weights["head.weight"].abs().sum() > 0  # the zero-initialised head has moved: it trained
     assert state["metrics"]["val_psnr"] > 0
+
+
+def test_curves_plot_a_runs_logged_validation_psnr(tiny_run, tmp_path):
+    from gan.curves import scalars
+
+    folder, _ = tiny_run
+    steps, values = scalars(folder, "val/psnr")
+    assert list(steps) == [2, 4] and all(v > 0 for v in values)
+    result = run_cli("-m", "gan.curves", "--runs", str(folder), "--out", str(tmp_path / "c.png"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "c.png").size == (700, 550)
+    missing = run_cli("-m", "gan.curves", "--runs", str(tmp_path), "--out", str(tmp_path / "d.png"), cwd=tmp_path)
+    assert missing.returncode == 2 and "has no tensorboard/ folder" in missing.stderr

@@ -1,0 +1,83 @@
+"""Validation curves of training runs from their TensorBoard events, as one PNG for the README or a model card.
+
+    python -m gan.curves --runs experiments/light-unet-v2-cpu --out docs/curves_pretrain.png
+
+Plots validation PSNR (and the blurred input's, dashed) against the step, and the training loss (smoothed) below,
+for each run given; every point is one the run logged, nothing is interpolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def scalars(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one scalar tag over all of a run's event files (a resumed run has several)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points: dict[int, float] = {}
+    for events in sorted((run / "tensorboard").glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        if tag in accumulator.Tags()["scalars"]:
+            points.update({event.step: event.value for event in accumulator.Scalars(tag)})
+    steps = np.array(sorted(points))
+    return steps, np.array([points[s] for s in steps])
+
+
+def plot(runs: list[Path], out: Path, smoothing: int = 20) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), dpi=100, sharex=True)
+    for run in runs:
+        steps, psnr = scalars(run, "val/psnr")
+        if len(steps) == 0:
+            raise ValueError(f"{run} has no val/psnr events (has it finished an epoch?)")
+        top.plot(steps, psnr, marker="o", label=f"{run.name}: restored")
+        blurry_steps, blurry = scalars(run, "val/psnr_blurry_input")
+        top.plot(blurry_steps, blurry, linestyle="--", label=f"{run.name}: blurred input")
+        loss_steps, loss = scalars(run, "train/loss")
+        if len(loss):
+            window = max(1, min(smoothing, len(loss)))
+            smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+            bottom.plot(loss_steps[window - 1 :], smooth, label=run.name)
+    top.set_ylabel("validation PSNR (dB)")
+    top.legend(fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.set_ylabel(f"training loss ({smoothing}-point mean)")
+    bottom.set_xlabel("step")
+    bottom.grid(alpha=0.3)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gan.curves", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="experiment folders")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--smoothing", type=int, default=20, help="training-loss points averaged (default 20)")
+    args = parser.parse_args(argv)
+    missing = [run for run in args.runs if not (run / "tensorboard").is_dir()]
+    if missing:
+        print(f"error: {missing[0]} has no tensorboard/ folder: is it an experiment folder?", file=sys.stderr)
+        return 2
+    try:
+        plot(args.runs, args.out, args.smoothing)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
