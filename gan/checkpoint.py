@@ -159,11 +159,14 @@ def load_weights_only(path: Path, what: str = "checkpoint", map_location: str | 
     it is not passed on."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        raise CorruptCheckpoint(f"{what} {path} holds Python objects other than tensors and plain containers; "
-                                "such files are never loaded, since unpickling them could run code") from None
     except Exception as error:  # torch raises several unrelated types for truncated or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = str(error).strip()
+        if isinstance(error, pickle.UnpicklingError) and "Unsupported global" in message:
+            raise CorruptCheckpoint(f"{what} {path} holds Python objects other than tensors and plain containers; "
+                                    "such files are never loaded, since unpickling them could run code") from None
+        if "WeightsUnpickler error:" in message:  # the cause only: the text around it is the unsafe advice
+            message = message.split("WeightsUnpickler error:", 1)[1].strip()
+        reason = message.splitlines()[0] if message else type(error).__name__
         raise CorruptCheckpoint(f"{what} {path} is corrupt or truncated ({reason})") from None
 
 
