@@ -19,7 +19,7 @@ from gan.metrics import psnr_per_image
 @pytest.fixture(scope="module")
 def shaken_photos():
     photo = embedded_photo("coffee")
-    degrade = Degradation(kernel_size=21, kernels={"trajectory": 1.0}, noise_sigma=0.01)
+    degrade = Degradation(kernel_size=21, kernels={"trajectory_v1": 1.0}, noise_sigma=0.01, noise_space="srgb")
     rng = np.random.default_rng(7)
     pairs = []
     for top, left in ((60, 100), (150, 300), (250, 420)):  # cup rim, saucer, beans: edges a shake smears
