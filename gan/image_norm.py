@@ -52,16 +52,17 @@ class ImageStatistics:
                 handle.remove()
         return list(dict.fromkeys(order))
 
-    def measure(self, run_tiles: Callable[[Callable[[list], None]], None], probe: torch.Tensor) -> None:
-        """Measure every layer's whole-image statistics. ``run_tiles(before_chunk)`` must run the network over all
-        tiles, calling ``before_chunk(chunk)`` before each batch so that ``self.regions`` can be set."""
+    def measure(self, run_tiles: Callable[[], None], probe: torch.Tensor) -> None:
+        """Measure every layer's whole-image statistics and hand them to the layers. ``run_tiles()`` must run the
+        network over all tiles (through ``run_until_stopped``), setting ``self.regions`` before each batch;
+        ``probe``, a small input, finds the layers' call order."""
         self.release()
         order = self.execution_order(probe)
         for index, norm in enumerate(order):
             sums: list = [0.0, 0.0, 0]
             stop = order[index + 1] if index + 1 < len(order) else None
             with self._recording(norm, sums), self._stopping_at(stop):
-                run_tiles(None)
+                run_tiles()
             total, squares, count = sums
             mean = total / count
             var = (squares / count - mean * mean).clamp_min(0.0)

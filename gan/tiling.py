@@ -120,7 +120,7 @@ def tiled_apply(
     use_statistics = statistics is not None and bool(statistics)
     try:
         if use_statistics:
-            def run_tiles(_) -> None:
+            def run_tiles() -> None:
                 for first in range(0, len(boxes), batch_size):
                     chunk = boxes[first : first + batch_size]
                     statistics.regions = [
