@@ -24,5 +24,5 @@ def add_tiling_arguments(parser: argparse.ArgumentParser) -> None:
                         "CPU up to 3 megapixels, 512 px tiles beyond it and on GPUs")
     parser.add_argument("--overlap", type=int, default=64, help="overlap between neighbouring tiles in pixels")
     parser.add_argument("--norm-stats", choices=("image", "tile"), default="image",
-                        help="InstanceNorm statistics of tiles: the whole image's (exact, the default; about 13x "
+                        help="InstanceNorm statistics of tiles: the whole image's (exact, the default; about 12x "
                         "the time of one tiled pass) or each tile's own (fast, approximate)")
