@@ -141,8 +141,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     the newest good checkpoint beside it when there is one. A file that a ``SHA256SUMS`` beside it lists (the
     bundled weights, under any path that leads to them) must match its sum, however it was named."""
     path = Path(path)
-    if path.is_file() and path.resolve().name in read_sums(path.resolve().parent):
-        verify(path.resolve())
+    resolved = path.resolve()
+    if resolved.is_file() and resolved.name in read_sums(resolved.parent):
+        verify(resolved)
     try:
         return _load(path, map_location)
     except CorruptCheckpoint as error:
@@ -217,8 +218,9 @@ def load_init_weights(model: torch.nn.Module, path: str | Path, network: str) ->
     """Load the generator weights of checkpoint or bundled file ``path`` into ``model`` (``train.init``); an
     ``ExperimentError`` naming the file when it is no generator of the configured network."""
     state = load_checkpoint(path)
+    own = model.state_dict()
     try:
-        weights = {name: tensor.to(model.state_dict()[name].dtype) if name in model.state_dict() else tensor
+        weights = {name: tensor.to(own[name].dtype) if name in own else tensor
                    for name, tensor in generator_weights(state).items()}
         model.load_state_dict(weights)
     except (RuntimeError, TypeError) as error:

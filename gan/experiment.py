@@ -66,11 +66,12 @@ def plan_experiment(config: Config, default_stem: str, overwrite: bool = False) 
             f"experiment.root ({config.experiment.root}), set that to put them elsewhere"
         )
     folder = Path(config.experiment.root) / name
-    if overwrite and folder.exists() and any(folder.iterdir()):
+    occupied = folder.exists() and any(folder.iterdir())
+    if overwrite and occupied:
         problem = why_not_an_experiment(folder, Path(config.experiment.root))
         if problem:
             raise ExperimentError(f"--overwrite refuses to delete {folder}: {problem}")
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
+    if occupied and not overwrite:
         raise ExperimentError(
             f"experiment folder {folder} already exists and is not empty; choose another experiment.name, "
             "pass --resume to continue it or --overwrite to replace it"
