@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-# Longer silences between two logged steps are time the run was stopped (between sessions), not training.
+# Longer silences between two logged steps are time the run was stopped (between stretches of training), not training.
 PAUSE_SECONDS = 600.0
 
 
@@ -98,7 +98,7 @@ def render(
     ]
     if run is not None:
         lines.append(f"- Training time: {_duration(training_seconds(run / 'tensorboard'))} "
-                     "(from the run's TensorBoard events; pauses between sessions left out)")
+                     "(from the run's TensorBoard events; pauses between stretches left out)")
         split_path = run / "data_split.json"
         if split_path.is_file():
             split = json.loads(split_path.read_text())
