@@ -100,6 +100,7 @@ def degradation_from(config: DataConfig) -> Degradation:
         poisson_peak=config.poisson_peak,
         saturation=config.saturation,
         blur_extent=tuple(config.blur_extent) if config.blur_extent is not None else None,
+        blur_extent_law=config.blur_extent_law,
         noise_space=config.noise_space,
         jpeg_quality=tuple(config.jpeg_quality) if config.jpeg_quality is not None else None,
         jpeg_probability=config.jpeg_probability,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .blur import NOISE_SPACES
-from .kernels import KERNEL_KINDS
+from .kernels import EXTENT_LAWS, KERNEL_KINDS
+from .synthetic import DEGRADATION_NOISE_SPACES
 
 SOURCES = ("embedded", "folder", "gopro", "realblur", "paired")
 SYNTHETIC_SOURCES = ("embedded", "folder")
@@ -39,8 +39,10 @@ class DataConfig:
     # Motion blur extent [min, max] in pixels (trajectory extent, linear/smooth path length), uniform per pair;
     # null fills the kernel (up to kernel_size - 3). Needs max <= kernel_size - 3.
     blur_extent: list[float] | None = None
+    blur_extent_law: str = "uniform"  # uniform | log: how motion extents are drawn in blur_extent
     noise_sigma: float = 0.0  # Gaussian read noise, std U(0, noise_sigma) per pair, in noise_space units
     noise_space: str = "linear"  # linear: on the sensor, before the clip | srgb: after the tone curve (motion-v1)
+    # | mixed: one of the two per pair
     # JPEG re-compression of the blurred input: quality uniform in [min, max] with jpeg_probability; null: off.
     jpeg_quality: list[int] | None = None
     jpeg_probability: float = 0.5
@@ -101,8 +103,17 @@ class DataConfig:
             if len(self.blur_extent) != 2 or not 1 <= self.blur_extent[0] <= self.blur_extent[1] <= limit:
                 problems.append(f"data.blur_extent must be [min, max] with 1 <= min <= max <= data.kernel_size - 3 "
                                 f"= {limit} px, got {self.blur_extent}")
-        if self.noise_space not in NOISE_SPACES:
-            problems.append(f"data.noise_space must be one of {', '.join(NOISE_SPACES)}, got {self.noise_space!r}")
+        if self.noise_space not in DEGRADATION_NOISE_SPACES:
+            problems.append(f"data.noise_space must be one of {', '.join(DEGRADATION_NOISE_SPACES)}, got "
+                            f"{self.noise_space!r}")
+        if self.noise_space == "mixed" and self.blur_on_device:
+            problems.append("data.noise_space=mixed needs data.blur_on_device off (the space is drawn per pair in the "
+                            "loader workers)")
+        if self.blur_extent_law not in EXTENT_LAWS:
+            problems.append(f"data.blur_extent_law must be one of {', '.join(EXTENT_LAWS)}, got "
+                            f"{self.blur_extent_law!r}")
+        elif self.blur_extent_law != "uniform" and self.blur_extent is None:
+            problems.append(f"data.blur_extent_law={self.blur_extent_law} needs data.blur_extent [min, max]")
         if self.jpeg_quality is not None:
             if len(self.jpeg_quality) != 2 or not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
                 problems.append(f"data.jpeg_quality must be [min, max] with 1 <= min <= max <= 100, got "

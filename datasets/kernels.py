@@ -15,6 +15,7 @@ import torch
 KERNEL_KINDS = ("trajectory", "trajectory_v1", "linear", "gaussian", "defocus", "smooth")
 # The kinds whose size is a path extent in pixels (drawn from ``KernelMix.extent``); the others have a radius.
 MOTION_KINDS = ("trajectory", "trajectory_v1", "linear", "smooth")
+EXTENT_LAWS = ("uniform", "log")
 
 # Boracchi and Foi (2012) sample each trajectory's PSF at these fractions of the exposure time.
 EXPOSURE_FRACTIONS = (0.01, 0.1, 0.5, 1.0)
@@ -144,15 +145,17 @@ def random_trajectory_kernel(
 
 
 def random_trajectory_kernel_v1(
-    size: int, rng: np.random.Generator, min_reach: float = 1.0, fractions=EXPOSURE_FRACTIONS_V1
+    size: int, rng: np.random.Generator, min_reach: float = 1.0, fractions=EXPOSURE_FRACTIONS_V1,
+    max_reach: float | None = None,
 ) -> torch.Tensor:
     """The shake PSF motion-v1 was built with, kept so that benchmark rebuilds bit for bit: the walk is made at
     length 1 (which leaves Boracchi-Foi's centripetal pull about 60x too weak: nearly straight, untangled paths),
-    then scaled to reach U(min_reach, (size - 3) / 2) px from its centroid. Use "trajectory" for new work."""
+    then scaled to reach U(min_reach, max_reach) px from its centroid (max_reach defaults to (size - 3) / 2).
+    Use "trajectory" for new work."""
     _check_size(size)
     path = shake_trajectory(rng, length=1.0)
     path = path - path.mean(axis=0)
-    limit = (size - 3) / 2
+    limit = (size - 3) / 2 if max_reach is None else min(max_reach, (size - 3) / 2)
     reach = np.abs(path).max() or 1.0
     path *= rng.uniform(min(min_reach, limit), limit) / reach
     return trajectory_kernels(path, size, (fractions[int(rng.integers(len(fractions)))],))[0]
@@ -229,11 +232,16 @@ class KernelMix:
     gaussian-v1 were built with). Gaussian sigma is |N(0, 5)| as in the Gaussian-deconvolution seed, truncated
     (redrawn) to at most a quarter of the kernel size (of the largest extent when given) so the cut-off tail stays
     negligible; defocus radii are uniform in [1, size / 2 - 1] (or [1, max extent / 2]).
+
+    ``extent_law`` "log" draws the motion kinds' extent log-uniformly in ``extent`` instead (as many blurs of 2-4 px
+    as of 16-32 px: small shake is the common case in photos, and a blind model must not over-correct it), and then
+    sizes "trajectory_v1" walks by it too (reach half the drawn extent) rather than by the kernel size.
     """
 
     size: int
     weights: dict[str, float]
     extent: tuple[float, float] | None = None
+    extent_law: str = "uniform"
 
     def __post_init__(self) -> None:
         _check_size(self.size)
@@ -243,6 +251,10 @@ class KernelMix:
                 raise ValueError(f"blur extent must satisfy 1 <= min <= max <= kernel size - 3 = {self.size - 3} "
                                  f"px, got [{low:g}, {high:g}]")
             self.extent = (low, high)
+        if self.extent_law not in EXTENT_LAWS:
+            raise ValueError(f"extent law must be one of {', '.join(EXTENT_LAWS)}, got {self.extent_law!r}")
+        if self.extent_law != "uniform" and self.extent is None:
+            raise ValueError(f"extent law {self.extent_law!r} needs an extent range")
         unknown = sorted(set(self.weights) - set(KERNEL_KINDS))
         if unknown:
             raise ValueError(f"unknown kernel kind {unknown[0]!r}; known: {', '.join(KERNEL_KINDS)}")
@@ -255,6 +267,11 @@ class KernelMix:
     def __call__(self, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
         kind = self.kinds[int(rng.choice(len(self.kinds), p=self.probabilities))]
         size, extent = self.size, self.extent
+        if self.extent_law == "log" and kind in MOTION_KINDS:
+            drawn = float(np.exp(rng.uniform(np.log(extent[0]), np.log(extent[1]))))
+            if kind == "trajectory_v1":
+                return random_trajectory_kernel_v1(size, rng, drawn / 2, max_reach=drawn / 2), kind
+            extent = (drawn, drawn)
         if kind == "trajectory":
             return random_trajectory_kernel(size, rng, extent), kind
         if kind == "trajectory_v1":

@@ -13,6 +13,10 @@ from torch.utils.data import Dataset
 
 from .augment import PairedAugment
 from .blur import NOISE_SPACES, synthesize
+
+# A degradation may also draw the read-noise space per pair ("mixed": linear or sRGB, even odds), so one model
+# sees both the sensor's noise and the sRGB-added noise motion-v1 and gaussian-v1 were built with.
+DEGRADATION_NOISE_SPACES = (*NOISE_SPACES, "mixed")
 from .errors import DataError
 from .images import array_to_tensor, tensor_to_array
 from .kernels import KernelMix
@@ -31,6 +35,7 @@ class Degradation:
 
     kernel_size: int = 21
     kernels: dict[str, float] = field(default_factory=lambda: {"trajectory": 1.0})
+    blur_extent_law: str = "uniform"
     noise_sigma: float = 0.0
     poisson_peak: float = 0.0
     saturation: float = 0.0
@@ -41,9 +46,10 @@ class Degradation:
 
     def __post_init__(self) -> None:
         extent = tuple(self.blur_extent) if self.blur_extent is not None else None
-        self.mix = KernelMix(self.kernel_size, dict(self.kernels), extent)
-        if self.noise_space not in NOISE_SPACES:
-            raise ValueError(f"noise_space must be one of {', '.join(NOISE_SPACES)}, got {self.noise_space!r}")
+        self.mix = KernelMix(self.kernel_size, dict(self.kernels), extent, self.blur_extent_law)
+        if self.noise_space not in DEGRADATION_NOISE_SPACES:
+            raise ValueError(f"noise_space must be one of {', '.join(DEGRADATION_NOISE_SPACES)}, "
+                             f"got {self.noise_space!r}")
         if self.jpeg_quality is not None:
             low, high = self.jpeg_quality
             if not 1 <= low <= high <= 100:
@@ -65,17 +71,22 @@ class Degradation:
         gain = 1.0 + self.saturation * rng.random()
         peak = self.poisson_peak * 10 ** (2 * rng.random()) if self.poisson_peak > 0 else 0.0
         sigma = self.noise_sigma * rng.random()
+        noise_space = self.noise_space
+        if noise_space == "mixed":
+            noise_space = NOISE_SPACES[int(rng.integers(len(NOISE_SPACES)))]
         seed = int(rng.integers(2**62))
         quality = self._draw_jpeg_quality(rng)
         if deferred:
             if quality:
                 raise DataError("JPEG re-compression runs in the loader workers: turn data.blur_on_device off")
+            if self.noise_space == "mixed":
+                raise DataError("data.noise_space=mixed draws per pair in the loader workers: turn data.blur_on_device off")
             levels = torch.tensor([gain, peak, sigma], dtype=torch.float32)
             return {"window": window, "kernel": kernel, "levels": levels, "kind": kind}
         generator = torch.Generator().manual_seed(seed)
-        blurred, sharp = synthesize(window[None], kernel[None], gain, peak, sigma, generator, self.noise_space)
+        blurred, sharp = synthesize(window[None], kernel[None], gain, peak, sigma, generator, noise_space)
         blurred = blurred[0] if not quality else jpeg_roundtrip(blurred[0], quality)
-        return {"blur": blurred, "sharp": sharp[0], "kernel": kernel, "kind": kind}
+        return {"blur": blurred, "sharp": sharp[0], "kernel": kernel, "kind": kind, "noise_space": noise_space}
 
     def _draw_jpeg_quality(self, rng: np.random.Generator) -> int:
         """0 for no re-compression."""

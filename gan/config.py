@@ -52,7 +52,9 @@ class TrainConfig:
     # channels_last memory format, and torch.compile of the generator. All off by default. On this 2-core CPU a
     # LightUNet-48 step (batch 8, 96 px) took 1.00 s NCHW and 0.88 s channels_last (medians of 6, with the trainer's
     # allocator setting, gan/cpu_allocator.py); bf16 and compile gain nothing there.
-    amp: str = "off"  # off | bf16 | fp16
+    # auto: bf16 where it is native (AVX512-BF16 or AMX on a CPU, read from its flags; a bf16 GPU) and, on a CPU,
+    # measured faster at the training batch shape when the trainer starts (gan/precision.py); fp32 elsewhere.
+    amp: str = "off"  # off | auto | bf16 | fp16
     channels_last: bool = False
     compile: bool = False
 
@@ -71,8 +73,8 @@ class TrainConfig:
             problems.append(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.checkpoint_every < 0:
             problems.append(f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        if self.amp not in ("off", "bf16", "fp16"):
-            problems.append(f"train.amp must be off, bf16 or fp16, got {self.amp!r}")
+        if self.amp not in ("off", "auto", "bf16", "fp16"):
+            problems.append(f"train.amp must be off, auto, bf16 or fp16, got {self.amp!r}")
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             problems.append(f"train.device must be auto, cpu, mps or cuda[:N], got {self.device!r}")
         return problems

@@ -45,6 +45,7 @@ from .errors import ConfigError, ExperimentError, Interrupted, TrainingDiverged
 from .experiment import Experiment
 from .interrupt import GracefulInterrupt, ignore_interrupts_in_worker
 from .metrics import load_lpips, mean_psnr, psnr_per_image, ssim_per_image
+from .precision import choose_precision
 from .rng import capture_rng_state, restore_rng_state
 
 
@@ -87,9 +88,16 @@ class Trainer:
         )
         if config.train.compile:
             self.training_generator = torch.compile(self.training_generator)
-        self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.train.amp]
-        if self.amp_dtype is torch.float16 and self.device.type != "cuda":
-            raise ConfigError(f"train.amp=fp16 needs a CUDA device, not {self.device.type}; use bf16 or off")
+        if config.train.amp == "fp16" and self.device.type != "cuda":
+            raise ConfigError(f"train.amp=fp16 needs a CUDA device, not {self.device.type}; use bf16, auto or off")
+        # Its own generator: timing must not move the global RNG stream that seeds everything after it.
+        sample = torch.rand(config.train.batch_size, 3, config.data.crop_size, config.data.crop_size,
+                            generator=torch.Generator().manual_seed(0))
+        sample = sample.to(self.device).contiguous(memory_format=self.memory_format)
+        self.precision = choose_precision(config.train.amp, self.device, self.generator, sample)
+        self.amp_dtype = self.precision.dtype
+        if self.world.is_main and config.train.amp == "auto":
+            print(f"train.amp=auto: {self.precision.reason}", flush=True)
         # fp16 gradients underflow without loss scaling; one scaler per optimiser (see optimise()).
         self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
         self._saved_scalers: list[dict] = []  # a resumed run's, in the order the optimisers first stepped
@@ -380,6 +388,7 @@ class Trainer:
                 "blurry_ssim": self.blurry_scores.ssim,
             },
             "config": self.config.to_dict(),
+            "precision": {"amp": self.precision.name, "reason": self.precision.reason},
         }
 
     def _ema_state(self) -> dict[str, Any]:

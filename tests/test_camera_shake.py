@@ -74,6 +74,40 @@ def test_degradation_draws_jpeg_only_when_asked_and_keeps_older_streams():
     assert torch.equal(b["blur"], (b["blur"] * 255).round() / 255)
 
 
+def test_log_extent_law_draws_small_shake_as_often_as_large():
+    """Log-uniform in [1, 35] puts about 65% of drawn extents under 10 px (ln 10 / ln 35) where uniform puts 26%;
+    trajectory_v1 walks follow the drawn extent too instead of filling the kernel."""
+    def share_under_10(kind: str, law: str) -> float:
+        mix = KernelMix(39, {kind: 1.0}, extent=(1.0, 35.0), extent_law=law)
+        rng = np.random.default_rng(4)
+        return float(np.mean([kernel_extent(mix(rng)[0]) < 10 for _ in range(120)]))
+
+    for kind in ("trajectory", "linear", "smooth", "trajectory_v1"):
+        log, uniform = share_under_10(kind, "log"), share_under_10(kind, "uniform")
+        assert log > 0.4 and log > uniform + 0.25, (kind, log, uniform)
+    with pytest.raises(ValueError, match="needs an extent range"):
+        KernelMix(39, {"trajectory": 1.0}, extent_law="log")
+
+
+def test_mixed_noise_space_draws_linear_or_srgb_per_pair():
+    window = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(0))
+    mixed = Degradation(9, {"trajectory": 1.0}, noise_sigma=0.01, noise_space="mixed")
+    spaces = [mixed(window, np.random.default_rng(seed))["noise_space"] for seed in range(60)]
+    assert 15 < spaces.count("linear") < 45 and spaces.count("linear") + spaces.count("srgb") == 60
+    plain = Degradation(9, {"trajectory": 1.0}, noise_sigma=0.01)
+    assert {plain(window, np.random.default_rng(seed))["noise_space"] for seed in range(5)} == {"linear"}
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"blur_extent_law": "cubic", "blur_extent": [1, 9]}, "data.blur_extent_law must be one of uniform, log"),
+    ({"blur_extent_law": "log"}, "data.blur_extent_law=log needs data.blur_extent"),
+    ({"noise_space": "mixed", "blur_on_device": True}, "data.noise_space=mixed needs data.blur_on_device off"),
+])
+def test_extent_law_and_mixed_noise_settings_that_cannot_work_are_named(settings, message):
+    problems = DataConfig(kernel_size=21, **settings).check()
+    assert any(message in problem for problem in problems), problems
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("blur_extent", [5, 40], "data.blur_extent must be [min, max]"),
     ("blur_extent", [9, 3], "data.blur_extent must be [min, max]"),
