@@ -1,10 +1,12 @@
-"""Score deblurring methods with stated conventions: PSNR, SSIM, LPIPS and runtime, next to the blurred input.
+"""Score deblurring methods with stated conventions: PSNR, SSIM, LPIPS, ColorVideoVDP (JOD), FLIP and runtime,
+next to the blurred input.
 
     python evaluate.py --benchmark benchmarks/motion-v1 --methods wiener rl blind-rl --out evaluations/motion-v1
     python evaluate.py --benchmark benchmarks/motion-v1 --methods model --checkpoint RUN/checkpoints/best.pt
     python evaluate.py --data gopro --root GOPRO_Large --methods model --checkpoint best.pt   # official test split
     python evaluate.py --restored my_outputs/ --sharp sharp/ --blurred blurred/ --label my-method
     python evaluate.py --compare evaluations/motion-v1            # one Markdown table of every run in there
+    python evaluate.py --benchmark benchmarks/motion-v1 --methods wiener --metrics flip   # PSNR, SSIM and FLIP only
 
 Each method's run folder gets per_image.csv, summary.json, table.md, psnr_hist.png, on a benchmark breakdown.md
 and breakdown.png (per kernel kind and blur extent), and best/worst side-by-side
@@ -21,6 +23,7 @@ import sys
 from pathlib import Path
 
 from gan.errors import USER_ERRORS
+from gan.offline_metrics import METRIC_CHOICES
 from gan.tiling_args import add_tiling_arguments
 
 METHODS = ("wiener", "rl", "blind-rl", "cnn-rl", "model")
@@ -50,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--blind-sigma", type=float, default=2.0, help="blind-rl: the guessed Gaussian sigma (default 2)")
     parser.add_argument("--sigma-cnn", type=Path, default=SIGMA_CNN, help="cnn-rl: weights (default weights/sigma_cnn.pt)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS entirely")
+    parser.add_argument("--metrics", nargs="+", choices=METRIC_CHOICES, metavar="METRIC",
+                        help="what to score, of: psnr ssim lpips cvvdp flip (default: all; PSNR and SSIM always). "
+                             "Named here, a metric whose package is missing is an error; by default it is a note")
     parser.add_argument("--device", default="auto", help="model: auto, cpu, cuda[:N] or mps")
     add_tiling_arguments(parser)
     args = parser.parse_args(argv)
@@ -143,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             if folder.exists() and any(folder.iterdir()) and not args.overwrite:
                 raise DataError(f"run folder {folder} exists; pass --overwrite to replace it, or choose --out/--label")
             plans.append((label, method, needs_kernel, device, folder))
-        scorer = Scorer(lpips=not args.no_lpips)
+        chosen = set(args.metrics or METRIC_CHOICES)
+        optional = tuple(m for m in ("cvvdp", "flip") if m in chosen)
+        scorer = Scorer(lpips="lpips" in chosen and not args.no_lpips, metrics=optional,
+                        required=optional if args.metrics else ())
         for note in scorer.notes:
             print(note, file=sys.stderr)
         summaries = []

@@ -229,7 +229,10 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         if dataclasses.is_dataclass(hint):
             values[key] = _build(hint, value, f"{prefix}{key}.")
         elif not _matches(value, hint):
-            raise ConfigError(f"config key '{prefix}{key}' must be {_describe(hint)}, got {value!r}")
+            # YAML 1.1 reads off/on/yes/no as booleans: say so, since train.amp=off looks right and is not.
+            quote = (f"; YAML reads off, on, yes and no as booleans, so quote the word: {prefix}{key}='off'"
+                     if isinstance(value, bool) and _matches("text", hint) else "")
+            raise ConfigError(f"config key '{prefix}{key}' must be {_describe(hint)}, got {value!r}{quote}")
         else:
             values[key] = float(value) if hint is float else value
     return cls(**values)

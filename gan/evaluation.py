@@ -29,14 +29,19 @@ from datasets.kernels import kernel_extent
 
 from .inference import side_by_side
 from .metrics import PSNR_CAP, load_lpips, psnr_per_image, ssim_per_image
+from .offline_metrics import COLUMN, CVVDP_DISPLAY, LOADERS
+
 CONVENTIONS = (
     "PSNR: RGB, 8-bit rounded, no border crop, per image then averaged (identical images count as "
     f"{PSNR_CAP:.0f} dB in the mean). SSIM: 8-bit, Gaussian window 11, sigma 1.5, per channel over valid windows, "
-    "averaged. LPIPS: lpips package, AlexNet and VGG, 8-bit inputs scaled to [-1, 1]. Seconds: wall time of the "
-    "method per image after one warm-up call, on the stated device."
+    "averaged. LPIPS: lpips package, AlexNet and VGG, 8-bit inputs scaled to [-1, 1]. JOD: ColorVideoVDP (cvvdp), "
+    f"8-bit sRGB on its {CVVDP_DISPLAY} display model, 10 = identical. FLIP: flip-evaluator, LDR, mean of the error "
+    "map at 67 pixels per degree, 0 = identical. Seconds: wall time of the method per image after one warm-up "
+    "call, on the stated device."
 )
 Method = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
-METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg")
+METRICS = ("psnr", "ssim", "lpips_alex", "lpips_vgg", "jod", "flip")
+
 
 
 @dataclass
@@ -50,11 +55,17 @@ class Item:
 
 
 class Scorer:
-    """PSNR, SSIM and LPIPS (AlexNet and VGG, where their ImageNet backbones are available) of one image."""
+    """PSNR and SSIM of one image, and of the optional metrics asked for those that can run here: LPIPS (AlexNet
+    and VGG, where their ImageNet backbones are available), ColorVideoVDP and FLIP (where their packages are
+    installed). Each one that cannot run leaves a note and n/a, never a value. ``required``: metrics whose absence
+    is an error instead (the user named them)."""
 
-    def __init__(self, device: torch.device = torch.device("cpu"), lpips: bool = True):
+    def __init__(self, device: torch.device = torch.device("cpu"), lpips: bool = True,
+                 metrics: tuple[str, ...] = ("cvvdp", "flip"), required: tuple[str, ...] = ()):
         self.device = device
         self.lpips: dict[str, Callable] = {}
+        self.offline: dict[str, Callable] = {}
+        self._baselines: dict[str, dict] = {}
         self.notes: list[str] = []
         for net in ("alex", "vgg") if lpips else ():
             scorer, reason = load_lpips(net, device)
@@ -62,6 +73,14 @@ class Scorer:
                 self.notes.append(reason)
             else:
                 self.lpips[net] = scorer
+        for name in metrics:
+            scorer, reason = LOADERS[name]()
+            if scorer is None and name in required:
+                raise DataError(reason)
+            if scorer is None:
+                self.notes.append(reason)
+            else:
+                self.offline[COLUMN[name]] = scorer
 
     @torch.no_grad()
     def __call__(self, restored: np.ndarray, sharp: np.ndarray) -> dict[str, float | None]:
@@ -73,7 +92,15 @@ class Scorer:
         }
         for net in ("alex", "vgg"):
             scores[f"lpips_{net}"] = self.lpips[net](prediction, target).item() if net in self.lpips else None
+        for column in ("jod", "flip"):
+            scores[column] = self.offline[column](restored, sharp) if column in self.offline else None
         return scores
+
+    def baseline(self, name: str, blurred: np.ndarray, sharp: np.ndarray) -> dict[str, float | None]:
+        """The blurred input's scores, computed once per image however many methods are scored."""
+        if name not in self._baselines:
+            self._baselines[name] = self(blurred, sharp)
+        return self._baselines[name]
 
 
 def folder_items(restored: Path, sharp: Path, blurred: Path | None = None) -> list[Item]:
@@ -175,7 +202,7 @@ class Evaluation:
             if item.kernel is not None:
                 row.update(kernel=item.kind, extent=kernel_extent(torch.from_numpy(item.kernel())))
             if blurred is not None:
-                row.update({f"blurred_{k}": v for k, v in scorer(blurred, sharp).items()})
+                row.update({f"blurred_{k}": v for k, v in scorer.baseline(item.name, blurred, sharp).items()})
             rows.append(row)
             kept[item.name] = restored
             ranked = sorted(rows, key=lambda r: r["psnr"])
@@ -191,7 +218,7 @@ class Evaluation:
         return summary
 
     def _summary(self, rows: list[dict], total: int, failures: list[str], notes: list[str]) -> dict:
-        metrics = {m: _mean([r[m] for r in rows]) for m in METRICS} if rows else {}
+        metrics = {m: _mean([r.get(m) for r in rows]) for m in METRICS} if rows else {}
         blurred = {m: _mean([r.get(f"blurred_{m}") for r in rows]) for m in METRICS} if rows and "blurred_psnr" in rows[0] else None
         seconds = [r["seconds"] for r in rows if r["seconds"] is not None]
         return {
@@ -332,18 +359,21 @@ def _cell(value: float | None, digits: int) -> str:
 
 def markdown_table(summaries: list[dict]) -> str:
     """One row per method (plus the blurred input once), on the benchmark(s) the summaries name."""
-    header = "| Method | PSNR (dB) | SSIM | LPIPS (Alex) | LPIPS (VGG) | s / image | images |"
-    lines = [header, "|---|---|---|---|---|---|---|"]
+    header = "| Method | PSNR (dB) | SSIM | LPIPS (Alex) | LPIPS (VGG) | JOD | FLIP | s / image | images |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+
+    def cells(m: dict) -> str:
+        # .get: runs scored before JOD and FLIP existed show n/a there
+        return (f"{_cell(m.get('psnr'), 2)} | {_cell(m.get('ssim'), 4)} | {_cell(m.get('lpips_alex'), 4)} | "
+                f"{_cell(m.get('lpips_vgg'), 4)} | {_cell(m.get('jod'), 3)} | {_cell(m.get('flip'), 4)}")
+
     blurred = next((s for s in summaries if s.get("blurred")), None)
     if blurred is not None:
-        b = blurred["blurred"]
-        lines.append(f"| Blurred input | {_cell(b['psnr'], 2)} | {_cell(b['ssim'], 4)} | {_cell(b['lpips_alex'], 4)} | "
-                     f"{_cell(b['lpips_vgg'], 4)} | - | {blurred['images_scored']} |")
+        lines.append(f"| Blurred input | {cells(blurred['blurred'])} | - | {blurred['images_scored']} |")
     for s in summaries:
-        m = s["metrics"] or dict.fromkeys(METRICS)
+        m = s["metrics"] or {}
         images = f"{s['images_scored']}" + ("" if s["complete"] else f" of {s['images_total']} (INCOMPLETE)")
-        lines.append(f"| {s['label']} | {_cell(m['psnr'], 2)} | {_cell(m['ssim'], 4)} | {_cell(m['lpips_alex'], 4)} | "
-                     f"{_cell(m['lpips_vgg'], 4)} | {_cell(s['seconds_per_image_median'], 3)} | {images} |")
+        lines.append(f"| {s['label']} | {cells(m)} | {_cell(s['seconds_per_image_median'], 3)} | {images} |")
     datasets = {json.dumps(s["dataset"], sort_keys=True) for s in summaries}
     if len(datasets) > 1:
         lines.append("\nWARNING: these rows were scored on different image sets and are not comparable: "

@@ -32,11 +32,17 @@ def test_defaults_file_and_overrides_layer_in_that_order(tmp_path):
         (["model.start_filters=wide"], "model.start_filters must be int"),
         (["nosection=1"], "must look like section.key=value"),
         (["train.device=tpu"], "train.device must be"),
+        (["train.amp=off"], "YAML reads off, on, yes and no as booleans, so quote the word: train.amp='off'"),
+        (["data.blur_extent_law=cubic"], "data.blur_extent_law must be one of uniform, log"),
     ],
 )
 def test_bad_keys_and_values_are_named(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_config(None, override)
+
+
+def test_a_quoted_off_is_the_word():
+    assert load_config(None, ["train.amp='off'"]).train.amp == "off"
 
 
 def test_bad_config_files_are_named(tmp_path):
