@@ -5,7 +5,8 @@ next to the blurred input.
     python evaluate.py --benchmark benchmarks/motion-v1 --methods model --checkpoint RUN/checkpoints/best.pt
     python evaluate.py --data gopro --root GOPRO_Large --methods model --checkpoint best.pt   # official test split
     python evaluate.py --restored my_outputs/ --sharp sharp/ --blurred blurred/ --label my-method
-    python evaluate.py --compare evaluations/motion-v1            # one Markdown table of every run in there
+    python evaluate.py --compare evaluations/motion-v1            # one table of every run in there, and paired
+                                                                  # per-image differences with 95% intervals
     python evaluate.py --benchmark benchmarks/motion-v1 --methods wiener --metrics flip   # PSNR, SSIM and FLIP only
 
 Each method's run folder gets per_image.csv, summary.json, table.md, psnr_hist.png, on a benchmark breakdown.md
@@ -19,6 +20,7 @@ tiled so any size works).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -131,9 +133,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.compare:
-            from gan.evaluation import load_summaries
+            from gan.evaluation import load_runs
+            from gan.significance import significance_table
 
-            print(markdown_table(load_summaries(args.compare)))
+            runs = load_runs(args.compare)
+            print(markdown_table([summary for _, summary in runs]))
+            comparable = {json.dumps(summary["dataset"], sort_keys=True) for _, summary in runs}
+            if len(runs) > 1 and len(comparable) == 1 and all((f / "per_image.csv").is_file() for f, _ in runs):
+                print("\nPaired per-image differences (a difference is real only where its 95% interval excludes 0):\n")
+                print(significance_table(runs))
             return 0
         items, dataset, kernel_size, default_out = collect_items(args)
         out_root = args.out or Path("evaluations") / default_out

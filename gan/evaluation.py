@@ -384,13 +384,18 @@ def markdown_table(summaries: list[dict]) -> str:
 
 def load_summaries(paths: list[Path]) -> list[dict]:
     """summary.json of each run folder; a folder holding run folders contributes all of them, in name order."""
-    summaries = []
+    return [summary for _, summary in load_runs(paths)]
+
+
+def load_runs(paths: list[Path]) -> list[tuple[Path, dict]]:
+    """(run folder, its summary.json) for each run folder given or found one level below a given folder."""
+    runs = []
     for path in paths:
         if (path / "summary.json").is_file():
-            summaries.append(json.loads((path / "summary.json").read_text()))
+            runs.append((path, json.loads((path / "summary.json").read_text())))
             continue
         found = sorted(path.glob("*/summary.json")) if path.is_dir() else []
         if not found:
             raise DataError(f"{path} has no summary.json (nor do its sub-folders): is it an evaluate.py output?")
-        summaries += [json.loads(p.read_text()) for p in found]
-    return summaries
+        runs += [(p.parent, json.loads(p.read_text())) for p in found]
+    return runs

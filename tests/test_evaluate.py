@@ -141,8 +141,11 @@ def test_compare_prints_one_table_and_flags_different_benchmarks(bench_folder, t
         assert result.returncode == 0, result.stderr
     compare = run_cli("-m", "evaluate", "--compare", str(out), cwd=tmp_path)
     assert compare.returncode == 0
-    lines = [line for line in compare.stdout.splitlines() if line.startswith("| ")]
+    table, _, paired = compare.stdout.partition("Paired per-image differences")
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
     assert len(lines) == 1 + 1 + 2 and "WARNING" not in compare.stdout  # header, blurred input, two methods
+    rows = [line for line in paired.splitlines() if line.startswith("| rl")]
+    assert [row.split(" | ")[2] for row in rows][:2] == ["PSNR (dB)", "SSIM"] and "95% interval" in paired
     summary = json.loads((out / "rl" / "summary.json").read_text())
     summary["dataset"]["fingerprint"] = "something-else"
     (out / "rl" / "summary.json").write_text(json.dumps(summary))

@@ -1,0 +1,45 @@
+"""Paired per-image differences: hand-computed intervals and verdicts on real per_image.csv files."""
+
+import csv
+
+import pytest
+
+from gan.significance import paired_difference, per_image, significance_table, verdict
+
+
+def _run(folder, rows):
+    folder.mkdir()
+    with open(folder / "per_image.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["name", "psnr", "flip"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def test_a_consistent_gain_is_real_and_a_noisy_one_is_not(tmp_path):
+    a = _run(tmp_path / "a", [{"name": f"i{k}", "psnr": 30 + k, "flip": 0.10} for k in range(3)])
+    b = _run(tmp_path / "b", [{"name": f"i{k}", "psnr": 30 + k - d, "flip": 0.1 + f}
+                               for k, d, f in ((0, 1, 0.01), (1, 2, 0.02), (2, 3, 0.03))])
+    scores_a, scores_b = per_image(a), per_image(b)
+    # Differences 1, 2, 3: mean 2, sd 1, standard error 1/sqrt(3), t(0.975, 2) = 4.3027 -> 2 +- 2.4841.
+    psnr = paired_difference(scores_a, scores_b, "psnr")
+    assert psnr["images"] == 3 and psnr["mean"] == pytest.approx(2.0)
+    assert (psnr["low"], psnr["high"]) == pytest.approx((2 - 2.4841, 2 + 2.4841), abs=1e-3)
+    assert verdict(psnr, "A", "B", True) == "no clear difference" and psnr["a_wins"] == 3
+    # FLIP (lower is better): differences -0.01, -0.02, -0.03 -> interval excludes 0 only with more images.
+    same_gain = _run(tmp_path / "c", [{"name": f"i{k}", "psnr": 29 + k, "flip": 0.1} for k in range(3)])
+    constant = paired_difference(scores_a, per_image(same_gain), "psnr")
+    assert constant["low"] == constant["high"] == pytest.approx(1.0)
+    assert verdict(constant, "A", "C", True) == "A better"
+    flip = paired_difference(scores_a, scores_b, "flip")
+    assert verdict({**flip, "low": -0.03, "high": -0.01}, "A", "B", False) == "A better"
+
+
+def test_images_scored_by_one_run_only_are_left_out_and_the_table_names_both(tmp_path):
+    a = _run(tmp_path / "a", [{"name": n, "psnr": 31, "flip": ""} for n in ("x", "y", "z")])
+    b = _run(tmp_path / "b", [{"name": n, "psnr": 30, "flip": ""} for n in ("x", "y")])
+    assert paired_difference(per_image(a), per_image(b), "psnr")["images"] == 2
+    assert paired_difference(per_image(a), per_image(b), "flip") is None  # not scored: no row, no made-up value
+    table = significance_table([(a, {"label": "new"}), (b, {"label": "old"})])
+    assert "| new | old | PSNR (dB) | 2 | +1.00 | [+1.00, +1.00] | 2 / 0 | new better |" in table
+    assert "FLIP" not in table
