@@ -4,6 +4,7 @@ next to the blurred input.
     python evaluate.py --benchmark benchmarks/motion-v1 --methods wiener rl blind-rl --out evaluations/motion-v1
     python evaluate.py --benchmark benchmarks/motion-v1 --methods model --checkpoint RUN/checkpoints/best.pt
     python evaluate.py --data gopro --root GOPRO_Large --methods model --checkpoint best.pt   # official test split
+    python evaluate.py --data hide --root HIDE_dataset --methods model    # test-close and test-long rows too
     python evaluate.py --restored my_outputs/ --sharp sharp/ --blurred blurred/ --label my-method
     python evaluate.py --compare evaluations/motion-v1            # one table of every run in there, and paired
                                                                   # per-image differences with 95% intervals
@@ -36,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_argument_group("what to score (one of)")
     source.add_argument("--benchmark", type=Path, help="a folder written by python -m datasets.benchmark")
-    source.add_argument("--data", choices=("gopro", "realblur-J", "realblur-R", "paired"),
+    source.add_argument("--data", choices=("gopro", "hide", "realblur-J", "realblur-R", "paired"),
                         help="a real dataset's test split (gopro, realblur-*) or a paired folder, with --root")
     source.add_argument("--root", type=Path, help="the dataset folder for --data")
     source.add_argument("--restored", type=Path, help="a folder of restorations made elsewhere (with --sharp)")
@@ -200,7 +201,7 @@ def collect_items(args: argparse.Namespace):
         return items, {"sharp": str(args.sharp)}, 21, args.sharp.name
     source, _, variant = args.data.partition("-")
     config = DataConfig(source=source, root=str(args.root), realblur_variant=variant or "J")
-    pairs, problems = list_pairs(config, "test" if source in ("gopro", "realblur") else "train")
+    pairs, problems = list_pairs(config, "test" if source in ("gopro", "realblur", "hide") else "train")
     if problems:
         from datasets.errors import DataError
 

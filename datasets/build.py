@@ -23,6 +23,7 @@ from .paired import (
     gopro_pairs,
     list_file_pairs,
     paired_folder_pairs,
+    hide_pairs,
     realblur_pairs,
     split_by_group,
 )
@@ -149,6 +150,8 @@ def list_pairs(config: DataConfig, split: str = "train") -> tuple[list[Pair], li
     while listing them (files with no partner, missing listed files)."""
     if config.source == "gopro":
         return gopro_pairs(config.root, split, config.gopro_blur)
+    if config.source == "hide":
+        return hide_pairs(config.root, split)
     if config.source == "realblur":
         return realblur_pairs(config.root, config.realblur_variant, split, config.allow_outside_paths)
     if config.pairs_file:

@@ -7,17 +7,17 @@ from dataclasses import dataclass, field
 from .kernels import EXTENT_LAWS, KERNEL_KINDS
 from .synthetic import DEGRADATION_NOISE_SPACES
 
-SOURCES = ("embedded", "folder", "gopro", "realblur", "paired")
+SOURCES = ("embedded", "folder", "gopro", "realblur", "hide", "paired")
 SYNTHETIC_SOURCES = ("embedded", "folder")
 
 
 @dataclass
 class DataConfig:
     # embedded: scikit-image's bundled photos, blurred on the fly; folder: every image below sharp_dir, blurred on
-    # the fly; gopro: GOPRO_Large at root; realblur: RealBlur at root (its list files); paired: root/blur and
+    # the fly; gopro: GOPRO_Large at root; realblur: RealBlur at root (its list files); hide: HIDE_dataset at root; paired: root/blur and
     # root/sharp with matching names, or pairs_file. See the README's Data section for each layout.
     source: str = "embedded"
-    root: str | None = None  # gopro, realblur, paired
+    root: str | None = None  # gopro, realblur, hide, paired
     sharp_dir: str | None = None  # folder
     val_sharp_dir: str | None = None  # folder: default holds out val_fraction of sharp_dir's images
     pairs_file: str | None = None  # paired: CSV or text list of "blur,sharp" paths (relative to the list file)
@@ -70,7 +70,7 @@ class DataConfig:
             problems.append(f"data.source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if self.source == "folder" and not self.sharp_dir:
             problems.append("data.source 'folder' needs data.sharp_dir")
-        if self.source in ("gopro", "realblur") and not self.root:
+        if self.source in ("gopro", "realblur", "hide") and not self.root:
             problems.append(f"data.source {self.source!r} needs data.root")
         if self.source == "paired" and not (self.root or self.pairs_file):
             problems.append("data.source 'paired' needs data.root (with blur/ and sharp/) or data.pairs_file")

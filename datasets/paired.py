@@ -1,4 +1,4 @@
-"""Real blurred/sharp pairs: GoPro, RealBlur, and generic paired folders or lists.
+"""Real blurred/sharp pairs: GoPro, RealBlur, HIDE, and generic paired folders or lists.
 
 Each layout is turned into a list of ``Pair``s carrying a *group* (GoPro sequence, RealBlur scene, sub-folder):
 validation holds out whole groups, because neighbouring frames of one sequence are near-identical and would leak.
@@ -61,6 +61,27 @@ def gopro_pairs(root: str | Path, split: str, blur_folder: str = "blur") -> tupl
         found, missing = match_folders(blur_dir, sharp_dir, lambda name, s=sequence.name: s)
         pairs += found
         problems += missing
+    return pairs, problems
+
+
+HIDE_TEST_SUBSETS = ("test-close", "test-long")
+
+
+def hide_pairs(root: str | Path, split: str) -> tuple[list[Pair], list[str]]:
+    """HIDE (Shen et al. 2019): ``HIDE_dataset/train/*.png`` and ``test/{test-close,test-long}/*.png`` blurred,
+    their sharp frames under the same names in ``GT/``. The group is the subset (train, test-close, test-long):
+    close-ups and long shots are reported apart, as in the paper."""
+    root = Path(root).expanduser()
+    sharp_dir = _folder(root / "GT", "HIDE ground-truth folder")
+    blur_dirs = [root / "train"] if split == "train" else [root / "test" / s for s in HIDE_TEST_SUBSETS]
+    pairs, problems = [], []
+    sharps = {p.name: p for p in image_files(sharp_dir)}
+    for blur_dir in blur_dirs:
+        for blur in image_files(_folder(blur_dir, f"HIDE {blur_dir.name} folder")):
+            if blur.name in sharps:
+                pairs.append(Pair(blur, sharps[blur.name], blur_dir.name))
+            else:
+                problems.append(f"{blur} has no partner in {sharp_dir}")
     return pairs, problems
 
 

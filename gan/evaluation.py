@@ -26,6 +26,7 @@ from tqdm import tqdm
 from datasets.errors import DataError
 from datasets.images import array_to_tensor, image_size, list_images, read_array, tensor_to_array
 from datasets.kernels import kernel_extent
+from datasets.paired import HIDE_TEST_SUBSETS
 
 from .inference import side_by_side
 from .metrics import PSNR_CAP, load_lpips, psnr_per_image, ssim_per_image
@@ -52,6 +53,7 @@ class Item:
     kernel: Callable[[], np.ndarray] | None = None  # loads the true kernel, where known
     restored: Path | None = None  # folder mode: the restoration already exists on disk
     kind: str | None = None  # the benchmark's kernel kind (trajectory, linear, ...), where known
+    subset: str | None = None  # a real test set's part reported apart (HIDE's test-close and test-long)
 
 
 class Scorer:
@@ -145,7 +147,9 @@ def pair_items(pairs, root: Path) -> list[Item]:
             return str(path.relative_to(root).with_suffix(""))
         except ValueError:
             return str(path.with_suffix("")).lstrip("/")
-    return [Item(name(p.blur), p.blur, p.sharp) for p in pairs]
+    # HIDE's groups are its subsets; other layouts' groups (GoPro sequences, RealBlur scenes) are not reported apart.
+    subsets = {p.group for p in pairs} <= {"train", *HIDE_TEST_SUBSETS}
+    return [Item(name(p.blur), p.blur, p.sharp, subset=p.group if subsets else None) for p in pairs]
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -201,6 +205,8 @@ class Evaluation:
             row = {"name": item.name, **scorer(restored, sharp), "seconds": seconds}
             if item.kernel is not None:
                 row.update(kernel=item.kind, extent=kernel_extent(torch.from_numpy(item.kernel())))
+            if item.subset is not None:
+                row["subset"] = item.subset
             if blurred is not None:
                 row.update({f"blurred_{k}": v for k, v in scorer.baseline(item.name, blurred, sharp).items()})
             rows.append(row)
@@ -243,6 +249,7 @@ class Evaluation:
     def _write(self, rows: list[dict], summary: dict, items: list[Item], kept: dict[str, np.ndarray]) -> None:
         columns = ["name", *METRICS, "seconds"] + ([f"blurred_{m}" for m in METRICS] if rows and "blurred_psnr" in rows[0] else [])
         columns += ["kernel", "extent"] if rows and "extent" in rows[0] else []
+        columns += ["subset"] if rows and "subset" in rows[0] else []
         with open(self.out / "per_image.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
@@ -255,7 +262,8 @@ class Evaluation:
             self._extremes(rows, {item.name: item for item in items}, kept)
         if summary["breakdown"]:
             (self.out / "breakdown.md").write_text(breakdown_table(self.label, summary["breakdown"]) + "\n")
-            self._breakdown_plot(rows)
+            if "extent" in rows[0]:  # the plot is gain against blur extent
+                self._breakdown_plot(rows)
 
     def _breakdown_plot(self, rows: list[dict]) -> None:
         """PSNR gain over the blurred input against blur extent, one colour per kernel kind."""
@@ -319,15 +327,18 @@ EXTENT_BINS = ((0, 10), (10, 20), (20, 30), (30, 1000))
 
 
 def breakdown(rows: list[dict]) -> list[dict]:
-    """Mean PSNR and SSIM (restored and blurred) per kernel kind and per blur-extent bin; [] without kernels."""
-    if not rows or "extent" not in rows[0]:
-        return []
+    """Mean PSNR and SSIM (restored and blurred) per kernel kind and per blur-extent bin on a benchmark, per subset
+    on a real test set that has them (HIDE); [] otherwise."""
     groups: list[tuple[str, list[dict]]] = []
-    for kind in sorted({r["kernel"] or "unknown" for r in rows}):
-        groups.append((f"kind {kind}", [r for r in rows if (r["kernel"] or "unknown") == kind]))
-    for low, high in EXTENT_BINS:
-        label = f"extent {low}-{high - 1} px" if high < 1000 else f"extent {low}+ px"
-        groups.append((label, [r for r in rows if low <= r["extent"] < high]))
+    if rows and "subset" in rows[0]:
+        for subset in sorted({r["subset"] for r in rows}):
+            groups.append((f"subset {subset}", [r for r in rows if r["subset"] == subset]))
+    if rows and "extent" in rows[0]:
+        for kind in sorted({r["kernel"] or "unknown" for r in rows}):
+            groups.append((f"kind {kind}", [r for r in rows if (r["kernel"] or "unknown") == kind]))
+        for low, high in EXTENT_BINS:
+            label = f"extent {low}-{high - 1} px" if high < 1000 else f"extent {low}+ px"
+            groups.append((label, [r for r in rows if low <= r["extent"] < high]))
     result = []
     for label, members in groups:
         if not members:
