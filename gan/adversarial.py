@@ -77,8 +77,8 @@ class AdversarialTrainer(Trainer):
         self.reference_scores, _ = self._score(self.generator.eval())  # the pretrain checkpoint, same images
 
     def epoch_summary(self, scores: Scores) -> str:
-        reference, blurry = self.reference_scores.describe(), self.blurry_scores.psnr
-        return f"val {scores.describe()}  (pretrain: {reference}; blurry PSNR {blurry:.2f})"
+        reference, blurry = self.reference_scores.describe(self.perceptual_name), self.blurry_scores.psnr
+        return f"val {scores.describe(self.perceptual_name)}  (pretrain: {reference}; blurry PSNR {blurry:.2f})"
 
     def validate(self) -> Scores:
         scores = super().validate()

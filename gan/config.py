@@ -128,9 +128,15 @@ class LogConfig:
     scalar_every: int = 10  # steps between TensorBoard scalar writes
     val_images: int = 4  # validation pairs shown as blurred | restored | sharp rows
     lpips: bool = True  # also score validation with LPIPS when its ImageNet weights are there (costs time)
+    # none | flip | cvvdp: an offline perceptual metric on validation too (val/flip or val/jod in TensorBoard;
+    # README, Metrics). Off by default: its package is an extra, and it adds to each validation (README, Training).
+    perceptual: str = "none"
 
     def check(self) -> list[str]:
-        return [f"log.scalar_every must be >= 1, got {self.scalar_every}"] if self.scalar_every < 1 else []
+        problems = [f"log.scalar_every must be >= 1, got {self.scalar_every}"] if self.scalar_every < 1 else []
+        if self.perceptual not in ("none", "flip", "cvvdp"):
+            problems.append(f"log.perceptual must be none, flip or cvvdp, got {self.perceptual!r}")
+        return problems
 
 
 @dataclass

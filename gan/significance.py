@@ -45,7 +45,7 @@ def paired_difference(a: dict[str, dict], b: dict[str, dict], column: str) -> di
     spread = statistics.stdev(differences) / math.sqrt(len(names))
     half = stats.t.ppf(0.975, len(names) - 1) * spread
     return {"images": len(names), "mean": mean, "low": mean - half, "high": mean + half,
-            "a_wins": sum(d > 0 for d in differences), "b_wins": sum(d < 0 for d in differences)}
+            "a_higher": sum(d > 0 for d in differences), "b_higher": sum(d < 0 for d in differences)}
 
 
 def verdict(result: dict, a: str, b: str, higher_is_better: bool) -> str:
@@ -67,7 +67,9 @@ def significance_table(runs: list[tuple[Path, dict]]) -> str:
             if result is None:
                 continue
             digits = 2 if column == "psnr" else 4
+            a_better, b_better = ((result["a_higher"], result["b_higher"]) if higher
+                                  else (result["b_higher"], result["a_higher"]))
             lines.append(f"| {a['label']} | {b['label']} | {label} | {result['images']} | {result['mean']:+.{digits}f} | "
                          f"[{result['low']:+.{digits}f}, {result['high']:+.{digits}f}] | "
-                         f"{result['a_wins']} / {result['b_wins']} | {verdict(result, a['label'], b['label'], higher)} |")
+                         f"{a_better} / {b_better} | {verdict(result, a['label'], b['label'], higher)} |")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from datasets import EpochSampler, build_datasets
+from datasets.images import tensor_to_array
 from datasets.synthetic import synthesize_batch
 from losses import charbonnier
 from nets import build_network
@@ -45,6 +46,7 @@ from .errors import ConfigError, ExperimentError, Interrupted, TrainingDiverged
 from .experiment import Experiment
 from .interrupt import GracefulInterrupt, ignore_interrupts_in_worker
 from .metrics import load_lpips, mean_psnr, psnr_per_image, ssim_per_image
+from .offline_metrics import COLUMN, LOADERS
 from .precision import choose_precision
 from .rng import capture_rng_state, restore_rng_state
 
@@ -54,10 +56,12 @@ class Scores:
     psnr: float
     ssim: float
     lpips: float | None = None
+    perceptual: float | None = None  # log.perceptual's metric (JOD or FLIP), where asked for
 
-    def describe(self) -> str:
+    def describe(self, perceptual: str = "") -> str:
         text = f"PSNR {self.psnr:.2f} dB  SSIM {self.ssim:.4f}"
-        return text + (f"  LPIPS {self.lpips:.4f}" if self.lpips is not None else "")
+        text += f"  LPIPS {self.lpips:.4f}" if self.lpips is not None else ""
+        return text + (f"  {perceptual} {self.perceptual:.4f}" if self.perceptual is not None else "")
 
 
 class Trainer:
@@ -150,6 +154,12 @@ class Trainer:
         self.resumed_from: Path | None = None
         self.scores: Scores | None = None
         self.lpips, self.lpips_unavailable = load_lpips(device=self.device) if config.log.lpips else (None, "")
+        self.perceptual = None
+        if config.log.perceptual != "none":
+            self.perceptual, reason = LOADERS[config.log.perceptual]()
+            if self.perceptual is None:
+                raise ConfigError(f"log.perceptual={config.log.perceptual}: {reason}")
+        self.perceptual_name = COLUMN.get(config.log.perceptual, "").upper()
         self.writer: SummaryWriter | None = None  # opened by fit(): setup writes nothing to disk
         self.blurry_scores, _ = self._score(lambda blur: blur)
 
@@ -169,7 +179,8 @@ class Trainer:
         raise NotImplementedError
 
     def epoch_summary(self, scores: Scores) -> str:
-        return f"val {scores.describe()}  (blurry input: {self.blurry_scores.describe()})"
+        name = self.perceptual_name
+        return f"val {scores.describe(name)}  (blurry input: {self.blurry_scores.describe(name)})"
 
     @property
     def eval_generator(self) -> nn.Module:
@@ -331,7 +342,7 @@ class Trainer:
     def _score(self, restore, keep_rows: int = 0) -> tuple[Scores, list[torch.Tensor]]:
         """Scores of ``restore`` on the validation set, and the first ``keep_rows`` pairs as blurred | restored |
         sharp rows (kept from the same pass, so logging images costs no second forward)."""
-        psnrs, ssims, lpipses, rows = [], [], [], []
+        psnrs, ssims, lpipses, perceptual, rows = [], [], [], [], []
         for batch in self.val_loader:
             blur, sharp = batch["blur"].to(self.device), batch["sharp"].to(self.device)
             restored = restore(blur).clamp(0.0, 1.0)
@@ -339,19 +350,25 @@ class Trainer:
             ssims.append(ssim_per_image(restored, sharp).cpu())
             if self.lpips is not None:
                 lpipses.append(self.lpips(restored, sharp).cpu())
+            if self.perceptual is not None:
+                for one, target in zip(restored.float().cpu(), sharp.float().cpu()):
+                    perceptual.append(self.perceptual(tensor_to_array(one), tensor_to_array(target)))
             if len(rows) < keep_rows:
                 rows += list(torch.cat([blur, restored, sharp], dim=-1).cpu())[: keep_rows - len(rows)]
         lpips = torch.cat(lpipses).mean().item() if lpipses else None
-        return Scores(mean_psnr(torch.cat(psnrs)), torch.cat(ssims).mean().item(), lpips), rows
+        mean_perceptual = sum(perceptual) / len(perceptual) if perceptual else None
+        return Scores(mean_psnr(torch.cat(psnrs)), torch.cat(ssims).mean().item(), lpips, mean_perceptual), rows
 
     @torch.no_grad()
     def validate(self) -> Scores:
         generator = self.eval_generator.eval()
         scores, rows = self._score(generator, keep_rows=self.config.log.val_images)
-        for name, value in (("psnr", scores.psnr), ("ssim", scores.ssim), ("lpips", scores.lpips)):
+        perceptual = self.perceptual_name.lower() or "perceptual"
+        for name, field in (("psnr", "psnr"), ("ssim", "ssim"), ("lpips", "lpips"), (perceptual, "perceptual")):
+            value = getattr(scores, field)
             if value is not None:
                 self.writer.add_scalar(f"val/{name}", value, self.step)
-                self.writer.add_scalar(f"val/{name}_blurry_input", getattr(self.blurry_scores, name), self.step)
+                self.writer.add_scalar(f"val/{name}_blurry_input", getattr(self.blurry_scores, field), self.step)
         if rows and all(row.shape == rows[0].shape for row in rows):  # one row per pair: blurred | restored | sharp
             self.writer.add_image("val/blurred_restored_sharp", torch.cat(rows, dim=-2), self.step)
         else:  # whole validation images of different sizes: one image each

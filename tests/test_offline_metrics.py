@@ -103,3 +103,21 @@ def test_tables_of_runs_scored_before_jod_and_flip_show_na():
            "blurred": None, "complete": True, "images_scored": 4, "images_total": 4,
            "seconds_per_image_median": 0.1, "dataset": {"benchmark": "x"}}
     assert "| old | 30.00 | 0.9000 | n/a | n/a | n/a | n/a | 0.100 | 4 |" in markdown_table([old])
+
+
+def test_training_validation_can_log_flip_to_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from conftest import TINY
+
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "flip", "--set", *TINY, "train.epochs=1",
+                     "log.perceptual=flip", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "FLIP " in result.stdout
+    events = EventAccumulator(str(tmp_path / "experiments" / "flip" / "tensorboard"))
+    events.Reload()
+    assert {"val/flip", "val/flip_blurry_input"} <= set(events.Tags()["scalars"])
+    assert 0 <= events.Scalars("val/flip")[-1].value < 1
+    bad = run_cli("-m", "train_gan", "--pretrain", "--name", "bad", "--set", *TINY, "log.perceptual=vmaf",
+                  cwd=tmp_path)
+    assert bad.returncode != 0 and "log.perceptual must be none, flip or cvvdp, got 'vmaf'" in bad.stderr

@@ -25,7 +25,7 @@ def test_a_consistent_gain_is_real_and_a_noisy_one_is_not(tmp_path):
     psnr = paired_difference(scores_a, scores_b, "psnr")
     assert psnr["images"] == 3 and psnr["mean"] == pytest.approx(2.0)
     assert (psnr["low"], psnr["high"]) == pytest.approx((2 - 2.4841, 2 + 2.4841), abs=1e-3)
-    assert verdict(psnr, "A", "B", True) == "no clear difference" and psnr["a_wins"] == 3
+    assert verdict(psnr, "A", "B", True) == "no clear difference" and psnr["a_higher"] == 3
     # FLIP (lower is better): differences -0.01, -0.02, -0.03 -> interval excludes 0 only with more images.
     same_gain = _run(tmp_path / "c", [{"name": f"i{k}", "psnr": 29 + k, "flip": 0.1} for k in range(3)])
     constant = paired_difference(scores_a, per_image(same_gain), "psnr")
@@ -33,6 +33,9 @@ def test_a_consistent_gain_is_real_and_a_noisy_one_is_not(tmp_path):
     assert verdict(constant, "A", "C", True) == "A better"
     flip = paired_difference(scores_a, scores_b, "flip")
     assert verdict({**flip, "low": -0.03, "high": -0.01}, "A", "B", False) == "A better"
+    # The table counts the images each method is better on, by the metric's direction (FLIP: lower).
+    table = significance_table([(a, {"label": "A"}), (b, {"label": "B"})])
+    assert "| A | B | FLIP | 3 | -0.0200 |" in table and "| 3 / 0 |" in table.split("FLIP")[1]
 
 
 def test_images_scored_by_one_run_only_are_left_out_and_the_table_names_both(tmp_path):
