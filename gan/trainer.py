@@ -154,10 +154,10 @@ class Trainer:
         self.resumed_from: Path | None = None
         self.scores: Scores | None = None
         self.lpips, self.lpips_unavailable = load_lpips(device=self.device) if config.log.lpips else (None, "")
-        self.perceptual = None
+        self.val_metric = None  # log.perceptual's scorer (the adversarial phase's self.perceptual is its loss)
         if config.log.perceptual != "none":
-            self.perceptual, reason = LOADERS[config.log.perceptual]()
-            if self.perceptual is None:
+            self.val_metric, reason = LOADERS[config.log.perceptual]()
+            if self.val_metric is None:
                 raise ConfigError(f"log.perceptual={config.log.perceptual}: {reason}")
         self.perceptual_name = COLUMN.get(config.log.perceptual, "").upper()
         self.writer: SummaryWriter | None = None  # opened by fit(): setup writes nothing to disk
@@ -350,9 +350,9 @@ class Trainer:
             ssims.append(ssim_per_image(restored, sharp).cpu())
             if self.lpips is not None:
                 lpipses.append(self.lpips(restored, sharp).cpu())
-            if self.perceptual is not None:
+            if self.val_metric is not None:
                 for one, target in zip(restored.float().cpu(), sharp.float().cpu()):
-                    perceptual.append(self.perceptual(tensor_to_array(one), tensor_to_array(target)))
+                    perceptual.append(self.val_metric(tensor_to_array(one), tensor_to_array(target)))
             if len(rows) < keep_rows:
                 rows += list(torch.cat([blur, restored, sharp], dim=-1).cpu())[: keep_rows - len(rows)]
         lpips = torch.cat(lpipses).mean().item() if lpipses else None

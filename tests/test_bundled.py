@@ -103,7 +103,7 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
     assert shipped in card
     assert "Steps: 3, batch 2, 32 px crops" in card and "Hardware: a 2-core CPU" in card
     assert "2 sharp images from `photos`" in card and "1 more held out" in card
-    assert "**motion-v1**" in card and "| model bundled | 31.25 | 0.9000 | n/a | n/a | 0.125 | 48 |" in card
+    assert "**motion-v1**" in card and "| model bundled | 31.25 | 0.9000 | n/a | n/a | n/a | n/a | 0.125 | 48 |" in card
     assert "| Blurred input | 30.07 |" in card and "python train_gan.py --pretrain" in card
 
     # Scores of another file (an older export, a checkpoint) or of no model at all are refused.
