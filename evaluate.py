@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from gan.errors import USER_ERRORS
-from gan.offline_metrics import METRIC_CHOICES
+from gan.offline_metrics import LOADERS, METRIC_CHOICES
 from gan.tiling_args import add_tiling_arguments
 
 METHODS = ("wiener", "rl", "blind-rl", "cnn-rl", "model")
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise DataError(f"run folder {folder} exists; pass --overwrite to replace it, or choose --out/--label")
             plans.append((label, method, needs_kernel, device, folder))
         chosen = set(args.metrics or METRIC_CHOICES)
-        optional = tuple(m for m in ("cvvdp", "flip") if m in chosen)
+        optional = tuple(m for m in LOADERS if m in chosen)
         scorer = Scorer(lpips="lpips" in chosen and not args.no_lpips, metrics=optional,
                         required=optional if args.metrics else ())
         for note in scorer.notes:

@@ -123,3 +123,19 @@ def checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint({"model": {"name": "light_unet", "start_filters": 4}, "generator": model.state_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def bench_folder(tmp_path_factory):
+    """A tiny benchmark (6 images of 32x32, 9 px kernels) built by the real command; tests only read it."""
+    root = tmp_path_factory.mktemp("bench")
+    photos = root / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(7)
+    for index in range(2):
+        Image.fromarray(smooth_photo(rng, 80, 96)).save(photos / f"p{index}.png")
+    result = run_cli("-m", "datasets.benchmark", "--out", str(root / "tiny-v1"), "--photos", str(photos),
+                     "--tile", "32", "--kernel-size", "9", "--crops-per-photo", "3", "--min-texture", "0",
+                     cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root / "tiny-v1"

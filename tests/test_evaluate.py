@@ -66,21 +66,6 @@ def test_sigma_cnn_trains_saves_reloads_and_drives_rl(tmp_path):
     assert restored.shape == (40, 40, 3) and 0 < method.last_sigma < reloaded.max_sigma
 
 
-@pytest.fixture(scope="module")
-def bench_folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench")
-    photos = root / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(7)
-    for index in range(2):
-        Image.fromarray(smooth_photo(rng, 80, 96)).save(photos / f"p{index}.png")
-    result = run_cli("-m", "datasets.benchmark", "--out", str(root / "tiny-v1"), "--photos", str(photos),
-                     "--tile", "32", "--kernel-size", "9", "--crops-per-photo", "3", "--min-texture", "0",
-                     cwd=root)
-    assert result.returncode == 0, result.stderr
-    return root / "tiny-v1"
-
-
 def test_the_benchmark_is_seeded_verified_and_never_rewritten(bench_folder, tmp_path):
     bench = Benchmark.load(bench_folder)
     assert len(bench.names) == 6 and bench.meta["version"] == "tiny-v1"

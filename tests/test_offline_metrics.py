@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from conftest import ROOT, run_cli, smooth_photo
 from datasets.kernels import gaussian_kernel
@@ -30,19 +29,9 @@ def photo():
     return smooth_photo(np.random.default_rng(3), 96, 96).astype(np.float32) / 255.0
 
 
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    """A tiny benchmark (4 images of 32x32) built by the real command."""
-    root = tmp_path_factory.mktemp("offline-metrics")
-    photos = root / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(5)
-    for index in range(2):
-        Image.fromarray(smooth_photo(rng, 64, 80)).save(photos / f"p{index}.png")
-    result = run_cli("-m", "datasets.benchmark", "--out", str(root / "bench"), "--photos", str(photos), "--tile", "32",
-                     "--kernel-size", "9", "--crops-per-photo", "2", "--min-texture", "0", cwd=root)
-    assert result.returncode == 0, result.stderr
-    return root / "bench"
+@pytest.fixture
+def bench(bench_folder):
+    return bench_folder
 
 
 @pytest.mark.parametrize("load, identical, better", [(load_cvvdp, 10.0, np.greater), (load_flip, 0.0, np.less)])
