@@ -48,6 +48,14 @@ PRESETS = {
 }
 
 
+def preset_degradation(name: str) -> Degradation:
+    """A published benchmark's degradation, with inputs rounded to 8 bits as its PNG files are."""
+    preset = PRESETS[name]
+    return Degradation(preset["kernel_size"], _kernel_mix(preset["kernels"]), noise_sigma=preset["noise_sigma"],
+                       blur_extent=tuple(preset["blur_extent"]) if preset.get("blur_extent") else None,
+                       noise_space=preset["noise_space"], quantize=True)
+
+
 @dataclass
 class Benchmark:
     """A benchmark folder, checked on load: every listed file present and unchanged."""

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .augment import PairedAugment
+from .benchmark import preset_degradation
 from .config import DataConfig
 from .errors import DataError
 from .images import CachedImages, image_size, list_images, read_image
@@ -105,6 +106,7 @@ def degradation_from(config: DataConfig) -> Degradation:
         noise_space=config.noise_space,
         jpeg_quality=tuple(config.jpeg_quality) if config.jpeg_quality is not None else None,
         jpeg_probability=config.jpeg_probability,
+        quantize=config.quantize,
     )
 
 
@@ -139,8 +141,9 @@ def _synthetic(config: DataConfig, seed: int) -> Datasets:
                                    describe=lambda i: str(train_files[i]), **common)
         val_photos = [read_image(path) for path in val_files]
         val_names, train_names = [str(p) for p in val_files], [str(p) for p in train_files]
+    val_degradation = preset_degradation(config.val_degradation) if config.val_degradation else degradation
     val = FixedPairs(val_photos, crop_size=config.val_crop_size, crops_per_photo=config.val_crops_per_photo,
-                     degradation=degradation, seed=config.val_seed, names=val_names)
+                     degradation=val_degradation, seed=config.val_seed, names=val_names)
     split = {"source": config.source, "train": train_names, "val": val_names, "skipped": skipped}
     return Datasets(train, val, split)
 

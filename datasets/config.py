@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .benchmark import PRESETS
 from .kernels import EXTENT_LAWS, KERNEL_KINDS
 from .synthetic import DEGRADATION_NOISE_SPACES
 
@@ -31,6 +32,10 @@ class DataConfig:
     val_crop_size: int = 160  # 0: whole images (paired sources)
     val_crops_per_photo: int = 4
     val_seed: int = 12345
+    # Synthetic sources: validate on the held-out photos under a published benchmark's degradation (a preset of
+    # datasets.benchmark: motion-v1, motion-v2, gaussian-v1) instead of the training mix, so the validation curve
+    # and best.pt follow what that benchmark measures. null: the training mix.
+    val_degradation: str | None = None
     # Synthetic blur (embedded and folder sources): kernel kinds and their relative frequencies.
     kernel_size: int = 21  # odd; blurs reach at most (kernel_size - 3) / 2 pixels from their centre
     kernels: dict[str, float] = field(
@@ -46,6 +51,7 @@ class DataConfig:
     # JPEG re-compression of the blurred input: quality uniform in [min, max] with jpeg_probability; null: off.
     jpeg_quality: list[int] | None = None
     jpeg_probability: float = 0.5
+    quantize: bool = False  # round blurred inputs to 8-bit levels, as every image file a model is given is
     poisson_peak: float = 0.0  # shot noise: photons at white, log-uniform in [peak, 100 peak] per pair; 0 off
     saturation: float = 0.0  # linear-light gain U(1, 1 + saturation) per pair: clipped highlights and streaks
     # Training pairs: the loader workers cut and augment the sharp window and draw the kernel and noise levels;
@@ -125,6 +131,12 @@ class DataConfig:
         for key in ("noise_sigma", "poisson_peak", "saturation", "color_jitter"):
             if getattr(self, key) < 0:
                 problems.append(f"data.{key} must be >= 0, got {getattr(self, key)}")
+        if self.val_degradation is not None:
+            if self.val_degradation not in PRESETS:
+                problems.append(f"data.val_degradation must be null or one of {', '.join(sorted(PRESETS))}, got "
+                                f"{self.val_degradation!r}")
+            elif not self.synthetic:
+                problems.append(f"data.val_degradation needs a synthetic source (embedded, folder), not {self.source!r}")
         if self.on_bad not in ("fail", "skip"):
             problems.append(f"data.on_bad must be fail or skip, got {self.on_bad!r}")
         return problems

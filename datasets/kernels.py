@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-KERNEL_KINDS = ("trajectory", "trajectory_v1", "linear", "gaussian", "defocus", "smooth")
+# "none" is the delta kernel: a pair whose input is only noisy (and compressed), so a blind model also sees
+# photos that are already sharp and learns to leave them alone instead of sharpening every edge it meets.
+KERNEL_KINDS = ("trajectory", "trajectory_v1", "linear", "gaussian", "defocus", "smooth", "none")
 # The kinds whose size is a path extent in pixels (drawn from ``KernelMix.extent``); the others have a radius.
 MOTION_KINDS = ("trajectory", "trajectory_v1", "linear", "smooth")
 EXTENT_LAWS = ("uniform", "log")
@@ -266,6 +268,8 @@ class KernelMix:
 
     def __call__(self, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
         kind = self.kinds[int(rng.choice(len(self.kinds), p=self.probabilities))]
+        if kind == "none":
+            return delta_kernel(self.size), kind
         size, extent = self.size, self.extent
         if self.extent_law == "log" and kind in MOTION_KINDS:
             drawn = float(np.exp(rng.uniform(np.log(extent[0]), np.log(extent[1]))))

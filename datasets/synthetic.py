@@ -30,7 +30,8 @@ class Degradation:
     """How a sharp window becomes a blurred observation: a kernel from ``kernels`` (motion extents in
     ``blur_extent`` pixels) plus optional over-exposure, shot noise, read noise (in ``noise_space``) and JPEG
     re-compression of the blurred image (quality uniform in ``jpeg_quality``, with ``jpeg_probability``), all
-    drawn from the generator it is given (see ``blur.synthesize``). Draws for a feature that is off are not
+    drawn from the generator it is given (see ``blur.synthesize``). ``quantize`` rounds the blurred image to 8-bit
+    levels, as every PNG or JPEG a user (or a benchmark) hands the model is; it draws nothing. Draws for a feature that is off are not
     made, so older settings keep their exact random streams."""
 
     kernel_size: int = 21
@@ -43,6 +44,7 @@ class Degradation:
     noise_space: str = "linear"
     jpeg_quality: tuple[int, int] | None = None
     jpeg_probability: float = 1.0
+    quantize: bool = False
 
     def __post_init__(self) -> None:
         extent = tuple(self.blur_extent) if self.blur_extent is not None else None
@@ -86,6 +88,8 @@ class Degradation:
         generator = torch.Generator().manual_seed(seed)
         blurred, sharp = synthesize(window[None], kernel[None], gain, peak, sigma, generator, noise_space)
         blurred = blurred[0] if not quality else jpeg_roundtrip(blurred[0], quality)
+        if self.quantize:
+            blurred = quantize_8bit(blurred)
         return {"blur": blurred, "sharp": sharp[0], "kernel": kernel, "kind": kind, "noise_space": noise_space}
 
     def _draw_jpeg_quality(self, rng: np.random.Generator) -> int:
@@ -106,14 +110,20 @@ def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
     return array_to_tensor(np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255)
 
 
+def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
+    """``image`` in [0, 1] rounded to the 256 levels of an 8-bit file."""
+    return (image * 255).round() / 255
+
+
 def synthesize_batch(
-    batch: dict[str, torch.Tensor], device: torch.device, noise_space: str = "linear"
+    batch: dict[str, torch.Tensor], device: torch.device, noise_space: str = "linear", quantize: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(blurred, sharp) on ``device`` from a collated batch of deferred items (``data.blur_on_device``)."""
     windows = batch["window"].to(device, non_blocking=True)
     kernels = batch["kernel"].to(device, non_blocking=True)
     gain, peak, sigma = batch["levels"].to(device, non_blocking=True).unbind(1)
-    return synthesize(windows, kernels, gain, peak, sigma, noise_space=noise_space)
+    blurred, sharp = synthesize(windows, kernels, gain, peak, sigma, noise_space=noise_space)
+    return (quantize_8bit(blurred) if quantize else blurred), sharp
 
 
 def _window(photo: torch.Tensor, size: int, rng: np.random.Generator, name: str) -> torch.Tensor:

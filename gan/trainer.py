@@ -233,7 +233,8 @@ class Trainer:
 
     def _train_one(self, batch: dict[str, Any], progress: tqdm) -> None:
         if "window" in batch:  # data.blur_on_device: the workers sent sharp windows, kernels and noise levels
-            blur, sharp = synthesize_batch(batch, self.device, self.config.data.noise_space)
+            blur, sharp = synthesize_batch(batch, self.device, self.config.data.noise_space,
+                                             self.config.data.quantize)
         else:
             blur, sharp = batch["blur"].to(self.device, non_blocking=True), batch["sharp"].to(self.device, non_blocking=True)
         blur = blur.contiguous(memory_format=self.memory_format)
