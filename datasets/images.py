@@ -116,6 +116,11 @@ class CachedImages:
         self.__init__(**state)
 
 
+def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
+    """What saving as an 8-bit PNG does to a [0, 1] image: clamp, round to 1/255 steps (ties to even, as NumPy)."""
+    return torch.round(images.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
 def array_to_tensor(array: np.ndarray) -> torch.Tensor:
     """H x W x C array -> contiguous C x H x W tensor (shares memory where the layout allows)."""
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))

@@ -18,7 +18,7 @@ from .blur import NOISE_SPACES, synthesize
 # sees both the sensor's noise and the sRGB-added noise motion-v1 and gaussian-v1 were built with.
 DEGRADATION_NOISE_SPACES = (*NOISE_SPACES, "mixed")
 from .errors import DataError
-from .images import array_to_tensor, tensor_to_array
+from .images import array_to_tensor, quantize_8bit, tensor_to_array
 from .kernels import KernelMix
 from .sampler import Key, split_key
 
@@ -108,11 +108,6 @@ def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
     Image.fromarray((tensor_to_array(image) * 255).round().astype(np.uint8)).save(buffer, "JPEG", quality=quality)
     buffer.seek(0)
     return array_to_tensor(np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255)
-
-
-def quantize_8bit(image: torch.Tensor) -> torch.Tensor:
-    """``image`` in [0, 1] rounded to the 256 levels of an 8-bit file."""
-    return (image * 255).round() / 255
 
 
 def synthesize_batch(

@@ -6,6 +6,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -113,10 +114,11 @@ class Restorer:
         with self._autocast():
             return self.forward(batch.contiguous(memory_format=self.memory_format)).float()
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """``progress(done, total)``: called after every batch of tiles (see ``tiled_apply``)."""
         tile = auto_tile(self.device, *image.shape[-2:]) if self.tile is None else self.tile
         restored = tiled_apply(self.network, image[None], tile, self.overlap, self.tile_batch, self.device,
-                               self.multiple, self.min_size, self.statistics)
+                               self.multiple, self.min_size, self.statistics, progress)
         return restored[0].clamp(0.0, 1.0)
 
 

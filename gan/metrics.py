@@ -19,14 +19,10 @@ from typing import Callable
 import torch
 from kornia.metrics import ssim as kornia_ssim
 
+from datasets.images import quantize_8bit
 from losses.torchvision_import import import_torchvision
 
 LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
-
-
-def quantize_8bit(images: torch.Tensor) -> torch.Tensor:
-    """What saving as an 8-bit PNG does to a [0, 1] image: clamp, round to 1/255 steps (ties to even, as NumPy)."""
-    return torch.round(images.clamp(0.0, 1.0) * 255.0) / 255.0
 
 
 # Identical images have infinite PSNR; every mean (evaluation and training validation) counts at most this per image.

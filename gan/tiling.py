@@ -87,6 +87,7 @@ def tiled_apply(
     multiple: int = 1,
     min_size: int = 0,
     statistics: ImageStatistics | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Apply ``network`` (N x C x h x w -> N x C' x h x w) to a 1 x C x H x W image tile by tile.
 
@@ -94,13 +95,17 @@ def tiled_apply(
     a time. ``tile=0`` (or a tile covering the image) runs the whole image at once. ``multiple`` and
     ``min_size``: the network's padding rule (its ``size_multiple`` and ``min_size``), which the tiling follows.
     ``statistics``: the network's InstanceNorm layers, normalised with whole-image statistics measured tile by
-    tile first (gan/image_norm.py; None: each tile uses its own).
+    tile first (gan/image_norm.py; None: each tile uses its own). ``progress(done, total)`` is called after every
+    batch of tiles, counting the statistics passes too (a page or a bar can show how far the image is).
     """
     if image.dim() != 4 or image.shape[0] != 1:
         raise ValueError(f"tiled_apply expects a 1 x C x H x W image, got {tuple(image.shape)}")
     height, width = image.shape[-2:]
     if tile <= 0 or (height <= tile and width <= tile):
-        return network(image.to(device)).to(image.device, torch.float32)
+        restored = network(image.to(device)).to(image.device, torch.float32)
+        if progress is not None:
+            progress(1, 1)
+        return restored
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap must be in [0, tile), got overlap={overlap}, tile={tile}")
     padded, _ = pad_to_multiple(image, multiple, min_size)
@@ -118,6 +123,15 @@ def tiled_apply(
         return torch.cat([padded[..., t : t + tile_h, l : l + tile_w] for t, l in chunk]).to(device)
 
     use_statistics = statistics is not None and bool(statistics)
+    batches = -(-len(boxes) // batch_size)
+    total = batches * (1 + (len(statistics.norms) if use_statistics else 0))
+    counter = [0]
+
+    def batch_done() -> None:
+        counter[0] += 1
+        if progress is not None:
+            progress(min(counter[0], total), total)
+
     try:
         if use_statistics:
             def run_tiles() -> None:
@@ -129,10 +143,12 @@ def tiled_apply(
                         for t, l in chunk
                     ]
                     run_until_stopped(network, tiles_of(chunk))
+                    batch_done()
 
             probe = torch.zeros(1, image.shape[1], max(min_size, multiple), max(min_size, multiple), device=device)
             statistics.measure(run_tiles, probe)
-        return _blend(network, tiles_of, boxes, batch_size, tile_h, tile_w, full_h, full_w, overlap, image.device)[
+        return _blend(network, tiles_of, boxes, batch_size, tile_h, tile_w, full_h, full_w, overlap, image.device,
+                      batch_done)[
             ..., :height, :width
         ]
     finally:
@@ -140,7 +156,8 @@ def tiled_apply(
             statistics.release()
 
 
-def _blend(network, tiles_of, boxes, batch_size, tile_h, tile_w, height, width, overlap, out_device) -> torch.Tensor:
+def _blend(network, tiles_of, boxes, batch_size, tile_h, tile_w, height, width, overlap, out_device,
+           batch_done) -> torch.Tensor:
     output: torch.Tensor | None = None
     total_weight = torch.zeros(1, 1, height, width, dtype=torch.float32, device=out_device)
     for first in range(0, len(boxes), batch_size):
@@ -154,4 +171,5 @@ def _blend(network, tiles_of, boxes, batch_size, tile_h, tile_w, height, width, 
             weight = (rows[:, None] * cols[None, :]).float()
             output[0, :, top : top + tile_h, left : left + tile_w] += result * weight
             total_weight[0, 0, top : top + tile_h, left : left + tile_w] += weight
+        batch_done()
     return output / total_weight
