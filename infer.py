@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the network: faster per image after tens of seconds of compiling")
     add_tiling_arguments(parser)
-    parser.add_argument("--tile-batch", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument("--tile-batch", type=int, default=None,
+                        help="tiles per forward pass (default: 1 on the CPU, which bounds memory, 4 on GPUs)")
     parser.add_argument("--export-onnx", type=Path, metavar="PATH", help="write the model as ONNX and exit")
     args = parser.parse_args(argv)
     if args.export_onnx is None and (args.input is None or args.output is None):

@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--tile-batch", type=int, default=4)
+    parser.add_argument("--tile-batch", type=int, default=None, help="default: the Restorer's (1 on CPU, 4 on GPUs)")
     parser.add_argument("--size", nargs=2, type=int, default=[720, 1280], metavar=("H", "W"), help="timed image size")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--skip-4k", action="store_true", help="skip the 3840x2160 peak-memory run")

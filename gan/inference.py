@@ -66,6 +66,13 @@ def auto_tile(device: torch.device, height: int, width: int) -> int:
     return 0 if device.type == "cpu" and height * width <= WHOLE_IMAGE_PIXELS_ON_CPU else DEFAULT_TILE
 
 
+def default_tile_batch(device: torch.device) -> int:
+    """Tiles per forward pass: 1 on the CPU, where a batch only multiplies the activations' memory (3840x2160 at
+    512/64: peak 1.14 GiB with 1 tile, 3.22 GiB with 4, and no faster: bench/run.py --sections tiled-4k), 4 on
+    accelerators, whose kernels a single tile does not fill."""
+    return 1 if device.type == "cpu" else 4
+
+
 class Restorer:
     """Callable 3 x H x W [0, 1] image -> restored 3 x H x W [0, 1] image, on CPU memory, tiled on ``device``."""
 
@@ -75,7 +82,7 @@ class Restorer:
         device: torch.device,
         tile: int | None = None,
         overlap: int = 64,
-        tile_batch: int = 4,
+        tile_batch: int | None = None,
         precision: str = "auto",
         channels_last: bool | None = None,
         compile: bool = False,
@@ -84,12 +91,14 @@ class Restorer:
         """``channels_last=None`` picks it on CPU and CUDA, where it is faster (bench/inference.py); ``compile``
         runs the network through ``torch.compile`` (inductor, frozen weights): a further gain on CPU for many
         images of one size, after a compilation of tens of seconds (and again for each new tile shape).
-        ``tile=None`` picks ``auto_tile``'s choice per image. ``norm_statistics``: how tiles of an InstanceNorm
+        ``tile=None`` picks ``auto_tile``'s choice per image; ``tile_batch=None`` ``default_tile_batch``'s. ``norm_statistics``: how tiles of an InstanceNorm
         network are normalised: "image" (the whole image's statistics, measured tile by tile before the output
         pass: what the whole image gives, at about 12x the time of one tiled pass) or "tile" (each tile its own:
         fast, but off by a quarter of the model's change; README "Tiled inference")."""
         if norm_statistics not in NORM_STATISTICS:
             raise ConfigError(f"norm statistics must be one of {', '.join(NORM_STATISTICS)}, got {norm_statistics!r}")
+        if tile_batch is None:
+            tile_batch = default_tile_batch(device)
         if (tile is not None and tile < 0) or tile_batch < 1 or (tile and not 0 <= overlap < tile):
             raise ConfigError(f"need tile >= 0, tile_batch >= 1, 0 <= overlap < tile; got {tile}, {tile_batch}, {overlap}")
         if channels_last is None:
