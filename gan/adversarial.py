@@ -1,6 +1,7 @@
 """Phase 2: fine-tune a pretrained generator as a conditional GAN against a PatchGAN critic.
 
-Generator loss = w_adv * adversarial + w_perceptual * VGG19 features + w_charbonnier * Charbonnier.
+Generator loss = w_adv * adversarial + w_perceptual * VGG19 features + w_charbonnier * Charbonnier
+(+ w_feature_matching * critic feature matching + train.detail_losses).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import torch
 from torch import nn
 
 from losses import charbonnier
-from losses.adversarial import build_adversarial_loss, gradient_penalty, sample_scores
+from losses.adversarial import build_adversarial_loss, feature_matching, gradient_penalty, sample_scores
+from losses.detail import detail_terms
 from losses.perceptual import PerceptualLoss
 from nets import build_network
 
@@ -71,6 +73,8 @@ class AdversarialTrainer(Trainer):
             )
         except ValueError as error:
             raise ConfigError(f"adv: {error}") from None
+        if adv.w_feature_matching > 0 and not hasattr(self.critic, "features"):
+            raise ConfigError(f"adv.w_feature_matching needs a critic with features(); {adv.critic['name']!r} has none")
         self.adversarial = build_adversarial_loss(adv.gan_type, adv.drift)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=adv.lr_g, betas=tuple(adv.betas))
         self.optimizer_d = torch.optim.Adam(self.critic.parameters(), lr=adv.lr_d, betas=tuple(adv.betas))
@@ -98,19 +102,28 @@ class AdversarialTrainer(Trainer):
 
         self.critic.requires_grad_(False)  # the generator step must not leave gradients in the critic
         with self.autocast():
-            adversarial = self.adversarial.generator_loss(self.critic(blur, fake).float())
+            with torch.no_grad():  # the real images' side of each comparison: constants for the generator
+                real_maps = self.critic(blur, sharp).float() if self.adversarial.generator_needs_real else None
+                real_features = self.critic.features(blur, sharp) if adv.w_feature_matching > 0 else None
+            adversarial = self.adversarial.generator_loss(self.critic(blur, fake).float(), real_maps)
             perceptual = self.perceptual(fake, sharp).float() if self.perceptual is not None else fake.new_zeros(())
+            matching = (feature_matching(real_features, self.critic.features(blur, fake)).float()
+                        if real_features is not None else fake.new_zeros(()))
         self.critic.requires_grad_(True)
         fake = fake.float()
         pixel = charbonnier(fake, sharp, self.config.train.charbonnier_eps)
-        loss = adv.w_adv * adversarial + adv.w_perceptual * perceptual + adv.w_charbonnier * pixel
+        detail, detail_logs = detail_terms(fake, sharp, self.config.train.detail_losses)
+        loss = (adv.w_adv * adversarial + adv.w_perceptual * perceptual + adv.w_charbonnier * pixel
+                + adv.w_feature_matching * matching + detail)
         grad_norm_g = self.optimise(loss, self.optimizer_g, self.generator.parameters())
         return {
             "loss": loss.item(),
             "g_adversarial": adversarial.item(),
             "g_perceptual": perceptual.item(),
             "g_charbonnier": pixel.item(),
+            "g_feature_matching": matching.item(),
             "grad_norm_g": grad_norm_g,
+            **detail_logs,
             **critic_logs,
         }
 

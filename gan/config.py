@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 from datasets.config import DataConfig
+from losses.adversarial import GAN_TYPES
+from losses.detail import DETAIL_LOSSES
 from nets import network_options
 
 from .errors import ConfigError
@@ -37,6 +39,9 @@ class TrainConfig:
     lr_min: float = 1e-6  # cosine annealing target at the last step
     weight_decay: float = 1e-3
     charbonnier_eps: float = 1e-3
+    # Sharper-detail terms added to the pixel loss in both phases, by name with a weight (losses/detail.py):
+    # gradient (Sobel edges), fft (Fourier spectrum, MIMO-UNet), tv (total variation), e.g. {gradient: 0.1}.
+    detail_losses: dict[str, float] = field(default_factory=dict)
     grad_clip: float = 0.0  # max global gradient norm; 0 disables clipping
     max_bad_steps: int = 10  # consecutive non-finite steps (skipped) before the run stops, in either phase
     device: str = "auto"  # auto = cuda, then mps, then cpu
@@ -67,6 +72,11 @@ class TrainConfig:
             problems.append(f"train.lr must be > 0, got {self.lr}")
         if not 0 <= self.lr_min <= self.lr:
             problems.append(f"train.lr_min must be in [0, train.lr], got {self.lr_min}")
+        for name, weight in self.detail_losses.items():
+            if name not in DETAIL_LOSSES:
+                problems.append(f"train.detail_losses: unknown loss {name!r}; known: {', '.join(DETAIL_LOSSES)}")
+            elif not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+                problems.append(f"train.detail_losses.{name} must be a number >= 0, got {weight!r}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.charbonnier_eps <= 0:
             problems.append("train.weight_decay and train.grad_clip must be >= 0, train.charbonnier_eps > 0")
         if not 0 <= self.ema_decay < 1:
@@ -86,7 +96,7 @@ class AdvConfig:
     Charbonnier term in the place of its 0.5-weighted MSE; n_critic 5 and lambda 10 are DeblurGAN's and WGAN-GP's."""
 
     init: str | None = None  # pretrain checkpoint, or a pretrain experiment folder (its best.pt); default: newest
-    gan_type: str = "wgan-gp"  # wgan-gp | wgan-clip | lsgan | vanilla
+    gan_type: str = "wgan-gp"  # wgan-gp | wgan-clip | lsgan | vanilla | ragan-ls (DeblurGAN-v2's)
     # Free-form like model: "name" picks a registered critic, the other keys are its keyword arguments.
     critic: dict[str, Any] = field(default_factory=lambda: {"name": "patchgan"})
     n_critic: int = 5  # critic updates per generator update, on the same batch (as DeblurGAN)
@@ -99,6 +109,8 @@ class AdvConfig:
     w_adv: float = 0.01
     w_perceptual: float = 0.006
     w_charbonnier: float = 1.0
+    # pix2pixHD feature matching: L1 between the critic's activations on real and restored images (no ImageNet weights)
+    w_feature_matching: float = 0.0
     perceptual_layers: list[str] = field(default_factory=lambda: ["conv3_3"])
     perceptual_criterion: str = "mse"  # mse | l1
     vgg_weights: str = "imagenet"  # imagenet | PATH | random (random: plumbing tests only, not a real loss)
@@ -106,8 +118,8 @@ class AdvConfig:
 
     def check(self) -> list[str]:
         problems = []
-        if self.gan_type not in ("wgan-gp", "wgan-clip", "lsgan", "vanilla"):
-            problems.append(f"adv.gan_type must be wgan-gp, wgan-clip, lsgan or vanilla, got {self.gan_type!r}")
+        if self.gan_type not in GAN_TYPES:
+            problems.append(f"adv.gan_type must be one of {', '.join(GAN_TYPES)}, got {self.gan_type!r}")
         if self.n_critic < 1:
             problems.append(f"adv.n_critic must be >= 1, got {self.n_critic}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -115,7 +127,7 @@ class AdvConfig:
         for key in ("lr_g", "lr_d"):
             if not getattr(self, key) > 0:
                 problems.append(f"adv.{key} must be > 0, got {getattr(self, key)}")
-        for key in ("w_adv", "w_perceptual", "w_charbonnier", "gp_weight", "drift", "clip_value"):
+        for key in ("w_adv", "w_perceptual", "w_charbonnier", "w_feature_matching", "gp_weight", "drift", "clip_value"):
             if getattr(self, key) < 0:
                 problems.append(f"adv.{key} must be >= 0, got {getattr(self, key)}")
         if self.perceptual_criterion not in ("mse", "l1"):

@@ -27,6 +27,7 @@ from datasets import EpochSampler, build_datasets
 from datasets.images import tensor_to_array
 from datasets.synthetic import synthesize_batch
 from losses import charbonnier
+from losses.detail import detail_terms
 from nets import build_network
 
 from .checkpoint import (
@@ -483,11 +484,13 @@ class PretrainTrainer(Trainer):
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
         with self.autocast():
             restored = self.training_generator(blur)
-        loss = charbonnier(restored.float(), sharp, self.config.train.charbonnier_eps)
+        pixel = charbonnier(restored.float(), sharp, self.config.train.charbonnier_eps)
+        detail, detail_logs = detail_terms(restored, sharp, self.config.train.detail_losses)
+        loss = pixel + detail
         grad_norm = self.optimise(loss, self.optimizer, self.generator.parameters())
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
-        return {"loss": loss.item(), "lr": lr, "grad_norm": grad_norm}
+        return {"loss": loss.item(), "lr": lr, "grad_norm": grad_norm, **detail_logs}
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}

@@ -1,7 +1,7 @@
 """Adversarial objectives for a critic ``D(condition, image)`` that returns a map of patch scores.
 
-A sample's score is the mean of its patch map. ``wgan-gp`` is the default; ``vanilla``, ``lsgan`` and ``wgan-clip``
-are there so the trade-offs can be shown on the same generator and data.
+A sample's score is the mean of its patch map. ``wgan-gp`` is the default; ``vanilla``, ``lsgan``, ``wgan-clip`` and
+DeblurGAN-v2's ``ragan-ls`` are there so the trade-offs can be shown on the same generator and data.
 """
 
 from __future__ import annotations
@@ -52,15 +52,20 @@ def gradient_penalty(
 
 
 class AdversarialLoss:
-    """Critic and generator objectives of one GAN formulation, on patch-score maps."""
+    """Critic and generator objectives of one GAN formulation, on patch-score maps.
+
+    ``generator_needs_real``: the generator objective also compares with the critic's scores of the real images
+    (relativistic GANs); the trainer then passes ``real_maps`` to ``generator_loss``.
+    """
 
     uses_gradient_penalty = False
     clips_weights = False
+    generator_needs_real = False
 
     def critic_loss(self, real_maps: torch.Tensor, fake_maps: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def generator_loss(self, fake_maps: torch.Tensor) -> torch.Tensor:
+    def generator_loss(self, fake_maps: torch.Tensor, real_maps: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -79,7 +84,7 @@ class WassersteinLoss(AdversarialLoss):
             loss = loss + self.drift * (sample_scores(real_maps) ** 2).mean()
         return loss
 
-    def generator_loss(self, fake_maps: torch.Tensor) -> torch.Tensor:
+    def generator_loss(self, fake_maps: torch.Tensor, real_maps: torch.Tensor | None = None) -> torch.Tensor:
         return -fake_maps.mean()
 
 
@@ -101,7 +106,7 @@ class VanillaLoss(AdversarialLoss):
             real_maps, torch.ones_like(real_maps)
         ) + F.binary_cross_entropy_with_logits(fake_maps, torch.zeros_like(fake_maps))
 
-    def generator_loss(self, fake_maps: torch.Tensor) -> torch.Tensor:
+    def generator_loss(self, fake_maps: torch.Tensor, real_maps: torch.Tensor | None = None) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(fake_maps, torch.ones_like(fake_maps))
 
 
@@ -111,11 +116,42 @@ class LeastSquaresLoss(AdversarialLoss):
     def critic_loss(self, real_maps: torch.Tensor, fake_maps: torch.Tensor) -> torch.Tensor:
         return 0.5 * (((real_maps - 1) ** 2).mean() + (fake_maps**2).mean())
 
-    def generator_loss(self, fake_maps: torch.Tensor) -> torch.Tensor:
+    def generator_loss(self, fake_maps: torch.Tensor, real_maps: torch.Tensor | None = None) -> torch.Tensor:
         return 0.5 * ((fake_maps - 1) ** 2).mean()
 
 
-GAN_TYPES = {"wgan-gp": WassersteinGP, "wgan-clip": WassersteinClip, "vanilla": VanillaLoss, "lsgan": LeastSquaresLoss}
+class RelativisticLeastSquares(AdversarialLoss):
+    """RaGAN-LS, DeblurGAN-v2's objective (Kupyn et al. 2019, after Jolicoeur-Martineau 2018): each score is
+    judged relative to the mean score of the other kind. Critic: ``[(D(x) - E D(G) - 1)^2 + (D(G) - E D(x) + 1)^2]
+    / 2``; generator: the same with the targets swapped. Means are over the batch's patch maps."""
+
+    generator_needs_real = True
+
+    @staticmethod
+    def _relative(first: torch.Tensor, second: torch.Tensor, target: float) -> torch.Tensor:
+        return ((first - second.mean() - target) ** 2).mean()
+
+    def critic_loss(self, real_maps: torch.Tensor, fake_maps: torch.Tensor) -> torch.Tensor:
+        return (self._relative(real_maps, fake_maps, 1.0) + self._relative(fake_maps, real_maps, -1.0)) / 2
+
+    def generator_loss(self, fake_maps: torch.Tensor, real_maps: torch.Tensor | None = None) -> torch.Tensor:
+        if real_maps is None:
+            raise ValueError("ragan-ls: the generator loss needs the critic's scores of the real images")
+        return (self._relative(real_maps, fake_maps, -1.0) + self._relative(fake_maps, real_maps, 1.0)) / 2
+
+
+def feature_matching(real_features: list[torch.Tensor], fake_features: list[torch.Tensor]) -> torch.Tensor:
+    """pix2pixHD's feature-matching term: the mean over the critic's layers of the L1 distance between its
+    activations on the real and on the restored image (real ones detached). A perceptual loss learnt on this very
+    data, so it needs no ImageNet weights."""
+    if not real_features or len(real_features) != len(fake_features):
+        raise ValueError("feature matching needs the same non-empty list of critic layers for real and fake")
+    terms = [(fake - real.detach()).abs().mean() for real, fake in zip(real_features, fake_features)]
+    return torch.stack(terms).mean()
+
+
+GAN_TYPES = {"wgan-gp": WassersteinGP, "wgan-clip": WassersteinClip, "vanilla": VanillaLoss, "lsgan": LeastSquaresLoss,
+             "ragan-ls": RelativisticLeastSquares}
 
 
 def build_adversarial_loss(name: str, drift: float = 0.0) -> AdversarialLoss:

@@ -2,11 +2,12 @@
 
 from .registry import build_network, network_names, network_options, register
 from .light_unet import LightUNet
-from .patchgan import PatchGAN
+from .patchgan import DoubleScaleCritic, PatchGAN
 from .unet import UNet
 
 register("light_unet")(LightUNet)
 register("unet")(UNet)
 register("patchgan")(PatchGAN)
+register("double_scale")(DoubleScaleCritic)
 
-__all__ = ["LightUNet", "PatchGAN", "UNet", "build_network", "network_names", "network_options", "register"]
+__all__ = ["DoubleScaleCritic", "LightUNet", "PatchGAN", "UNet", "build_network", "network_names", "network_options", "register"]

@@ -57,3 +57,43 @@ class PatchGAN(nn.Module):
 
     def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         return self.body(torch.cat([condition, image], dim=1))
+
+    def features(self, condition: torch.Tensor, image: torch.Tensor) -> list[torch.Tensor]:
+        """The activations after each LeakyReLU (for feature matching), without the final score conv."""
+        outputs, x = [], torch.cat([condition, image], dim=1)
+        for layer in self.body:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                outputs.append(x.clone())  # the next in-place activation must not change a kept feature
+        return outputs
+
+
+class DoubleScaleCritic(nn.Module):
+    """DeblurGAN-v2's double-scale critic: a local PatchGAN on the image as it is, and a global one on the image
+    downscaled by ``global_downscale`` whose patch map is averaged to one score per image.
+
+    The output is one row per sample, ``N x 1 x 1 x 2P``: the P local patch scores, then the global score repeated
+    P times, so every objective's mean over the map weights the two scales equally (and a gradient penalty on the
+    sample's mean score constrains both).
+    """
+
+    def __init__(self, in_channels: int = 6, base_channels: int = 64, n_layers: int = 3, global_n_layers: int = 4,
+                 global_downscale: int = 4, norm: str = "instance", spectral_norm: bool = False):
+        super().__init__()
+        if global_downscale < 1:
+            raise ValueError(f"global_downscale must be >= 1, got {global_downscale}")
+        self.local = PatchGAN(in_channels, base_channels, n_layers, norm, spectral_norm)
+        self.global_critic = PatchGAN(in_channels, base_channels, global_n_layers, norm, spectral_norm)
+        self.global_downscale = global_downscale
+
+    def _small(self, image: torch.Tensor) -> torch.Tensor:
+        return nn.functional.avg_pool2d(image, self.global_downscale) if self.global_downscale > 1 else image
+
+    def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        local = self.local(condition, image).flatten(1)
+        whole = self.global_critic(self._small(condition), self._small(image)).flatten(1).mean(1, keepdim=True)
+        return torch.cat([local, whole.expand_as(local)], dim=1)[:, None, None, :]
+
+    def features(self, condition: torch.Tensor, image: torch.Tensor) -> list[torch.Tensor]:
+        return [*self.local.features(condition, image),
+                *self.global_critic.features(self._small(condition), self._small(image))]

@@ -13,7 +13,9 @@ ADV_TINY = [*TINY, "train.epochs=1", "adv.n_critic=2", "adv.critic={name: patchg
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("adv")
-    result = run_cli("-m", "train_gan", "--pretrain", "--name", "pre", "--set", *TINY, "train.epochs=1", cwd=workdir)
+    # With every detail loss on, so the pretrain phase is shown to train with them too.
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "pre", "--set", *TINY, "train.epochs=1",
+                     "train.detail_losses={gradient: 0.1, fft: 0.05, tv: 0.01}", cwd=workdir)
     assert result.returncode == 0, result.stderr
     return workdir
 
@@ -76,6 +78,21 @@ def test_other_gan_types_train(pretrained, gan_type):
     state = load_checkpoint(pretrained / "experiments" / gan_type / "checkpoints" / "step-00000002.pt")
     if gan_type == "wgan-clip":
         assert max(v.abs().max().item() for k, v in state["critic"].items()) <= 0.01 + 1e-7
+
+
+def test_deblurgan_v2_objective_with_feature_matching_and_detail_losses_trains(pretrained):
+    pre = EventAccumulator(str(pretrained / "experiments" / "pre" / "tensorboard")).Reload()
+    assert {"train/loss_gradient", "train/loss_fft", "train/loss_tv"} <= set(pre.Tags()["scalars"])
+    result = run_cli("-m", "train_gan", "--adv", "--name", "v2", "--set", *ADV_TINY, "adv.gan_type=ragan-ls",
+                     "adv.w_perceptual=0", "adv.w_feature_matching=1.0", "train.detail_losses={gradient: 0.1}",
+                     "adv.critic={name: double_scale, base_channels: 4, n_layers: 2, global_n_layers: 2, "
+                     "global_downscale: 2}", cwd=pretrained)
+    assert result.returncode == 0, result.stderr
+    events = EventAccumulator(str(pretrained / "experiments" / "v2" / "tensorboard")).Reload()
+    matching = [event.value for event in events.Scalars("train/g_feature_matching")]
+    assert matching and all(value > 0 for value in matching)
+    state = load_checkpoint(pretrained / "experiments" / "v2" / "checkpoints" / "step-00000002.pt")
+    assert any(key.startswith("global_critic.") for key in state["critic"])
 
 
 def test_adv_without_any_pretrain_run_says_what_to_do(tmp_path):
