@@ -26,6 +26,11 @@ TINY = [
 ]
 
 
+# evaluate.py scores with every metric that runs by default, ColorVideoVDP and FLIP included (seconds per call);
+# tests about anything else ask for the two cheap ones.
+FAST_METRICS = ["--metrics", "psnr", "ssim"]
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run one of the project's scripts as a user would: a real subprocess, output captured."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_ALBUMENTATIONS_UPDATE": "1"}

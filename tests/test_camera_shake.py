@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, run_cli
+from conftest import FAST_METRICS, TINY, run_cli
 from datasets.benchmark import main as build_benchmark
 from datasets.config import DataConfig
 from datasets.kernels import (
@@ -161,8 +161,8 @@ def test_evaluate_breaks_benchmark_scores_down_by_kernel_kind_and_extent(tmp_pat
     assert build_benchmark(["--out", str(bench), "--photos", str(photo_folder), "--kernels", "trajectory=1",
                             "linear=1", "--kernel-size", "21", "--blur-extent", "3", "18", "--tile", "32",
                             "--crops-per-photo", "2", "--min-texture", "0"]) == 0
-    result = run_cli("-m", "evaluate", "--benchmark", str(bench), "--methods", "wiener", "--no-lpips", "--out",
-                     str(tmp_path / "eval"), cwd=tmp_path)
+    result = run_cli("-m", "evaluate", "--benchmark", str(bench), "--methods", "wiener", "--no-lpips", *FAST_METRICS,
+                     "--out", str(tmp_path / "eval"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run = next((tmp_path / "eval").iterdir())
     summary = json.loads((run / "summary.json").read_text())

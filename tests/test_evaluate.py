@@ -10,7 +10,7 @@ from PIL import Image
 
 from baselines.classical import blind_richardson_lucy, richardson_lucy, wiener
 from baselines.sigma_cnn import CnnRL, SigmaCNN, load, save, train
-from conftest import run_cli, smooth_photo
+from conftest import FAST_METRICS, run_cli, smooth_photo
 from datasets.benchmark import Benchmark
 from datasets.blur import synthesize
 from datasets.errors import DataError
@@ -94,7 +94,7 @@ def test_evaluate_writes_csv_json_markdown_histogram_and_extremes(bench_folder, 
     out = tmp_path / "evals"
     result = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", "wiener", "rl", "blind-rl", "model",
                      "--checkpoint", str(checkpoint), "--out", str(out), "--rl-iterations", "5", "--no-lpips",
-                     cwd=tmp_path)
+                     *FAST_METRICS, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert runs == ["blind-rl", "model-tiny", "rl", "wiener"]
@@ -122,7 +122,7 @@ def test_compare_prints_one_table_and_flags_different_benchmarks(bench_folder, t
     out = tmp_path / "evals"
     for method in ("wiener", "rl"):
         result = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", method, "--out", str(out),
-                         "--rl-iterations", "3", "--no-lpips", cwd=tmp_path)
+                         "--rl-iterations", "3", "--no-lpips", *FAST_METRICS, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     compare = run_cli("-m", "evaluate", "--compare", str(out), cwd=tmp_path)
     assert compare.returncode == 0
@@ -141,15 +141,15 @@ def test_compare_prints_one_table_and_flags_different_benchmarks(bench_folder, t
 def test_evaluate_refuses_to_overwrite_a_run_and_needs_kernels_for_oracles(bench_folder, tmp_path):
     out = tmp_path / "evals"
     first = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", "wiener", "--out", str(out),
-                    "--no-lpips", cwd=tmp_path)
+                    "--no-lpips", *FAST_METRICS, cwd=tmp_path)
     assert first.returncode == 0
     before = (out / "wiener" / "summary.json").read_bytes()
     second = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", "wiener", "--out", str(out),
-                     "--no-lpips", cwd=tmp_path)
+                     "--no-lpips", *FAST_METRICS, cwd=tmp_path)
     assert second.returncode == 2 and "exists; pass --overwrite" in second.stderr
     assert (out / "wiener" / "summary.json").read_bytes() == before
     folders = run_cli("-m", "evaluate", "--restored", str(bench_folder / "blur"), "--sharp", str(bench_folder / "sharp"),
-                      "--methods", "rl", "--out", str(out), "--no-lpips", cwd=tmp_path)
+                      "--methods", "rl", "--out", str(out), "--no-lpips", *FAST_METRICS, cwd=tmp_path)
     assert folders.returncode == 0  # --restored scores files on disk; --methods does not apply
 
 
@@ -171,7 +171,7 @@ def test_folder_mode_names_missing_counterparts_and_size_mismatches(bench_folder
     restored = restored_tree(tmp_path, bench_folder)
     break_it(restored, bench_folder / "sharp")
     result = run_cli("-m", "evaluate", "--restored", str(restored), "--sharp", str(bench_folder / "sharp"), "--no-lpips",
-                     "--out", str(tmp_path / "evals"), cwd=tmp_path)
+                     *FAST_METRICS, "--out", str(tmp_path / "evals"), cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "evals").exists()
 
@@ -179,7 +179,7 @@ def test_folder_mode_names_missing_counterparts_and_size_mismatches(bench_folder
 def test_an_empty_folder_is_named(tmp_path, bench_folder):
     (tmp_path / "empty").mkdir()
     result = run_cli("-m", "evaluate", "--restored", str(tmp_path / "empty"), "--sharp", str(bench_folder / "sharp"),
-                     "--no-lpips", cwd=tmp_path)
+                     "--no-lpips", *FAST_METRICS, cwd=tmp_path)
     assert result.returncode == 2 and "restored folder" in result.stderr and "contains no images" in result.stderr
 
 
@@ -190,7 +190,7 @@ def test_a_partial_result_is_never_reported_as_complete(bench_folder, tmp_path):
     Image.fromarray(np.full((32, 32), np.nan, dtype=np.float32), mode="F").save(nan)
     victim.unlink()
     result = run_cli("-m", "evaluate", "--restored", str(restored), "--sharp", str(bench_folder / "sharp"),
-                     "--no-lpips", "--out", str(tmp_path / "evals"), "--label", "cut", cwd=tmp_path)
+                     "--no-lpips", *FAST_METRICS, "--out", str(tmp_path / "evals"), "--label", "cut", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     summary = json.loads((tmp_path / "evals" / "cut" / "summary.json").read_text())
     assert not summary["complete"] and summary["images_scored"] == 5 and summary["images_total"] == 6
@@ -203,6 +203,6 @@ def test_a_truncated_png_is_named_before_any_scoring(bench_folder, tmp_path):
     victim = sorted(restored.iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:80])
     result = run_cli("-m", "evaluate", "--restored", str(restored), "--sharp", str(bench_folder / "sharp"),
-                     "--no-lpips", "--out", str(tmp_path / "evals"), cwd=tmp_path)
+                     "--no-lpips", *FAST_METRICS, "--out", str(tmp_path / "evals"), cwd=tmp_path)
     assert result.returncode == 2 and f"cannot read image {victim}" in result.stderr
     assert not (tmp_path / "evals").exists()
