@@ -31,8 +31,8 @@ class Degradation:
     ``blur_extent`` pixels) plus optional over-exposure, shot noise, read noise (in ``noise_space``) and JPEG
     re-compression of the blurred image (quality uniform in ``jpeg_quality``, with ``jpeg_probability``), all
     drawn from the generator it is given (see ``blur.synthesize``). ``quantize`` rounds the blurred image to 8-bit
-    levels, as every PNG or JPEG a user (or a benchmark) hands the model is; it draws nothing. Draws for a feature that is off are not
-    made, so older settings keep their exact random streams."""
+    levels, as every PNG or JPEG a user (or a benchmark) hands the model is; it draws nothing. Draws for a feature
+    that is off are not made, so older settings keep their exact random streams."""
 
     kernel_size: int = 21
     kernels: dict[str, float] = field(default_factory=lambda: {"trajectory": 1.0})

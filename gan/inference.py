@@ -91,10 +91,11 @@ class Restorer:
         """``channels_last=None`` picks it on CPU and CUDA, where it is faster (bench/inference.py); ``compile``
         runs the network through ``torch.compile`` (inductor, frozen weights): a further gain on CPU for many
         images of one size, after a compilation of tens of seconds (and again for each new tile shape).
-        ``tile=None`` picks ``auto_tile``'s choice per image; ``tile_batch=None`` ``default_tile_batch``'s. ``norm_statistics``: how tiles of an InstanceNorm
-        network are normalised: "image" (the whole image's statistics, measured tile by tile before the output
-        pass: what the whole image gives, at about 12x the time of one tiled pass) or "tile" (each tile its own:
-        fast, but off by a quarter of the model's change; README "Tiled inference")."""
+        ``tile=None`` picks ``auto_tile``'s choice per image, ``tile_batch=None`` ``default_tile_batch``'s.
+        ``norm_statistics``: how tiles of an InstanceNorm network are normalised: "image" (the whole image's
+        statistics, measured tile by tile before the output pass: what the whole image gives, at about 12x the time
+        of one tiled pass) or "tile" (each tile its own: fast, but off by a quarter of the model's change; README
+        "Tiled inference")."""
         if norm_statistics not in NORM_STATISTICS:
             raise ConfigError(f"norm statistics must be one of {', '.join(NORM_STATISTICS)}, got {norm_statistics!r}")
         if tile_batch is None:

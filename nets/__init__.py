@@ -10,4 +10,5 @@ register("unet")(UNet)
 register("patchgan")(PatchGAN)
 register("double_scale")(DoubleScaleCritic)
 
-__all__ = ["DoubleScaleCritic", "LightUNet", "PatchGAN", "UNet", "build_network", "network_names", "network_options", "register"]
+__all__ = ["DoubleScaleCritic", "LightUNet", "PatchGAN", "UNet", "build_network", "network_names", "network_options",
+           "register"]
