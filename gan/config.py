@@ -36,7 +36,10 @@ class TrainConfig:
     epochs: int = 10  # an epoch is data.train_pairs_per_epoch fresh random pairs
     batch_size: int = 4
     lr: float = 2e-4
-    lr_min: float = 1e-6  # cosine annealing target at the last step
+    lr_min: float = 1e-6  # cosine annealing target at the last step (plateau: the floor)
+    schedule: str = "cosine"  # cosine (per step) | plateau (pretrain: per epoch, on validation PSNR)
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2  # epochs without a better validation PSNR before the rate drops
     weight_decay: float = 1e-3
     charbonnier_eps: float = 1e-3
     # Sharper-detail terms added to the pixel loss in both phases, by name with a weight (losses/detail.py):
@@ -77,6 +80,10 @@ class TrainConfig:
                 problems.append(f"train.detail_losses: unknown loss {name!r}; known: {', '.join(DETAIL_LOSSES)}")
             elif not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
                 problems.append(f"train.detail_losses.{name} must be a number >= 0, got {weight!r}")
+        if self.schedule not in ("cosine", "plateau"):
+            problems.append(f"train.schedule must be cosine or plateau, got {self.schedule!r}")
+        if not 0 < self.plateau_factor < 1 or self.plateau_patience < 0:
+            problems.append("train.plateau_factor must be in (0, 1) and train.plateau_patience >= 0")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.charbonnier_eps <= 0:
             problems.append("train.weight_decay and train.grad_clip must be >= 0, train.charbonnier_eps > 0")
         if not 0 <= self.ema_decay < 1:

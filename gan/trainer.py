@@ -179,6 +179,9 @@ class Trainer:
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
+    def after_validation(self, scores: Scores) -> None:
+        """Called after every epoch's validation, before the checkpoint is saved (a schedule may step on it)."""
+
     def epoch_summary(self, scores: Scores) -> str:
         name = self.perceptual_name
         return f"val {scores.describe(name)}  (blurry input: {self.blurry_scores.describe(name)})"
@@ -257,6 +260,7 @@ class Trainer:
         mean_loss = self.running_loss / self.steps_per_epoch
         self.epoch, self.batch_in_epoch, self.running_loss = self.epoch + 1, 0, 0.0
         scores = self.scores = self.validate()
+        self.after_validation(scores)
         is_best = scores.psnr > self.best_psnr
         self.best_psnr = max(self.best_psnr, scores.psnr)
         self.save(best=is_best)
@@ -469,7 +473,9 @@ class Trainer:
 
 
 class PretrainTrainer(Trainer):
-    """Phase 1: the generator alone, Charbonnier loss, AdamW with cosine annealing to ``train.lr_min``."""
+    """Phase 1: the generator alone, Charbonnier loss, AdamW with cosine annealing to ``train.lr_min`` (or, with
+    ``train.schedule=plateau``, the rate multiplied by ``plateau_factor`` after ``plateau_patience`` epochs without a
+    better validation PSNR)."""
 
     phase = "pretrain"
 
@@ -477,9 +483,15 @@ class PretrainTrainer(Trainer):
         super().__init__(config, experiment)
         train = config.train
         self.optimizer = torch.optim.AdamW(self.generator.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=self.total_steps, eta_min=train.lr_min
-        )
+        if train.schedule == "plateau":  # the seed report's schedule: halve the rate when validation PSNR stalls
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="max", factor=train.plateau_factor, patience=train.plateau_patience,
+                min_lr=train.lr_min,
+            )
+        else:
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=self.total_steps, eta_min=train.lr_min
+            )
 
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
         with self.autocast():
@@ -488,9 +500,14 @@ class PretrainTrainer(Trainer):
         detail, detail_logs = detail_terms(restored, sharp, self.config.train.detail_losses)
         loss = pixel + detail
         grad_norm = self.optimise(loss, self.optimizer, self.generator.parameters())
-        lr = self.scheduler.get_last_lr()[0]
-        self.scheduler.step()
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.config.train.schedule == "cosine":
+            self.scheduler.step()
         return {"loss": loss.item(), "lr": lr, "grad_norm": grad_norm, **detail_logs}
+
+    def after_validation(self, scores: Scores) -> None:
+        if self.config.train.schedule == "plateau":
+            self.scheduler.step(scores.psnr)
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}

@@ -94,3 +94,21 @@ def test_unknown_loss_names_and_gan_types_are_named():
         load_config(None, ["train.detail_losses={tv: -1}"])
     with pytest.raises(ConfigError, match="adv.gan_type must be one of wgan-gp, wgan-clip, vanilla, lsgan, ragan-ls"):
         load_config(None, ["adv.gan_type=ragan"])
+
+
+def test_plateau_schedule_halves_the_rate_when_validation_stalls(tmp_path):
+    from conftest import TINY
+    from gan.experiment import plan_experiment
+    from gan.trainer import PretrainTrainer, Scores
+
+    config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=plateau",
+                                "train.schedule=plateau", "train.plateau_patience=1", "train.lr=4e-4"])
+    trainer = PretrainTrainer(config, plan_experiment(config, "plateau"))
+    rates = []
+    for psnr in (30.0, 31.0, 31.0, 30.5, 30.9, 30.8):  # better, better, then stalls
+        trainer.after_validation(Scores(psnr=psnr, ssim=0.9))
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    # Patience 1: the second epoch without a better PSNR halves the rate, and the count starts again.
+    assert rates == pytest.approx([4e-4, 4e-4, 4e-4, 2e-4, 2e-4, 1e-4])
+    with pytest.raises(ConfigError, match="train.schedule must be cosine or plateau"):
+        load_config(None, ["train.schedule=step"])

@@ -1,0 +1,241 @@
+"""Run a grid of config variants as ordinary experiments, then tabulate and plot their validation scores.
+
+    python -m gan.ablation configs/ablations/seed_table.yaml              # sequential, resumable
+    python -m gan.ablation configs/ablations/seed_table.yaml --gpus 0 1   # one run per GPU at a time
+    python -m gan.ablation configs/ablations/seed_table.yaml --report     # the table and plot of what has run
+
+The file names a base config, overrides for every variant, the seeds, and the variants (name -> overrides)::
+
+    name: seed-table                 # runs go to <experiment.root>/ablations/seed-table/<variant>-seed<k>/
+    phase: pretrain                  # pretrain | adv
+    config: configs/pretrain.yaml
+    set: [train.epochs=4]            # applied to every variant
+    seeds: [0, 1]                    # experiment.seed; each variant runs once per seed
+    variants:
+      baseline: []
+      filters-32: [model.start_filters=32]
+
+Each run is a ``train_gan.py`` subprocess in its own experiment folder: a finished run is kept (and skipped when the
+command runs again), an interrupted one is resumed with ``--resume``. ``table.md`` and ``curves.png`` beside the runs
+give each variant's final validation PSNR and SSIM (and JOD or FLIP where the runs logged them) as the mean and
+standard deviation over its seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .config import load_config
+from .curves import scalars
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {"name", "phase", "config", "set", "seeds", "variants"}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DONE = "ablation_run.json"  # written beside a run once train_gan.py has returned 0
+# Final validation figures read from the runs' TensorBoard events: (tag, column, format).
+COLUMNS = (("val/psnr", "PSNR (dB)", "{:.2f}"), ("val/ssim", "SSIM", "{:.4f}"), ("val/jod", "JOD", "{:.3f}"),
+           ("val/flip", "FLIP", "{:.4f}"))
+
+
+@dataclass
+class Run:
+    variant: str
+    seed: int
+    folder: Path
+    overrides: list[str]
+
+
+@dataclass
+class Grid:
+    name: str
+    phase: str
+    config: Path
+    runs: list[Run]
+    folder: Path
+
+
+def load_grid(path: Path) -> Grid:
+    """The grid in ``path``, every variant's config checked before anything runs (one ConfigError otherwise)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read ablation file {path}: {str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"ablation file {path} must be a mapping with {', '.join(sorted(KEYS))}")
+    unknown = sorted(set(raw) - KEYS)
+    if unknown:
+        raise ConfigError(f"ablation file {path}: unknown key {unknown[0]!r}; known: {', '.join(sorted(KEYS))}")
+    name, phase = raw.get("name"), raw.get("phase", "pretrain")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ConfigError(f"ablation file {path}: name must be a plain folder name, got {name!r}")
+    if phase not in ("pretrain", "adv"):
+        raise ConfigError(f"ablation file {path}: phase must be pretrain or adv, got {phase!r}")
+    variants, common, seeds = raw.get("variants"), raw.get("set") or [], raw.get("seeds", [0])
+    if not isinstance(variants, dict) or not variants:
+        raise ConfigError(f"ablation file {path}: variants is empty; give at least one name -> list of overrides")
+    if not isinstance(common, list) or not all(isinstance(item, str) for item in common):
+        raise ConfigError(f"ablation file {path}: set must be a list of SECTION.KEY=VALUE strings")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"ablation file {path}: seeds must be a non-empty list of whole numbers, got {seeds!r}")
+    config = Path(raw.get("config") or ROOT / "configs" / f"{phase}.yaml")
+    if not config.is_absolute() and not config.is_file():
+        config = ROOT / config
+    base = load_config(config, common)
+    folder = Path(base.experiment.root) / "ablations" / name
+    runs = []
+    for variant, overrides in variants.items():
+        overrides = overrides or []
+        if not isinstance(variant, str) or not NAME.match(variant):
+            raise ConfigError(f"ablation file {path}: variant name {variant!r} must be a plain folder name")
+        if not isinstance(overrides, list) or not all(isinstance(item, str) for item in overrides):
+            raise ConfigError(f"ablation file {path}: variant {variant!r} must be a list of SECTION.KEY=VALUE strings")
+        for seed in seeds:
+            run_overrides = [*common, *overrides, f"experiment.seed={seed}", f"experiment.root={folder}",
+                             f"experiment.name={variant}-seed{seed}"]
+            try:
+                load_config(config, run_overrides)
+            except ConfigError as error:
+                raise ConfigError(f"ablation variant {variant!r}: {error}") from None
+            runs.append(Run(variant, seed, folder / f"{variant}-seed{seed}", run_overrides))
+    return Grid(name, phase, config, runs, folder)
+
+
+def command(grid: Grid, run: Run) -> list[str]:
+    script = [sys.executable, str(ROOT / "train_gan.py"), f"--{grid.phase}"]
+    if run.folder.is_dir():  # started before and not finished: continue it exactly
+        return [*script, "--resume", str(run.folder)]
+    return [*script, "--config", str(grid.config), "--set", *run.overrides]
+
+
+def run_grid(grid: Grid, gpus: list[str], say=print) -> list[Run]:
+    """Run every unfinished run, ``len(gpus)`` at a time (sequentially without GPUs); returns the failed ones."""
+    pending = [run for run in grid.runs if not (run.folder / DONE).is_file()]
+    for run in grid.runs:
+        if run not in pending:
+            say(f"kept {run.folder.name} (finished earlier)")
+    slots = gpus or [None]
+    active: list[tuple[Run, subprocess.Popen, str | None]] = []
+    failed: list[Run] = []
+    grid.folder.mkdir(parents=True, exist_ok=True)
+    while pending or active:
+        free = [slot for slot in slots if slot not in [used for _, _, used in active]]
+        while pending and free:
+            run, slot = pending.pop(0), free.pop(0)
+            env = dict(os.environ)
+            if slot is not None:
+                env["CUDA_VISIBLE_DEVICES"] = slot
+            log = open(grid.folder / f"{run.folder.name}.log", "a")
+            say(f"running {run.folder.name}" + (f" on GPU {slot}" if slot is not None else ""))
+            active.append((run, subprocess.Popen(command(grid, run), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                                 cwd=Path.cwd()), slot))
+            log.close()
+        time.sleep(0.2)
+        for item in list(active):
+            run, process, _ = item
+            if process.poll() is None:
+                continue
+            active.remove(item)
+            if process.returncode == 0:
+                (run.folder / DONE).write_text(json.dumps({"variant": run.variant, "seed": run.seed,
+                                                           "overrides": run.overrides}))
+            else:
+                failed.append(run)
+                say(f"{run.folder.name} failed (exit {process.returncode}); see {grid.folder / run.folder.name}.log")
+    return failed
+
+
+def final_scores(run: Run) -> dict[str, float]:
+    scores = {}
+    for tag, _, _ in COLUMNS + (("val/psnr_blurry_input", "", ""),):
+        _, values = scalars(run.folder, tag) if (run.folder / "tensorboard").is_dir() else ([], [])
+        if len(values):
+            scores[tag] = float(values[-1])
+    return scores
+
+
+def report(grid: Grid) -> str:
+    """Write table.md and curves.png for the finished runs; returns the table."""
+    finished = [run for run in grid.runs if (run.folder / DONE).is_file()]
+    scores = {id(run): final_scores(run) for run in finished}
+    shown = [column for column in COLUMNS if any(column[0] in s for s in scores.values())]
+    header = ["Variant", "seeds", *(column[1] for column in shown), "blurred PSNR (dB)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for variant in dict.fromkeys(run.variant for run in grid.runs):
+        runs = [run for run in finished if run.variant == variant]
+        if not runs:
+            lines.append(f"| {variant} | 0 |" + " n/a |" * (len(shown) + 1))
+            continue
+        cells = [variant, str(len(runs))]
+        for tag, _, fmt in (*shown, ("val/psnr_blurry_input", "", "{:.2f}")):
+            values = [scores[id(run)][tag] for run in runs if tag in scores[id(run)]]
+            if not values:
+                cells.append("n/a")
+            elif len(values) == 1:
+                cells.append(fmt.format(values[0]))
+            else:
+                cells.append(f"{fmt.format(np.mean(values))} ± {fmt.format(np.std(values, ddof=1))}")
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    grid.folder.mkdir(parents=True, exist_ok=True)
+    (grid.folder / "table.md").write_text(
+        f"Final validation scores of `{grid.name}` (mean ± sample standard deviation over seeds)\n\n{table}")
+    _plot(grid, finished)
+    return table
+
+
+def _plot(grid: Grid, finished: list[Run]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4), dpi=100)
+    for variant in dict.fromkeys(run.variant for run in finished):
+        curves = [scalars(run.folder, "val/psnr") for run in finished if run.variant == variant]
+        steps = sorted(set.intersection(*(set(s.tolist()) for s, _ in curves)))
+        if not steps:
+            continue
+        values = np.array([[dict(zip(s.tolist(), v.tolist()))[step] for step in steps] for s, v in curves])
+        axis.plot(steps, values.mean(0), marker="o", label=f"{variant} ({len(curves)} seed{'s' * (len(curves) > 1)})")
+        if len(curves) > 1:
+            axis.fill_between(steps, values.min(0), values.max(0), alpha=0.2)
+    axis.set_xlabel("step")
+    axis.set_ylabel("validation PSNR (dB)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(grid.folder / "curves.png")
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gan.ablation", description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path, help="ablation YAML (name, phase, config, set, seeds, variants)")
+    parser.add_argument("--gpus", nargs="+", default=[], help="run one variant per listed GPU at a time")
+    parser.add_argument("--report", action="store_true", help="only write the table and plot of finished runs")
+    args = parser.parse_args(argv)
+    try:
+        grid = load_grid(args.file)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failed = [] if args.report else run_grid(grid, args.gpus, say=lambda text: print(text, flush=True))
+    print(report(grid), end="")
+    print(f"wrote {grid.folder / 'table.md'} and {grid.folder / 'curves.png'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
