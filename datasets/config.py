@@ -16,7 +16,7 @@ SYNTHETIC_SOURCES = ("embedded", "folder")
 class DataConfig:
     # embedded: scikit-image's bundled photos, blurred on the fly; folder: every image below sharp_dir, blurred on
     # the fly; gopro: GOPRO_Large at root; realblur: RealBlur at root (its list files); hide: HIDE_dataset at root; paired: root/blur and
-    # root/sharp with matching names, or pairs_file. See the README's Data section for each layout.
+    # root/sharp with matching names, or pairs_file. See docs/data.md for each layout.
     source: str = "embedded"
     root: str | None = None  # gopro, realblur, hide, paired
     sharp_dir: str | None = None  # folder

@@ -56,7 +56,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: at epoch ends only
     keep_last: int = 2  # rolling step-NNNNNNNN.pt checkpoints kept (best.pt is kept besides)
     deterministic: bool = False  # torch.use_deterministic_algorithms: bit-exact resume on CPU, slower on CUDA
-    # Speed (see README, Performance): autocast precision (fp16 uses a gradient scaler, CUDA only), the
+    # Speed (see docs/performance.md): autocast precision (fp16 uses a gradient scaler, CUDA only), the
     # channels_last memory format, and torch.compile of the generator. All off by default. On this 2-core CPU a
     # LightUNet-48 step (batch 8, 96 px) took 1.00 s NCHW and 0.88 s channels_last (medians of 6, with the trainer's
     # allocator setting, gan/cpu_allocator.py); bf16 and compile gain nothing there.
@@ -148,7 +148,7 @@ class LogConfig:
     val_images: int = 4  # validation pairs shown as blurred | restored | sharp rows
     lpips: bool = True  # also score validation with LPIPS when its ImageNet weights are there (costs time)
     # none | flip | cvvdp: an offline perceptual metric on validation too (val/flip or val/jod in TensorBoard;
-    # README, Metrics). Off by default: its package is an extra, and it adds to each validation (README, Training).
+    # docs/evaluation.md, Metrics). Off by default: its package is an extra, and it adds to each validation.
     perceptual: str = "none"
 
     def check(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Validation curves of training runs from their TensorBoard events, as one PNG for the README or a model card.
+"""Validation curves of training runs from their TensorBoard events, as one PNG for the docs or a model card.
 
     python -m gan.curves --runs experiments/light-unet-v2-cpu --out docs/curves_pretrain.png
 

@@ -2,7 +2,7 @@
 
 An InstanceNorm layer normalises with the mean and variance of its whole input. A tile holds only part of the
 image, so with its own statistics every tile comes out differently from the whole image (by a quarter of what the
-shipped model changes, measured in the README). ``ImageStatistics`` measures each norm layer's statistics over
+shipped model changes, measured in docs/inference.md). ``ImageStatistics`` measures each norm layer's statistics over
 the whole image instead, tile by tile, and then hands them to the layers for the pass that makes the output.
 
 A layer's statistics depend on every layer before it, so they are measured layer by layer, in execution order:

@@ -94,8 +94,8 @@ class Restorer:
         ``tile=None`` picks ``auto_tile``'s choice per image, ``tile_batch=None`` ``default_tile_batch``'s.
         ``norm_statistics``: how tiles of an InstanceNorm network are normalised: "image" (the whole image's
         statistics, measured tile by tile before the output pass: what the whole image gives, at about 12x the time
-        of one tiled pass) or "tile" (each tile its own: fast, but off by a quarter of the model's change; README
-        "Tiled inference")."""
+        of one tiled pass) or "tile" (each tile its own: fast, but off by a quarter of the model's change;
+        docs/inference.md, "Tiled inference and InstanceNorm")."""
         if norm_statistics not in NORM_STATISTICS:
             raise ConfigError(f"norm statistics must be one of {', '.join(NORM_STATISTICS)}, got {norm_statistics!r}")
         if tile_batch is None:

@@ -10,7 +10,7 @@ PixelShuffle on the same sampling phase as the whole image. With a per-pixel nor
 inside the margin (overlap / 4) then matches the whole image's up to the receptive field beyond the margin. For
 InstanceNorm networks ``norm_statistics="image"`` normalises every tile with the whole image's statistics,
 measured tile by tile in extra passes (gan/image_norm.py); ``"tile"`` lets each tile use its own (one pass,
-less exact). README "Tiled inference" reports the measured agreement of each.
+less exact). docs/inference.md ("Tiled inference and InstanceNorm") reports the measured agreement of each.
 """
 
 from __future__ import annotations
