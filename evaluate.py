@@ -14,7 +14,8 @@ Each method's run folder gets per_image.csv, summary.json, table.md, psnr_hist.p
 and breakdown.png (per kernel kind and blur extent), and best/worst side-by-side
 PNGs (blurred | restored | sharp); every run also scores the blurred input itself (the baseline row).
 Methods: wiener and rl (non-blind, given the benchmark's true kernel: the oracle), blind-rl (RL with a fixed
-Gaussian guess), cnn-rl (a CNN estimates the Gaussian sigma, then RL), model (a checkpoint from train_gan.py,
+Gaussian guess), cnn-rl (a CNN estimates the Gaussian sigma, then RL), cnn-rl-patches (the same per overlapping
+patch, stitched without seams: for blur that varies across the image), model (a checkpoint from train_gan.py,
 tiled so any size works).
 """
 
@@ -29,7 +30,7 @@ from gan.errors import USER_ERRORS
 from gan.offline_metrics import LOADERS, METRIC_CHOICES
 from gan.tiling_args import add_tiling_arguments
 
-METHODS = ("wiener", "rl", "blind-rl", "cnn-rl", "model")
+METHODS = ("wiener", "rl", "blind-rl", "cnn-rl", "cnn-rl-patches", "model")
 SIGMA_CNN = Path(__file__).resolve().parent / "weights" / "sigma_cnn.pt"
 
 
@@ -83,24 +84,34 @@ def build_method(name: str, args: argparse.Namespace, kernel_size: int):
 
     from baselines import classical
 
+    def oracle(method):
+        """A non-blind method, per lattice node where the benchmark's blur varies across the image."""
+        return lambda blurred, kernel: (classical.per_node(method, blurred, kernel) if kernel.ndim == 4
+                                        else method(blurred, kernel))
+
     if name == "wiener":
         return (f"wiener (oracle kernel, balance {args.wiener_balance:g})",
-                lambda blurred, kernel: classical.wiener(blurred, kernel, args.wiener_balance), True, "cpu")
+                oracle(lambda blurred, kernel: classical.wiener(blurred, kernel, args.wiener_balance)), True, "cpu")
     if name == "rl":
         return (f"rl (oracle kernel, {args.rl_iterations} it)",
-                lambda blurred, kernel: classical.richardson_lucy(blurred, kernel, args.rl_iterations), True, "cpu")
+                oracle(lambda blurred, kernel: classical.richardson_lucy(blurred, kernel, args.rl_iterations)), True,
+                "cpu")
     if name == "blind-rl":
         return (f"blind-rl (Gaussian sigma {args.blind_sigma:g}, {args.rl_iterations} it)",
                 lambda blurred, kernel: classical.blind_richardson_lucy(
                     blurred, args.blind_sigma, kernel_size, args.rl_iterations), False, "cpu")
-    if name == "cnn-rl":
-        from baselines.sigma_cnn import CnnRL, load
+    if name in ("cnn-rl", "cnn-rl-patches"):
+        from baselines.sigma_cnn import CnnRL, PatchCnnRL, load
 
         if not args.sigma_cnn.is_file():
             raise FileNotFoundError(f"sigma-CNN weights {args.sigma_cnn} are missing; train them with "
                                     f"python -m baselines.sigma_cnn --out {args.sigma_cnn}")
-        method = CnnRL(load(args.sigma_cnn), kernel_size, args.rl_iterations)
-        return f"cnn-rl ({args.rl_iterations} it)", lambda blurred, kernel: method(blurred), False, "cpu"
+        if name == "cnn-rl":
+            method = CnnRL(load(args.sigma_cnn), kernel_size, args.rl_iterations)
+            return f"cnn-rl ({args.rl_iterations} it)", lambda blurred, kernel: method(blurred), False, "cpu"
+        method = PatchCnnRL(load(args.sigma_cnn), kernel_size, args.rl_iterations)
+        return (f"cnn-rl-patches ({method.patch} px, overlap {method.overlap}, {args.rl_iterations} it)",
+                lambda blurred, kernel: method(blurred), False, "cpu")
     from datasets.images import array_to_tensor, tensor_to_array
     from datasets.photo_sets import sha256
     from gan.device import pick_device

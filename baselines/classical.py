@@ -45,3 +45,17 @@ def richardson_lucy(blurred: np.ndarray, kernel: np.ndarray, iterations: int = 3
 def blind_richardson_lucy(blurred: np.ndarray, sigma: float = 2.0, size: int = 21, iterations: int = 30) -> np.ndarray:
     """The seed's blind baseline: RL with a guessed kernel, a Gaussian of fixed ``sigma`` whatever the blur."""
     return richardson_lucy(blurred, gaussian_kernel(size, sigma).numpy(), iterations)
+
+
+def per_node(method, blurred: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """A non-blind ``method(blurred, kernel)`` under spatially varying blur: restore the whole image with each
+    lattice node's kernel of a ``g x g x k x k`` field and blend the results with the nodes' bilinear weights (the
+    filter-flow model the blur was made with, ``datasets.spatially_varying``)."""
+    from datasets.spatially_varying import blend_weights
+
+    grid = field.shape[0]
+    weights = blend_weights(grid, *blurred.shape[:2]).numpy()
+    output = np.zeros_like(blurred, dtype=np.float64)
+    for node, kernel in enumerate(field.reshape(grid * grid, *field.shape[-2:])):
+        output += weights[node][..., None] * method(blurred, kernel)
+    return output.astype(np.float32)

@@ -3,6 +3,7 @@
     python -m datasets.benchmark --out benchmarks/motion-v1 --preset motion-v1     # 21 px kernels, sRGB noise
     python -m datasets.benchmark --out benchmarks/gaussian-v1 --preset gaussian-v1
     python -m datasets.benchmark --out benchmarks/motion-v2 --preset motion-v2     # 15-35 px camera shake
+    python -m datasets.benchmark --out benchmarks/motion-sv1 --preset motion-sv1   # shake with roll: varies
 
 Built from held-out photos that no training set uses: by default the validation photos of
 ``photo_manifest.json`` (scikit-image's coffee and chelsea, sporco's kodim23, monarch, sail, tulips), each
@@ -12,7 +13,8 @@ method evaluate.py scores (learned or classical) sees exactly these files. Layou
     benchmark.json          version, seed, kernel mix, noise, and per image: source tile, kernel kind, sha256s
     blur/NAME.png           8-bit sRGB, 'valid' linear-light blur (no invented border) plus noise
     sharp/NAME.png          the aligned sharp target
-    kernels/NAME.npy        the true kernel (float32, sums to 1) for the non-blind oracles
+    kernels/NAME.npy        the true kernel (float32, sums to 1) for the non-blind oracles; for a spatially
+                            varying image the g x g x k x k field (its kernels at the lattice nodes)
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ PRESETS = {
     "gaussian-v1": {"kernels": ["gaussian=1"], "kernel_size": 21, "noise_sigma": 0.01, "noise_space": "srgb"},
     "motion-v2": {"kernels": ["trajectory=0.7", "linear=0.15", "smooth=0.15"], "kernel_size": 39,
                   "blur_extent": [15.0, 35.0], "noise_sigma": 0.003, "noise_space": "linear"},
+    # Spatially varying shake: a 10-25 px walk plus up to 2 degrees of camera roll, on a 3 x 3 kernel lattice.
+    "motion-sv1": {"kernels": ["trajectory=1"], "kernel_size": 39, "blur_extent": [10.0, 25.0], "noise_sigma": 0.003,
+                   "noise_space": "linear", "field_probability": 1.0, "field_grid": 3, "max_roll_degrees": 2.0},
 }
 
 
@@ -53,7 +58,12 @@ def preset_degradation(name: str) -> Degradation:
     preset = PRESETS[name]
     return Degradation(preset["kernel_size"], _kernel_mix(preset["kernels"]), noise_sigma=preset["noise_sigma"],
                        blur_extent=tuple(preset["blur_extent"]) if preset.get("blur_extent") else None,
-                       noise_space=preset["noise_space"], quantize=True)
+                       noise_space=preset["noise_space"], quantize=True, **_field_settings(preset))
+
+
+def _field_settings(values: dict) -> dict:
+    """The spatially varying settings of a preset or parsed arguments (absent: uniform blur, as older presets)."""
+    return {key: values[key] for key in ("field_probability", "field_grid", "max_roll_degrees") if key in values}
 
 
 @dataclass
@@ -170,6 +180,9 @@ def write_benchmark(
         "saturation": degradation.saturation, "noise_space": degradation.noise_space,
         "blur_extent": list(degradation.blur_extent) if degradation.blur_extent else None, "images": images,
     }
+    if degradation.field_probability > 0:  # recorded only where used: older benchmark.json files stay as they were
+        meta.update(field_probability=degradation.field_probability, field_grid=degradation.field_grid,
+                    max_roll_degrees=degradation.max_roll_degrees)
     # The fingerprint covers what motion-v1 recorded per image, under the names it used then (the extent was added
     # later; its shake kernels were called "trajectory"), so a rebuilt preset shows the original's fingerprint.
     legacy = [{**{k: v for k, v in item.items() if k not in ("extent", "kernel_sha256")},
@@ -203,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-sigma", type=float, default=0.01, help="read noise std U(0, this) (default 0.01)")
     parser.add_argument("--noise-space", choices=("linear", "srgb"), default="linear",
                         help="read noise on the sensor (linear, default) or after the tone curve (srgb)")
+    parser.add_argument("--field-probability", type=float, default=0.0,
+                        help="share of images blurred by a spatially varying shake field (default 0)")
+    parser.add_argument("--field-grid", type=int, default=3, help="kernel lattice of a field (default 3 x 3)")
+    parser.add_argument("--max-roll-degrees", type=float, default=1.0, help="camera roll of a field (default 1)")
     parser.add_argument("--tile", type=int, default=256, help="image side (default 256)")
     parser.add_argument("--crops-per-photo", type=int, default=8, help="seeded textured crops per photo (default 8)")
     parser.add_argument("--min-texture", type=float, default=0.006)
@@ -221,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         degradation = Degradation(args.kernel_size, _kernel_mix(args.kernels), noise_sigma=args.noise_sigma,
                                   blur_extent=tuple(args.blur_extent) if args.blur_extent else None,
-                                  noise_space=args.noise_space)
+                                  noise_space=args.noise_space, **_field_settings(vars(args)))
         meta = write_benchmark(staging, benchmark_photos(args.photos), degradation, args.seed, args.tile,
                                args.min_texture, args.version or args.out.name, args.crops_per_photo)
     except (DataError, ValueError) as error:

@@ -6,6 +6,8 @@ import torch
 from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb
 from kornia.filters import filter2d
 
+from .spatially_varying import blur_field
+
 # Where read noise is added: "linear" on the sensor, before the clip (physical); "srgb" after the tone curve.
 NOISE_SPACES = ("linear", "srgb")
 
@@ -37,7 +39,8 @@ def synthesize(
     with ``poisson_peak`` photons at white (0: none) and Gaussian read noise of standard deviation
     ``noise_sigma`` are drawn before the sensor clips to [0, 1], both in linear light as on a sensor
     (``noise_space="srgb"`` adds the read noise after the tone curve instead, in sRGB units: how motion-v1 and
-    gaussian-v1 were built). Per-pair values are B-vectors.
+    gaussian-v1 were built). Per-pair values are B-vectors. ``kernels`` may also be B x g x g x k x k kernel
+    fields (``spatially_varying.shake_field``): the blur then varies across the image.
     """
     if noise_space not in NOISE_SPACES:
         raise ValueError(f"noise_space must be one of {', '.join(NOISE_SPACES)}, got {noise_space!r}")
@@ -54,7 +57,10 @@ def synthesize(
         sharp = linear_rgb_to_rgb(center_crop(linear, margin).clamp(0.0, 1.0))
     else:
         sharp = center_crop(windows, margin)  # exact: no round trip through linear light
-    blurred = filter2d(linear, kernels, padding="valid", behaviour="conv").clamp_min(0.0)
+    if kernels.dim() == 5:  # B x g x g x k x k: a kernel field, the blur varies across the image
+        blurred = blur_field(linear, kernels)
+    else:
+        blurred = filter2d(linear, kernels, padding="valid", behaviour="conv").clamp_min(0.0)
     peak = per_pair(poisson_peak)
     if bool((peak > 0).any()):
         safe_peak = torch.where(peak > 0, peak, torch.ones_like(peak))

@@ -107,6 +107,9 @@ def degradation_from(config: DataConfig) -> Degradation:
         jpeg_quality=tuple(config.jpeg_quality) if config.jpeg_quality is not None else None,
         jpeg_probability=config.jpeg_probability,
         quantize=config.quantize,
+        field_probability=config.field_probability,
+        field_grid=config.field_grid,
+        max_roll_degrees=config.max_roll_degrees,
     )
 
 

@@ -52,6 +52,11 @@ class DataConfig:
     jpeg_quality: list[int] | None = None
     jpeg_probability: float = 0.5
     quantize: bool = False  # round blurred inputs to 8-bit levels, as every image file a model is given is
+    # Spatially varying camera shake (a walk plus a roll, rendered on a field_grid x field_grid lattice of kernels):
+    # the share of pairs blurred that way instead of by one kernel from data.kernels; 0: none.
+    field_probability: float = 0.0
+    field_grid: int = 3
+    max_roll_degrees: float = 1.0
     poisson_peak: float = 0.0  # shot noise: photons at white, log-uniform in [peak, 100 peak] per pair; 0 off
     saturation: float = 0.0  # linear-light gain U(1, 1 + saturation) per pair: clipped highlights and streaks
     # Training pairs: the loader workers cut and augment the sharp window and draw the kernel and noise levels;
@@ -137,6 +142,13 @@ class DataConfig:
                                 f"{self.val_degradation!r}")
             elif not self.synthetic:
                 problems.append(f"data.val_degradation needs a synthetic source (embedded, folder), not {self.source!r}")
+        if not 0 <= self.field_probability <= 1:
+            problems.append(f"data.field_probability must be in [0, 1], got {self.field_probability}")
+        if self.field_grid < 1 or self.max_roll_degrees < 0:
+            problems.append(f"data.field_grid must be >= 1 and data.max_roll_degrees >= 0, got {self.field_grid} and "
+                            f"{self.max_roll_degrees}")
+        if self.field_probability > 0 and self.blur_on_device:
+            problems.append("data.field_probability needs data.blur_on_device off (fields are drawn in the loader workers)")
         if self.on_bad not in ("fail", "skip"):
             problems.append(f"data.on_bad must be fail or skip, got {self.on_bad!r}")
         return problems

@@ -59,7 +59,9 @@ def splat(points: np.ndarray, size: int, weights: np.ndarray | None = None) -> t
 
 def kernel_extent(kernel: torch.Tensor) -> int:
     """The extent of a kernel in pixels: the longer side of the bounding box of its support, less the one pixel
-    a bilinear splat adds (a delta has extent 0)."""
+    a bilinear splat adds (a delta has extent 0). A kernel field (... x k x k) has its largest node's extent."""
+    if kernel.dim() > 2:
+        return max(kernel_extent(node) for node in kernel.reshape(-1, *kernel.shape[-2:]))
     rows, cols = torch.nonzero(kernel > 0, as_tuple=True)
     return int(max(rows.max() - rows.min(), cols.max() - cols.min()))
 

@@ -21,6 +21,9 @@ from .errors import DataError
 from .images import array_to_tensor, quantize_8bit, tensor_to_array
 from .kernels import KernelMix
 from .sampler import Key, split_key
+from .spatially_varying import shake_field
+
+FIELD_KIND = "shake_field"  # the kind recorded for a spatially varying pair
 
 PhotoSource = Callable[[int], torch.Tensor]
 
@@ -45,6 +48,12 @@ class Degradation:
     jpeg_quality: tuple[int, int] | None = None
     jpeg_probability: float = 1.0
     quantize: bool = False
+    # Spatially varying shake: with this probability a pair is blurred by a field of kernels on a field_grid x
+    # field_grid lattice (a walk plus a camera roll up to max_roll_degrees; spatially_varying.shake_field) instead
+    # of one kernel from the mix. Its extents follow blur_extent (default 5 to kernel_size - 3 px).
+    field_probability: float = 0.0
+    field_grid: int = 3
+    max_roll_degrees: float = 1.0
 
     def __post_init__(self) -> None:
         extent = tuple(self.blur_extent) if self.blur_extent is not None else None
@@ -52,6 +61,8 @@ class Degradation:
         if self.noise_space not in DEGRADATION_NOISE_SPACES:
             raise ValueError(f"noise_space must be one of {', '.join(DEGRADATION_NOISE_SPACES)}, "
                              f"got {self.noise_space!r}")
+        if not 0 <= self.field_probability <= 1 or self.field_grid < 1 or self.max_roll_degrees < 0:
+            raise ValueError("field_probability must be in [0, 1], field_grid >= 1 and max_roll_degrees >= 0")
         if self.jpeg_quality is not None:
             low, high = self.jpeg_quality
             if not 1 <= low <= high <= 100:
@@ -69,7 +80,7 @@ class Degradation:
         ``deferred``: draw everything but do not blur; returns the window, kernel and per-pair levels for
         ``synthesize_batch`` to apply to a whole batch on the training device.
         """
-        kernel, kind = self.mix(rng)
+        kernel, kind = self._draw_kernel(window, rng)
         gain = 1.0 + self.saturation * rng.random()
         peak = self.poisson_peak * 10 ** (2 * rng.random()) if self.poisson_peak > 0 else 0.0
         sigma = self.noise_sigma * rng.random()
@@ -79,6 +90,8 @@ class Degradation:
         seed = int(rng.integers(2**62))
         quality = self._draw_jpeg_quality(rng)
         if deferred:
+            if kind == FIELD_KIND:
+                raise DataError("spatially varying blur runs in the loader workers: turn data.blur_on_device off")
             if quality:
                 raise DataError("JPEG re-compression runs in the loader workers: turn data.blur_on_device off")
             if self.noise_space == "mixed":
@@ -91,6 +104,16 @@ class Degradation:
         if self.quantize:
             blurred = quantize_8bit(blurred)
         return {"blur": blurred, "sharp": sharp[0], "kernel": kernel, "kind": kind, "noise_space": noise_space}
+
+    def _draw_kernel(self, window: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, str]:
+        """One kernel from the mix, or (with ``field_probability``) a ``field_grid`` x ``field_grid`` kernel field
+        for the window's output size. No draw is made for the field when its probability is 0."""
+        if self.field_probability > 0 and rng.random() < self.field_probability:
+            height, width = window.shape[-2] - self.margin, window.shape[-1] - self.margin
+            extent = tuple(self.blur_extent) if self.blur_extent is not None else (5.0, self.kernel_size - 3.0)
+            field = shake_field(self.kernel_size, self.field_grid, height, width, rng, extent, self.max_roll_degrees)
+            return field, FIELD_KIND
+        return self.mix(rng)
 
     def _draw_jpeg_quality(self, rng: np.random.Generator) -> int:
         """0 for no re-compression."""
