@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlparse
 import torch
 
 from datasets.errors import DataError
+from datasets.images import image_size
 
 from .errors import USER_ERRORS
 from .image_io import ImageInfo, read_image_for_inference, write_image_like
@@ -142,11 +143,13 @@ class DemoApp:
 
     def _restore(self, job: Job) -> None:
         upload = next(job.folder.glob("input.*"))
-        image, info = _read_upload(upload, job.name)
-        job.height, job.width = image.shape[-2:]
+        # The header first: an image over the limit is refused before its pixels are decoded.
+        job.width, job.height = _read_upload(upload, job.name, image_size)
         if job.width * job.height > self.max_pixels:
             raise DataError(f"{job.name} is {job.width}x{job.height} = {job.width * job.height / 1e6:.1f} MP, over "
                             f"this demo's limit of {self.max_pixels / 1e6:g} MP (start it with --max-megapixels)")
+        image, info = _read_upload(upload, job.name, read_image_for_inference)
+        job.height, job.width = image.shape[-2:]
         preview = job.folder / "input.png"
         if upload != preview:
             write_image_like(image, ImageInfo(gray=False, bits=8, alpha=None), preview)
@@ -166,12 +169,12 @@ class DemoApp:
             del self.jobs[job.id]
 
 
-def _read_upload(path: Path, name: str):
+def _read_upload(path: Path, name: str, reader: Callable):
     try:
-        return read_image_for_inference(path)
+        return reader(path)
     except (DataError, OSError, ValueError) as error:
         # The reader names the temporary file; the user knows their file by its own name.
-        reason = _one_line(error).replace(f"image {path}: ", "").replace(str(path), name)
+        reason = _one_line(error).replace(f"cannot read image {path}: ", "").replace(str(path), name)
         raise DataError(f"{name} is not an image this demo can read ({reason})") from None
 
 
