@@ -19,6 +19,7 @@ import argparse
 import datetime
 import json
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -179,7 +180,7 @@ def bench_training_precision(table: Table, args, batch: int = 8, crop: int = 128
                 if trainer.device.type == "cuda":
                     torch.cuda.synchronize()
                 times[name].append(time.perf_counter() - start)
-    medians = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    medians = {name: statistics.median(values) for name, values in times.items()}
     for name, value in medians.items():
         note = f"{batch * crop * crop / value / 1e6:.2f} MP/s"
         if name.endswith("auto"):

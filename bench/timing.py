@@ -1,26 +1,6 @@
-"""The one timing rule of every benchmark here: a warm-up run, then the median of ``repeats`` timed runs."""
+"""The one timing rule of every benchmark here (it lives in gan/timing.py, which the trainer's precision choice
+uses too): a warm-up run, then the median of ``repeats`` timed runs."""
 
-from __future__ import annotations
+from gan.timing import median_seconds
 
-import statistics
-import time
-from typing import Callable
-
-import torch
-
-
-def median_seconds(run: Callable[[], object], repeats: int, device: torch.device | None = None) -> float:
-    """Median wall time of ``run()``; on CUDA synchronised before and after, so queued kernels are counted."""
-    cuda = device is not None and device.type == "cuda"
-
-    def once() -> float:
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    once()  # warm-up: allocator, oneDNN kernel selection, cuDNN autotuning, compilation, worker start
-    return statistics.median(once() for _ in range(repeats))
+__all__ = ["median_seconds"]

@@ -8,11 +8,13 @@ bf16 kernels do not win for every layer shape or thread count.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
+
+from .timing import median_seconds
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # bf16 must be at least this much faster to be chosen: a tie is not worth bf16's rounding.
@@ -53,13 +55,7 @@ def _step_seconds(model: torch.nn.Module, sample: torch.Tensor, dtype: torch.dty
             out = model(sample)
         out.float().square().mean().backward()
 
-    step()  # warm-up: oneDNN builds its kernels for this shape
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return median_seconds(step, repeats, sample.device)  # its warm-up lets oneDNN build kernels for this shape
 
 
 def choose_cpu_precision(
@@ -85,9 +81,11 @@ def choose_cpu_precision(
     return PrecisionChoice(None, f"fp32 (bf16 not {MIN_SPEEDUP}x faster here): {measured}")
 
 
-def choose_precision(amp: str, device: torch.device, model: torch.nn.Module, sample: torch.Tensor) -> PrecisionChoice:
+def choose_precision(
+    amp: str, device: torch.device, model: torch.nn.Module, sample: Callable[[], torch.Tensor]
+) -> PrecisionChoice:
     """``train.amp`` resolved for ``device``: off, bf16 and fp16 as asked; auto by the rules above (on CUDA,
-    bf16 where the GPU supports it)."""
+    bf16 where the GPU supports it). ``sample()`` makes the timing batch, only where one is timed (auto on a CPU)."""
     if amp != "auto":
         return PrecisionChoice({"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp], f"{amp}: as configured")
     if device.type == "cuda":
@@ -95,5 +93,5 @@ def choose_precision(amp: str, device: torch.device, model: torch.nn.Module, sam
             return PrecisionChoice(torch.bfloat16, "bf16: this GPU supports it")
         return PrecisionChoice(None, "fp32: this GPU has no bf16")
     if device.type == "cpu":
-        return choose_cpu_precision(model, sample)
+        return choose_cpu_precision(model, sample())
     return PrecisionChoice(None, f"fp32: no bf16 rule for {device.type}")

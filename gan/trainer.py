@@ -95,11 +95,13 @@ class Trainer:
             self.training_generator = torch.compile(self.training_generator)
         if config.train.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError(f"train.amp=fp16 needs a CUDA device, not {self.device.type}; use bf16, auto or off")
-        # Its own generator: timing must not move the global RNG stream that seeds everything after it.
-        sample = torch.rand(config.train.batch_size, 3, config.data.crop_size, config.data.crop_size,
-                            generator=torch.Generator().manual_seed(0))
-        sample = sample.to(self.device).contiguous(memory_format=self.memory_format)
-        self.precision = choose_precision(config.train.amp, self.device, self.generator, sample)
+        def timing_sample() -> torch.Tensor:
+            # Its own generator: timing must not move the global RNG stream that seeds everything after it.
+            sample = torch.rand(config.train.batch_size, 3, config.data.crop_size, config.data.crop_size,
+                                generator=torch.Generator().manual_seed(0))
+            return sample.to(self.device).contiguous(memory_format=self.memory_format)
+
+        self.precision = choose_precision(config.train.amp, self.device, self.generator, timing_sample)
         self.amp_dtype = self.precision.dtype
         if self.world.is_main and config.train.amp == "auto":
             print(f"train.amp=auto: {self.precision.reason}", flush=True)

@@ -38,8 +38,8 @@ def test_auto_keeps_fp32_without_native_bf16_and_measures_where_it_is_native():
 
 def test_explicit_settings_are_taken_as_configured():
     model, sample = _tiny_generator(), torch.rand(1, 3, 16, 16)
-    assert choose_precision("off", torch.device("cpu"), model, sample).dtype is None
-    assert choose_precision("bf16", torch.device("cpu"), model, sample).dtype is torch.bfloat16
+    assert choose_precision("off", torch.device("cpu"), model, lambda: sample).dtype is None
+    assert choose_precision("bf16", torch.device("cpu"), model, lambda: sample).dtype is torch.bfloat16
     assert TrainConfig(amp="auto").check() == []
     assert any("train.amp must be off, auto, bf16 or fp16" in p for p in TrainConfig(amp="half").check())
 
