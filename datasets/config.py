@@ -33,7 +33,7 @@ class DataConfig:
     val_crops_per_photo: int = 4
     val_seed: int = 12345
     # Synthetic sources: validate on the held-out photos under a published benchmark's degradation (a preset of
-    # datasets.benchmark: motion-v1, motion-v2, gaussian-v1) instead of the training mix, so the validation curve
+    # datasets.benchmark.PRESETS, e.g. motion-v1) instead of the training mix, so the validation curve
     # and best.pt follow what that benchmark measures. null: the training mix.
     val_degradation: str | None = None
     # Synthetic blur (embedded and folder sources): kernel kinds and their relative frequencies.

@@ -393,13 +393,9 @@ def markdown_table(summaries: list[dict]) -> str:
     return "\n".join(lines + ([""] + [f"Note: {n}" for n in notes] if notes else []))
 
 
-def load_summaries(paths: list[Path]) -> list[dict]:
-    """summary.json of each run folder; a folder holding run folders contributes all of them, in name order."""
-    return [summary for _, summary in load_runs(paths)]
-
-
 def load_runs(paths: list[Path]) -> list[tuple[Path, dict]]:
-    """(run folder, its summary.json) for each run folder given or found one level below a given folder."""
+    """(run folder, its summary.json) for each run folder given; a folder holding run folders contributes all of
+    them, in name order."""
     runs = []
     for path in paths:
         if (path / "summary.json").is_file():

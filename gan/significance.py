@@ -15,10 +15,11 @@ from pathlib import Path
 
 from scipy import stats
 
+from .metrics import PSNR_CAP  # as in the means: an identical image counts as PSNR_CAP dB
+
 # (column, label, higher is better)
 METRICS = (("psnr", "PSNR (dB)", True), ("ssim", "SSIM", True), ("lpips_alex", "LPIPS (Alex)", False),
            ("lpips_vgg", "LPIPS (VGG)", False), ("jod", "JOD", True), ("flip", "FLIP", False))
-PSNR_CAP = 100.0  # as in the means: an identical image counts as 100 dB
 
 
 def per_image(folder: Path) -> dict[str, dict[str, float]]:
