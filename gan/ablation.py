@@ -37,7 +37,7 @@ import numpy as np
 import yaml
 
 from .config import load_config
-from .curves import scalars
+from .curves import read_scalars
 from .errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,19 +156,16 @@ def run_grid(grid: Grid, gpus: list[str], say=print) -> list[Run]:
     return failed
 
 
-def final_scores(run: Run) -> dict[str, float]:
-    scores = {}
-    for tag, _, _ in COLUMNS + (("val/psnr_blurry_input", "", ""),):
-        _, values = scalars(run.folder, tag) if (run.folder / "tensorboard").is_dir() else ([], [])
-        if len(values):
-            scores[tag] = float(values[-1])
-    return scores
+BLURRY = "val/psnr_blurry_input"
 
 
 def report(grid: Grid) -> str:
     """Write table.md and curves.png for the finished runs; returns the table."""
     finished = [run for run in grid.runs if (run.folder / DONE).is_file()]
-    scores = {id(run): final_scores(run) for run in finished}
+    # Each run's events are read once: the final value of every column, and the PSNR curve for the plot.
+    curves = {id(run): read_scalars(run.folder, [*(tag for tag, _, _ in COLUMNS), BLURRY]) for run in finished}
+    scores = {key: {tag: float(values[-1]) for tag, (_, values) in run_curves.items() if len(values)}
+              for key, run_curves in curves.items()}
     shown = [column for column in COLUMNS if any(column[0] in s for s in scores.values())]
     header = ["Variant", "seeds", *(column[1] for column in shown), "blurred PSNR (dB)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -178,7 +175,7 @@ def report(grid: Grid) -> str:
             lines.append(f"| {variant} | 0 |" + " n/a |" * (len(shown) + 1))
             continue
         cells = [variant, str(len(runs))]
-        for tag, _, fmt in (*shown, ("val/psnr_blurry_input", "", "{:.2f}")):
+        for tag, _, fmt in (*shown, (BLURRY, "", "{:.2f}")):
             values = [scores[id(run)][tag] for run in runs if tag in scores[id(run)]]
             if not values:
                 cells.append("n/a")
@@ -191,11 +188,11 @@ def report(grid: Grid) -> str:
     grid.folder.mkdir(parents=True, exist_ok=True)
     (grid.folder / "table.md").write_text(
         f"Final validation scores of `{grid.name}` (mean ± sample standard deviation over seeds)\n\n{table}")
-    _plot(grid, finished)
+    _plot(grid, finished, {key: run_curves["val/psnr"] for key, run_curves in curves.items()})
     return table
 
 
-def _plot(grid: Grid, finished: list[Run]) -> None:
+def _plot(grid: Grid, finished: list[Run], psnr: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,7 +200,7 @@ def _plot(grid: Grid, finished: list[Run]) -> None:
 
     figure, axis = plt.subplots(figsize=(7, 4), dpi=100)
     for variant in dict.fromkeys(run.variant for run in finished):
-        curves = [scalars(run.folder, "val/psnr") for run in finished if run.variant == variant]
+        curves = [psnr[id(run)] for run in finished if run.variant == variant]
         steps = sorted(set.intersection(*(set(s.tolist()) for s, _ in curves)))
         if not steps:
             continue

@@ -15,18 +15,29 @@ from pathlib import Path
 import numpy as np
 
 
-def scalars(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of one scalar tag over all of a run's event files (a resumed run has several)."""
+def read_scalars(run: Path, tags: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """tag -> (steps, values) over all of a run's event files (a resumed run has several), each file read once
+    however many tags are asked for; a tag the run never logged has empty arrays."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    points: dict[int, float] = {}
+    points: dict[str, dict[int, float]] = {tag: {} for tag in tags}
     for events in sorted((run / "tensorboard").glob("events.out.tfevents.*")):
         accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
         accumulator.Reload()
-        if tag in accumulator.Tags()["scalars"]:
-            points.update({event.step: event.value for event in accumulator.Scalars(tag)})
-    steps = np.array(sorted(points))
-    return steps, np.array([points[s] for s in steps])
+        logged = accumulator.Tags()["scalars"]
+        for tag in tags:
+            if tag in logged:
+                points[tag].update({event.step: event.value for event in accumulator.Scalars(tag)})
+    result = {}
+    for tag, by_step in points.items():
+        steps = np.array(sorted(by_step))
+        result[tag] = steps, np.array([by_step[s] for s in steps])
+    return result
+
+
+def scalars(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one scalar tag over all of a run's event files."""
+    return read_scalars(run, [tag])[tag]
 
 
 def plot(runs: list[Path], out: Path, smoothing: int = 20) -> None:
@@ -37,13 +48,14 @@ def plot(runs: list[Path], out: Path, smoothing: int = 20) -> None:
 
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), dpi=100, sharex=True)
     for run in runs:
-        steps, psnr = scalars(run, "val/psnr")
+        curves = read_scalars(run, ["val/psnr", "val/psnr_blurry_input", "train/loss"])
+        steps, psnr = curves["val/psnr"]
         if len(steps) == 0:
             raise ValueError(f"{run} has no val/psnr events (has it finished an epoch?)")
         top.plot(steps, psnr, marker="o", label=f"{run.name}: restored")
-        blurry_steps, blurry = scalars(run, "val/psnr_blurry_input")
+        blurry_steps, blurry = curves["val/psnr_blurry_input"]
         top.plot(blurry_steps, blurry, linestyle="--", label=f"{run.name}: blurred input")
-        loss_steps, loss = scalars(run, "train/loss")
+        loss_steps, loss = curves["train/loss"]
         if len(loss):
             window = max(1, min(smoothing, len(loss)))
             smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
