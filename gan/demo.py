@@ -99,7 +99,8 @@ class DemoApp:
             raise DataError("the upload is empty: choose an image file")
         suffix = Path(name).suffix.lower()
         suffix = suffix if SAFE_SUFFIX.match(suffix) else ".img"
-        job = Job(uuid.uuid4().hex[:12], model_id, Path(name).name or "image", self.folder / uuid.uuid4().hex)
+        job_id = uuid.uuid4().hex[:12]
+        job = Job(job_id, model_id, Path(name).name or "image", self.folder / job_id)
         job.folder.mkdir()
         # The upload keeps its suffix so the readers pick the right decoder (16-bit PNG/TIFF need it).
         (job.folder / f"input{suffix}").write_bytes(body)
@@ -131,7 +132,7 @@ class DemoApp:
             try:
                 self._restore(job)
                 job.state = "done"
-            except (*USER_ERRORS, DataError, OSError, ValueError) as error:
+            except (*USER_ERRORS, OSError, ValueError) as error:  # USER_ERRORS holds DataError
                 job.error, job.state = _one_line(error), "error"
             except Exception as error:  # the server keeps serving whatever one image does
                 job.error, job.state = f"restoration failed: {type(error).__name__}: {_one_line(error)}", "error"
