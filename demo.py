@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from gan.demo import DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB
+    from restore.demo import DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_UPLOAD_MB
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1",
@@ -45,12 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from gan.bundled import BUNDLED_MODELS, WEIGHTS_DIR
-    from gan.cpu_allocator import reuse_freed_memory
-    from gan.demo import DemoApp, Model, make_server
-    from gan.device import pick_device
-    from gan.errors import USER_ERRORS
-    from gan.inference import Restorer, default_checkpoint, load_generator
+    from restore.bundled import BUNDLED_MODELS, WEIGHTS_DIR
+    from restore.cpu_allocator import reuse_freed_memory
+    from restore.demo import DemoApp, Model, make_server
+    from restore.device import pick_device
+    from restore.errors import RESTORE_ERRORS
+    from restore.inference import Restorer, default_checkpoint, load_generator
 
     reuse_freed_memory()
     try:
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                   for id, label, find in sources]
         app = DemoApp(models, args.max_upload_mb, args.max_megapixels)
         server = make_server(app, args.host, args.port)
-    except (*USER_ERRORS, OSError) as error:
+    except (*RESTORE_ERRORS, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     # A terminating signal stops it like Ctrl+C does, so the temporary folder is removed either way.

@@ -26,9 +26,9 @@ import json
 import sys
 from pathlib import Path
 
+from evaluation.offline_metrics import LOADERS, METRIC_CHOICES
 from gan.errors import USER_ERRORS
-from gan.offline_metrics import LOADERS, METRIC_CHOICES
-from gan.tiling_args import add_tiling_arguments
+from restore.tiling_args import add_tiling_arguments
 
 METHODS = ("wiener", "rl", "blind-rl", "cnn-rl", "cnn-rl-patches", "model")
 SIGMA_CNN = Path(__file__).resolve().parent / "weights" / "sigma_cnn.pt"
@@ -54,8 +54,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-images", action="store_true", help="also write every restoration as PNG")
     parser.add_argument("--wiener-balance", type=float, default=0.01, help="wiener: noise-to-signal (default 0.01)")
     parser.add_argument("--rl-iterations", type=int, default=30, help="rl, blind-rl, cnn-rl: iterations (default 30)")
-    parser.add_argument("--blind-sigma", type=float, default=2.0, help="blind-rl: the guessed Gaussian sigma (default 2)")
-    parser.add_argument("--sigma-cnn", type=Path, default=SIGMA_CNN, help="cnn-rl: weights (default weights/sigma_cnn.pt)")
+    parser.add_argument("--blind-sigma", type=float, default=2.0,
+                        help="blind-rl: the guessed Gaussian sigma (default 2)")
+    parser.add_argument("--sigma-cnn", type=Path, default=SIGMA_CNN,
+                        help="cnn-rl: weights (default weights/sigma_cnn.pt)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS entirely")
     parser.add_argument("--metrics", nargs="+", choices=METRIC_CHOICES, metavar="METRIC",
                         help="what to score, of: psnr ssim lpips cvvdp flip (default: all; PSNR and SSIM always). "
@@ -114,11 +116,11 @@ def build_method(name: str, args: argparse.Namespace, kernel_size: int):
                 lambda blurred, kernel: method(blurred), False, "cpu")
     from datasets.images import array_to_tensor, tensor_to_array
     from datasets.photo_sets import sha256
-    from gan.device import pick_device
-    from gan.cpu_allocator import reuse_freed_memory
-    from gan.inference import Restorer, default_checkpoint, load_generator
+    from restore.cpu_allocator import reuse_freed_memory
+    from restore.device import pick_device
+    from restore.inference import Restorer, default_checkpoint, load_generator
 
-    reuse_freed_memory()  # see gan/cpu_allocator.py: large activations reuse pages, 2x on CPU
+    reuse_freed_memory()  # see restore/cpu_allocator.py: large activations reuse pages, 2x on CPU
     device = pick_device(args.device)
     checkpoint = args.checkpoint or default_checkpoint(args.model)
     restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap,
@@ -141,12 +143,12 @@ def safe_folder_name(label: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from datasets.errors import DataError
-    from gan.evaluation import Evaluation, Scorer, breakdown_table, markdown_table
+    from evaluation.scoring import Evaluation, Scorer, breakdown_table, markdown_table
 
     try:
         if args.compare:
-            from gan.evaluation import load_runs
-            from gan.significance import significance_table
+            from evaluation.scoring import load_runs
+            from evaluation.significance import significance_table
 
             runs = load_runs(args.compare)
             print(markdown_table([summary for _, summary in runs]))
@@ -181,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                                     weights=getattr(method, "weights", None))
             summary = evaluation.run(items, method, scorer, needs_kernel)
             summaries.append(summary)
-            state = "" if summary["complete"] else f" INCOMPLETE: {summary['images_scored']} of {summary['images_total']}"
+            state = ("" if summary["complete"]
+                     else f" INCOMPLETE: {summary['images_scored']} of {summary['images_total']}")
             print(f"{label}: {summary['images_scored']} images scored{state} -> {folder}", file=sys.stderr)
     except (*USER_ERRORS, DataError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -201,7 +204,7 @@ def collect_items(args: argparse.Namespace):
     from datasets.benchmark import Benchmark
     from datasets.build import list_pairs
     from datasets.config import DataConfig
-    from gan.evaluation import benchmark_items, folder_items, pair_items
+    from evaluation.scoring import benchmark_items, folder_items, pair_items
 
     if args.benchmark:
         bench = Benchmark.load(args.benchmark)

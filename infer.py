@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from gan.errors import USER_ERRORS
-from gan.tiling_args import add_tiling_arguments
+from restore.errors import RESTORE_ERRORS
+from restore.tiling_args import add_tiling_arguments
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from datasets.errors import DataError
-    from gan.device import pick_device
-    from gan.image_io import ImageInfo, read_image_for_inference, write_image_like
-    from gan.cpu_allocator import reuse_freed_memory
-    from gan.inference import Restorer, default_checkpoint, load_generator, plan_jobs, side_by_side
+    from datasets.images import side_by_side
+    from restore.cpu_allocator import reuse_freed_memory
+    from restore.device import pick_device
+    from restore.image_io import ImageInfo, read_image_for_inference, write_image_like
+    from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs
 
     reuse_freed_memory()  # large activations reuse pages instead of faulting in new ones: 2x on CPU
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = args.checkpoint or default_checkpoint(args.model)
         restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap, args.tile_batch,
                            args.precision, args.channels_last, args.compile, args.norm_stats)
-    except USER_ERRORS as error:
+    except RESTORE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"note: no sharp counterpart {sharp_path}; comparison without it", file=sys.stderr)
                 write_image_like(side_by_side(panels), ImageInfo(gray=False, bits=8, alpha=None), job.compare)
             done += 1
-        except (*USER_ERRORS, DataError) as error:
+        except RESTORE_ERRORS as error:  # bad image files (DataError) among them
             if single:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 def export(args: argparse.Namespace) -> int:
     import torch
 
-    from gan.export import export_onnx
-    from gan.inference import default_checkpoint, load_generator
+    from restore.export import export_onnx
+    from restore.inference import default_checkpoint, load_generator
 
     try:
         if args.export_onnx.exists() and not args.overwrite:
@@ -121,7 +121,7 @@ def export(args: argparse.Namespace) -> int:
             return 2
         checkpoint = args.checkpoint or default_checkpoint(args.model)
         minimum = export_onnx(load_generator(checkpoint, torch.device("cpu")), args.export_onnx)
-    except USER_ERRORS as error:
+    except RESTORE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.export_onnx}: input 'blurred' N x 3 x H x W in [0, 1], H and W >= {minimum}; "

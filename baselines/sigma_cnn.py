@@ -98,8 +98,8 @@ def save(model: SigmaCNN, path: Path, info: dict) -> None:
 
 def load(path: Path) -> SigmaCNN:
     """The sigma CNN saved by this module; an ExperimentError naming the file for anything else."""
-    from gan.checkpoint import load_weights_only
-    from gan.errors import ExperimentError
+    from restore.checkpoint import load_weights_only
+    from restore.errors import ExperimentError
 
     state = load_weights_only(path, "sigma-CNN weights")
     if not isinstance(state, dict) or not isinstance(state.get("options"), dict) or "state_dict" not in state:
@@ -162,7 +162,8 @@ class PatchCnnRL(CnnRL):
                 t0, l0 = max(0, top - margin), max(0, left - margin)
                 window = blurred[t0 : min(height, bottom + margin), l0 : min(width, right + margin)]
                 kernel = gaussian_kernel(self.kernel_size, sigma).numpy()
-                restored = richardson_lucy(window, kernel, self.iterations)[top - t0 : bottom - t0, left - l0 : right - l0]
+                restored = richardson_lucy(window, kernel, self.iterations)
+                restored = restored[top - t0 : bottom - t0, left - l0 : right - l0]
                 weight = np.outer(_tent(bottom - top), _tent(right - left))[..., None]
                 output[top:bottom, left:right] += weight * restored
                 total[top:bottom, left:right] += weight
@@ -176,7 +177,8 @@ def _tent(length: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m baselines.sigma_cnn", description="Train the sigma-estimating CNN.")
+    parser = argparse.ArgumentParser(prog="python -m baselines.sigma_cnn",
+                                     description="Train the sigma-estimating CNN.")
     parser.add_argument("--out", type=Path, required=True, help="where to write the weights (.pt)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=16)

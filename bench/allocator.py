@@ -4,7 +4,7 @@ and peak memory per setting, each in a fresh process (a mallopt setting cannot b
     python bench/allocator.py                          # 1280x720 and 3840x2160, 3 images each
     python bench/allocator.py --sizes 720x1280 --images 5 --checkpoint weights/light_unet_pretrain.pt
 
-Settings: "glibc" (its defaults: large blocks are fresh mmaps, returned on free), and gan/cpu_allocator.py's
+Settings: "glibc" (its defaults: large blocks are fresh mmaps, returned on free), and restore/cpu_allocator.py's
 "keep" (large blocks from the heap, never trimmed) and "trim-1GiB" (trimmed when 1 GiB is free at its top).
 Figures are per image after the first (the warm ones), medians; faults are minor page faults.
 """
@@ -23,12 +23,12 @@ CHILD = r"""
 import json, resource, statistics, sys, time
 sys.path.insert(0, {root!r})
 import torch
-from gan.cpu_allocator import reuse_freed_memory
+from restore.cpu_allocator import reuse_freed_memory
 setting, height, width, images, checkpoint = {setting!r}, {height}, {width}, {images}, {checkpoint!r}
 if setting != "glibc":
     assert reuse_freed_memory(setting)
 from bench.inference import make_model
-from gan.inference import Restorer
+from restore.inference import Restorer
 torch.set_num_threads({threads})
 device = torch.device("cpu")
 restore = Restorer(make_model(checkpoint, device), device, 0)

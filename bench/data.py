@@ -43,7 +43,7 @@ def loader_pairs_per_second(
     dataset = SyntheticBlurPairs(photos, len(photos), crop, count, degradation, augment=PairedAugment(None),
                                  blur_on_device=blur_on_device)
     loader = DataLoader(dataset, batch_size=8, num_workers=workers, persistent_workers=workers > 0)
-    return median_rate(lambda: [None for _ in loader], count, repeats)
+    return median_rate(lambda loader=loader: [None for _ in loader], count, repeats)
 
 
 def main() -> None:
@@ -62,7 +62,7 @@ def main() -> None:
         mix = KernelMix(args.kernel, {kind: 1.0})
         rng = np.random.default_rng(0)
         rows[f"kernels/s {kind} {args.kernel}x{args.kernel}"] = median_rate(
-            lambda: [mix(rng) for _ in range(args.count)], args.count, args.repeats
+            lambda mix=mix, rng=rng: [mix(rng) for _ in range(args.count)], args.count, args.repeats
         )
 
     photos = embedded_photos("train")
@@ -74,12 +74,12 @@ def main() -> None:
                                      augment=PairedAugment(None, color_jitter=0.05))
         label = "with noise + saturation" if noise else "blur only"
         rows[f"pairs/s {args.crop}x{args.crop} {label}"] = median_rate(
-            lambda: [dataset[i] for i in range(args.count)], args.count, args.repeats
+            lambda dataset=dataset: [dataset[i] for i in range(args.count)], args.count, args.repeats
         )
     for workers in args.workers:
         loader = DataLoader(dataset, batch_size=8, num_workers=workers, persistent_workers=workers > 0)
         rows[f"loader pairs/s {args.crop}x{args.crop}, batch 8, {workers} workers"] = median_rate(
-            lambda: [None for _ in loader], args.count, args.repeats
+            lambda loader=loader: [None for _ in loader], args.count, args.repeats
         )
 
     width = max(map(len, rows))

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench.timing import median_seconds  # noqa: E402
-from gan.inference import Restorer, load_generator  # noqa: E402
 from nets import build_network  # noqa: E402
+from restore.inference import Restorer, load_generator  # noqa: E402
 
 
 def make_model(checkpoint: str | None, device: torch.device) -> torch.nn.Module:
@@ -48,16 +48,20 @@ def peak_memory_child(args: argparse.Namespace, precision: str) -> tuple[float, 
 import resource, sys, time, torch
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 from bench.inference import make_model
-from gan.inference import Restorer
+from restore.inference import Restorer
 if {getattr(args, "reuse_memory", False)!r}:
-    from gan.cpu_allocator import reuse_freed_memory
+    from restore.cpu_allocator import reuse_freed_memory
     reuse_freed_memory()
 device = torch.device({args.device!r})
-restore = Restorer(make_model({args.checkpoint!r}, device), device, {args.tile}, {args.overlap}, {args.tile_batch}, {precision!r}, {args.channels_last!r})
+restore = Restorer(make_model({args.checkpoint!r}, device), device, {args.tile}, {args.overlap}, {args.tile_batch},
+                   {precision!r}, {args.channels_last!r})
 start = time.perf_counter()
 restore(torch.rand(3, 2160, 3840))
 seconds = time.perf_counter() - start
-peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+if device.type == "cuda":
+    peak = torch.cuda.max_memory_allocated() / 2**30
+else:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 print(peak, seconds)
 """
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -105,7 +109,8 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}; {layout}; tile {args.tile}, overlap {args.overlap}; "
           f"median of {args.repeats} after a warm-up")
     size = f"{width}x{height}"
-    print(f"| precision | {size} whole (s) | MP/s | {size} tiled (s) | MP/s | 3840x2160 tiled (s) | peak memory (GiB) |")
+    print(f"| precision | {size} whole (s) | MP/s | {size} tiled (s) | MP/s | 3840x2160 tiled (s) | "
+          "peak memory (GiB) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['precision']} | {r['s_whole']:.2f} | {r['mp_per_s_whole']:.3f} | {r['s_tiled']:.2f} | "

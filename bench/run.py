@@ -9,7 +9,7 @@
 Every time is the median of --repeats runs after a warm-up run (CUDA: synchronised). Speed does not depend on the
 weights, so without --checkpoint a LightUNet-48 with random weights is timed. "naive" is the network as a plain
 PyTorch user runs it: eager, fp32, NCHW, glibc's default allocator; it is timed first, in this process, because
-the fast path's allocator setting (gan/cpu_allocator.py) cannot be undone. The fast path is what infer.py and
+the fast path's allocator setting (restore/cpu_allocator.py) cannot be undone. The fast path is what infer.py and
 evaluate.py do. Run it on an otherwise idle machine.
 """
 
@@ -28,20 +28,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-
 from torch.utils.data import default_collate  # noqa: E402
 
 from bench.data import loader_pairs_per_second  # noqa: E402
-from datasets.photos import embedded_photos  # noqa: E402
-from datasets.synthetic import Degradation, SyntheticBlurPairs, synthesize_batch  # noqa: E402
 from bench.inference import make_model, peak_memory_child  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
-from gan.checkpoint import save_checkpoint  # noqa: E402
+from datasets.photos import embedded_photos  # noqa: E402
+from datasets.synthetic import Degradation, SyntheticBlurPairs, synthesize_batch  # noqa: E402
 from gan.config import load_config  # noqa: E402
-from gan.cpu_allocator import reuse_freed_memory  # noqa: E402
 from gan.experiment import Experiment  # noqa: E402
-from gan.inference import Restorer  # noqa: E402
 from nets.summary import count_macs, count_parameters  # noqa: E402
+from restore.checkpoint import save_checkpoint  # noqa: E402
+from restore.cpu_allocator import reuse_freed_memory  # noqa: E402
+from restore.inference import Restorer  # noqa: E402
 
 # The fp32 fast path counts as the same result when no output value moves by more than this. With random weights
 # the paths agree within a quarter of an 8-bit level; trained weights have larger activations, and summation order
@@ -129,7 +128,8 @@ def trainer_config(phase: str, batch: int, crop: int, device: str, init: str | N
         # Random VGG weights cost the same time as ImageNet's, which cannot be downloaded everywhere.
         overrides += [f"adv.init={init}", "adv.vgg_weights=random", "adv.vgg_download=false"]
     overrides += list(extra)
-    return load_config(Path(__file__).resolve().parents[1] / "configs" / f"{'adv' if phase == 'adv' else 'pretrain'}.yaml",
+    name = "adv" if phase == "adv" else "pretrain"
+    return load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml",
                        overrides)
 
 
@@ -142,13 +142,17 @@ def bench_training(table: Table, settings: list[tuple[int, int]], args) -> None:
             pretrain = PretrainTrainer(trainer_config("pretrain", batch, crop, args.device), Experiment(Path(folder)))
             init = Path(folder) / "pretrain.pt"
             save_checkpoint(pretrain.state(), init)
-            adv = AdversarialTrainer(trainer_config("adv", batch, crop, args.device, str(init)), Experiment(Path(folder)))
+            adv = AdversarialTrainer(trainer_config("adv", batch, crop, args.device, str(init)),
+                                     Experiment(Path(folder)))
             for name, trainer in (("pretrain", pretrain), ("adversarial (n_critic 5)", adv)):
                 trainer.writer = NullWriter()
                 trainer.generator.train()
                 blur = torch.rand(batch, 3, crop, crop, device=trainer.device)
                 sharp = torch.rand(batch, 3, crop, crop, device=trainer.device)
-                value = median_seconds(lambda: trainer.train_step(blur, sharp), args.train_repeats, trainer.device)
+                def step(trainer=trainer, blur=blur, sharp=sharp):
+                    return trainer.train_step(blur, sharp)
+
+                value = median_seconds(step, args.train_repeats, trainer.device)
                 table.add("training", f"{name} step, batch {batch}, {crop}x{crop}", value, "s",
                           f"{batch * crop * crop / value / 1e6:.2f} MP/s")
 

@@ -24,10 +24,10 @@ import torch  # noqa: E402
 
 from datasets.images import list_images, read_image  # noqa: E402
 from datasets.photos import TRAIN_PHOTOS, VAL_PHOTOS, embedded_photo  # noqa: E402
-from gan.bundled import BUNDLED_MODELS, WEIGHTS_DIR  # noqa: E402
-from gan.cpu_allocator import reuse_freed_memory  # noqa: E402
-from gan.inference import Restorer, load_generator  # noqa: E402
 from nets import build_network  # noqa: E402
+from restore.bundled import BUNDLED_MODELS, WEIGHTS_DIR  # noqa: E402
+from restore.cpu_allocator import reuse_freed_memory  # noqa: E402
+from restore.inference import Restorer, load_generator  # noqa: E402
 
 
 def photos(folder: str | None, downscale: int = 1) -> list[tuple[str, torch.Tensor]]:

@@ -7,8 +7,8 @@
 
 Built from held-out photos that no training set uses: by default the validation photos of
 ``photo_manifest.json`` (scikit-image's coffee and chelsea, sporco's kodim23, monarch, sail, tulips), each
-checked against its pinned sha256, with 8 seeded textured 256x256 crops each (a fresh kernel per crop); or any folder with ``--photos``. Every
-method evaluate.py scores (learned or classical) sees exactly these files. Layout::
+checked against its pinned sha256, with 8 seeded textured 256x256 crops each (a fresh kernel per crop); or any
+folder with ``--photos``. Every method evaluate.py scores (learned or classical) sees exactly these files. Layout::
 
     benchmark.json          version, seed, kernel mix, noise, and per image: source tile, kernel kind, sha256s
     blur/NAME.png           8-bit sRGB, 'valid' linear-light blur (no invented border) plus noise

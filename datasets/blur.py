@@ -12,17 +12,6 @@ from .spatially_varying import blur_field
 NOISE_SPACES = ("linear", "srgb")
 
 
-def blur_valid(sharp: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """Blur sRGB images with one kernel each, in linear light, keeping only fully covered pixels.
-
-    ``sharp``: B x 3 x (H + k - 1) x (W + k - 1) in [0, 1]; ``kernels``: B x k x k, each summing to 1.
-    Returns B x 3 x H x W. Light adds linearly, so a camera integrates the scene in linear intensity: blurring
-    gamma-encoded values darkens highlights' streaks. 'valid' convolution means no pixel depends on an
-    invented border, so the pair matches a real exposure everywhere. Works on any device, batched.
-    """
-    return synthesize(sharp, kernels)[0]
-
-
 def synthesize(
     windows: torch.Tensor,
     kernels: torch.Tensor,
@@ -47,7 +36,8 @@ def synthesize(
     batch = windows.shape[0]
 
     def per_pair(value: torch.Tensor | float) -> torch.Tensor:
-        return torch.as_tensor(value, dtype=windows.dtype, device=windows.device).reshape(-1, 1, 1, 1).expand(batch, 1, 1, 1)
+        value = torch.as_tensor(value, dtype=windows.dtype, device=windows.device)
+        return value.reshape(-1, 1, 1, 1).expand(batch, 1, 1, 1)
 
     margin = kernels.shape[-1] // 2
     linear = rgb_to_linear_rgb(windows)

@@ -20,11 +20,11 @@ from .paired import (
     PairedCrops,
     PairedValidation,
     check_pairs,
-    hold_out,
     gopro_pairs,
+    hide_pairs,
+    hold_out,
     list_file_pairs,
     paired_folder_pairs,
-    hide_pairs,
     realblur_pairs,
     split_by_group,
 )
@@ -132,7 +132,8 @@ def _synthetic(config: DataConfig, seed: int) -> Datasets:
         files, problems = _check_photos(list_images(config.sharp_dir), window)
         skipped += apply_policy(problems, config.on_bad, "training photo(s)")
         if config.val_sharp_dir:
-            val_files, problems = _check_photos(list_images(config.val_sharp_dir), config.val_crop_size + degradation.margin)
+            val_files, problems = _check_photos(list_images(config.val_sharp_dir),
+                                                config.val_crop_size + degradation.margin)
             skipped += apply_policy(problems, config.on_bad, "validation photo(s)")
             train_files = files
         else:

@@ -15,8 +15,8 @@ SYNTHETIC_SOURCES = ("embedded", "folder")
 @dataclass
 class DataConfig:
     # embedded: scikit-image's bundled photos, blurred on the fly; folder: every image below sharp_dir, blurred on
-    # the fly; gopro: GOPRO_Large at root; realblur: RealBlur at root (its list files); hide: HIDE_dataset at root; paired: root/blur and
-    # root/sharp with matching names, or pairs_file. See docs/data.md for each layout.
+    # the fly; gopro: GOPRO_Large at root; realblur: RealBlur at root (its list files); hide: HIDE_dataset at
+    # root; paired: root/blur and root/sharp with matching names, or pairs_file. See docs/data.md for each layout.
     source: str = "embedded"
     root: str | None = None  # gopro, realblur, hide, paired
     sharp_dir: str | None = None  # folder
@@ -141,14 +141,16 @@ class DataConfig:
                 problems.append(f"data.val_degradation must be null or one of {', '.join(sorted(PRESETS))}, got "
                                 f"{self.val_degradation!r}")
             elif not self.synthetic:
-                problems.append(f"data.val_degradation needs a synthetic source (embedded, folder), not {self.source!r}")
+                problems.append("data.val_degradation needs a synthetic source (embedded, folder), "
+                                f"not {self.source!r}")
         if not 0 <= self.field_probability <= 1:
             problems.append(f"data.field_probability must be in [0, 1], got {self.field_probability}")
         if self.field_grid < 1 or self.max_roll_degrees < 0:
             problems.append(f"data.field_grid must be >= 1 and data.max_roll_degrees >= 0, got {self.field_grid} and "
                             f"{self.max_roll_degrees}")
         if self.field_probability > 0 and self.blur_on_device:
-            problems.append("data.field_probability needs data.blur_on_device off (fields are drawn in the loader workers)")
+            problems.append("data.field_probability needs data.blur_on_device off (fields are drawn in the loader "
+                            "workers)")
         if self.on_bad not in ("fail", "skip"):
             problems.append(f"data.on_bad must be fail or skip, got {self.on_bad!r}")
         return problems

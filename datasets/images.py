@@ -147,3 +147,15 @@ def pil_to_array(image: Image.Image, path: str | Path = "<image>") -> np.ndarray
     if not np.isfinite(array).all():
         raise DataError(f"image {path} contains non-finite values after decoding")
     return np.clip(array, 0.0, 1.0, out=array if array.flags.writeable else None)
+
+
+def side_by_side(images: list[torch.Tensor], gap: int = 8) -> torch.Tensor:
+    """Panels left to right on a white background, each 3 x H x W; heights may differ."""
+    height = max(image.shape[-2] for image in images)
+    width = sum(image.shape[-1] for image in images) + gap * (len(images) - 1)
+    canvas = torch.ones(3, height, width)
+    left = 0
+    for image in images:
+        canvas[:, : image.shape[-2], left : left + image.shape[-1]] = image
+        left += image.shape[-1] + gap
+    return canvas

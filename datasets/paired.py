@@ -51,7 +51,8 @@ def gopro_pairs(root: str | Path, split: str, blur_folder: str = "blur") -> tupl
     base = _folder(Path(root).expanduser() / split, f"GoPro {split} folder")
     sequences = sorted(d for d in base.iterdir() if d.is_dir())
     if not sequences:
-        raise DataError(f"GoPro {split} folder {base} has no sequence folders (<sequence>/{blur_folder}, <sequence>/sharp)")
+        raise DataError(f"GoPro {split} folder {base} has no sequence folders (<sequence>/{blur_folder}, "
+                        "<sequence>/sharp)")
     pairs, problems = [], []
     for sequence in sequences:
         blur_dir, sharp_dir = sequence / blur_folder, sequence / "sharp"
@@ -103,7 +104,8 @@ def realblur_pairs(
     root = Path(root).expanduser()
     listing = root / f"RealBlur_{variant}_{split}_list.txt"
     if not listing.is_file():
-        raise DataError(f"RealBlur list file {listing} does not exist (data.root must hold the RealBlur_*_list.txt files)")
+        raise DataError(f"RealBlur list file {listing} does not exist (data.root must hold the RealBlur_*_list.txt "
+                        "files)")
     pairs, problems = [], []
     for number, line in enumerate(listing.read_text().splitlines(), 1):
         fields = line.split()

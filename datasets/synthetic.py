@@ -13,15 +13,15 @@ from torch.utils.data import Dataset
 
 from .augment import PairedAugment
 from .blur import NOISE_SPACES, synthesize
-
-# A degradation may also draw the read-noise space per pair ("mixed": linear or sRGB, even odds), so one model
-# sees both the sensor's noise and the sRGB-added noise motion-v1 and gaussian-v1 were built with.
-DEGRADATION_NOISE_SPACES = (*NOISE_SPACES, "mixed")
 from .errors import DataError
 from .images import array_to_tensor, quantize_8bit, tensor_to_array
 from .kernels import KernelMix
 from .sampler import Key, split_key
 from .spatially_varying import shake_field
+
+# A degradation may also draw the read-noise space per pair ("mixed": linear or sRGB, even odds), so one model
+# sees both the sensor's noise and the sRGB-added noise motion-v1 and gaussian-v1 were built with.
+DEGRADATION_NOISE_SPACES = (*NOISE_SPACES, "mixed")
 
 FIELD_KIND = "shake_field"  # the kind recorded for a spatially varying pair
 
@@ -95,7 +95,8 @@ class Degradation:
             if quality:
                 raise DataError("JPEG re-compression runs in the loader workers: turn data.blur_on_device off")
             if self.noise_space == "mixed":
-                raise DataError("data.noise_space=mixed draws per pair in the loader workers: turn data.blur_on_device off")
+                raise DataError("data.noise_space=mixed draws per pair in the loader workers: turn "
+                                "data.blur_on_device off")
             levels = torch.tensor([gain, peak, sigma], dtype=torch.float32)
             return {"window": window, "kernel": kernel, "levels": levels, "kind": kind}
         generator = torch.Generator().manual_seed(seed)

@@ -1,1 +1,2 @@
-"""The engine: config, trainers, checkpoints, metrics and logging. Scripts call in here."""
+"""The training engine: configs, experiment folders, the trainers of both phases, checkpointing, resume,
+distributed runs, interrupts and random state, ablation grids. Inference is in restore/, scoring in evaluation/."""

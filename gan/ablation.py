@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from evaluation.curves import read_scalars
+
 from .config import load_config
-from .curves import read_scalars
 from .errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +88,8 @@ def load_grid(path: Path) -> Grid:
         raise ConfigError(f"ablation file {path}: variants is empty; give at least one name -> list of overrides")
     if not isinstance(common, list) or not all(isinstance(item, str) for item in common):
         raise ConfigError(f"ablation file {path}: set must be a list of SECTION.KEY=VALUE strings")
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    whole_numbers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if not seeds or not whole_numbers:
         raise ConfigError(f"ablation file {path}: seeds must be a non-empty list of whole numbers, got {seeds!r}")
     config = Path(raw.get("config") or ROOT / "configs" / f"{phase}.yaml")
     if not config.is_absolute() and not config.is_file():

@@ -17,12 +17,12 @@ from losses.adversarial import build_adversarial_loss, feature_matching, gradien
 from losses.detail import detail_terms
 from losses.perceptual import PerceptualLoss
 from nets import build_network
+from restore.checkpoint import best_checkpoints_newest_first, generator_from_checkpoint, load_checkpoint
 
-from .checkpoint import generator_from_checkpoint, load_checkpoint
 from .config import Config
 from .distributed import broadcast_parameters
 from .errors import ConfigError, ExperimentError
-from .experiment import Experiment, best_checkpoints_newest_first
+from .experiment import Experiment
 from .trainer import Scores, Trainer
 
 
@@ -48,16 +48,14 @@ def find_pretrain_checkpoint(init: str | None, root: str) -> tuple[Path, dict[st
 class AdversarialTrainer(Trainer):
     phase = "adv"
 
-    def build_generator(self) -> nn.Module:
-        if self.config.train.init:
-            raise ConfigError("train.init starts a --pretrain run; --adv starts from a pretrain run (adv.init)")
-        self.init_path, state = find_pretrain_checkpoint(self.config.adv.init, self.config.experiment.root)
-        # The generator is the pretrain run's: its architecture comes from the checkpoint, not from this config.
-        self.config.model = dict(state["model"])
-        self.config.adv.init = str(self.init_path)
-        return generator_from_checkpoint(state, self.init_path)
-
     def __init__(self, config: Config, experiment: Experiment):
+        # adv.init is resolved before anything is built: the generator is the pretrain run's, so its architecture
+        # comes from that checkpoint, not from this config, and the config records the file it came from.
+        if config.train.init:
+            raise ConfigError("train.init starts a --pretrain run; --adv starts from a pretrain run (adv.init)")
+        self.init_path, self._init_state = find_pretrain_checkpoint(config.adv.init, config.experiment.root)
+        config.model = dict(self._init_state["model"])
+        config.adv.init = str(self.init_path)
         super().__init__(config, experiment)
         adv = config.adv
         critic_options = dict(adv.critic)
@@ -78,7 +76,18 @@ class AdversarialTrainer(Trainer):
         self.adversarial = build_adversarial_loss(adv.gan_type, adv.drift)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=adv.lr_g, betas=tuple(adv.betas))
         self.optimizer_d = torch.optim.Adam(self.critic.parameters(), lr=adv.lr_d, betas=tuple(adv.betas))
-        self.reference_scores, _ = self._score(self.generator.eval())  # the pretrain checkpoint, same images
+
+    def build_generator(self) -> nn.Module:
+        return generator_from_checkpoint(self._init_state, self.init_path)
+
+    def score_references(self) -> None:
+        """Also the pretrain checkpoint's scores on the same pairs (rebuilt from its file: by now a resumed run's
+        generator holds adversarial weights)."""
+        super().score_references()
+        pretrain = generator_from_checkpoint(self._init_state, self.init_path)
+        pretrain = pretrain.to(self.device, memory_format=self.memory_format)
+        self.reference_scores, _ = self._score(pretrain.eval())
+        self._init_state = None  # the file's tensors are no longer needed
 
     def epoch_summary(self, scores: Scores) -> str:
         reference, blurry = self.reference_scores.describe(self.perceptual_name), self.blurry_scores.psnr

@@ -12,16 +12,35 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from datasets.config import DataConfig
+from evaluation.offline_metrics import LOADERS
 from losses.adversarial import GAN_TYPES
 from losses.detail import DETAIL_LOSSES
 from nets import network_options
 
 from .errors import ConfigError
+
+# Keys with a closed set of values are typed with these Literals: the one place each set is written (most are built
+# from the registries they name), checked by choice_problems() and shown in the error.
+Schedule = Literal["cosine", "plateau"]
+AmpMode = Literal["off", "auto", "bf16", "fp16"]
+GanType = Literal[tuple(GAN_TYPES)]
+PerceptualCriterion = Literal["mse", "l1"]
+PerceptualMetric = Literal[("none", *sorted(LOADERS))]
+
+
+def choice_problems(section: Any, prefix: str) -> list[str]:
+    """One problem for each Literal-typed key of dataclass ``section`` whose value is not one of its choices."""
+    problems = []
+    for key, hint in typing.get_type_hints(type(section)).items():
+        if typing.get_origin(hint) is Literal and getattr(section, key) not in typing.get_args(hint):
+            problems.append(f"{prefix}.{key} must be one of {', '.join(typing.get_args(hint))}, "
+                            f"got {getattr(section, key)!r}")
+    return problems
 
 
 @dataclass
@@ -37,7 +56,7 @@ class TrainConfig:
     batch_size: int = 4
     lr: float = 2e-4
     lr_min: float = 1e-6  # cosine annealing target at the last step (plateau: the floor)
-    schedule: str = "cosine"  # cosine (per step) | plateau (pretrain: per epoch, on validation PSNR)
+    schedule: Schedule = "cosine"  # cosine (per step) | plateau (pretrain: per epoch, on validation PSNR)
     plateau_factor: float = 0.5
     plateau_patience: int = 2  # epochs without a better validation PSNR before the rate drops
     weight_decay: float = 1e-3
@@ -59,15 +78,15 @@ class TrainConfig:
     # Speed (see docs/performance.md): autocast precision (fp16 uses a gradient scaler, CUDA only), the
     # channels_last memory format, and torch.compile of the generator. All off by default. On this 2-core CPU a
     # LightUNet-48 step (batch 8, 96 px) took 1.00 s NCHW and 0.88 s channels_last (medians of 6, with the trainer's
-    # allocator setting, gan/cpu_allocator.py); bf16 and compile gain nothing there.
+    # allocator setting, restore/cpu_allocator.py); bf16 and compile gain nothing there.
     # auto: bf16 where it is native (AVX512-BF16 or AMX on a CPU, read from its flags; a bf16 GPU) and, on a CPU,
     # measured faster at the training batch shape when the trainer starts (gan/precision.py); fp32 elsewhere.
-    amp: str = "off"  # off | auto | bf16 | fp16
+    amp: AmpMode = "off"
     channels_last: bool = False
     compile: bool = False
 
     def check(self) -> list[str]:
-        problems = []
+        problems = choice_problems(self, "train")
         for key in ("epochs", "batch_size", "max_bad_steps", "keep_last"):
             if getattr(self, key) < 1:
                 problems.append(f"train.{key} must be >= 1, got {getattr(self, key)}")
@@ -80,8 +99,6 @@ class TrainConfig:
                 problems.append(f"train.detail_losses: unknown loss {name!r}; known: {', '.join(DETAIL_LOSSES)}")
             elif not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
                 problems.append(f"train.detail_losses.{name} must be a number >= 0, got {weight!r}")
-        if self.schedule not in ("cosine", "plateau"):
-            problems.append(f"train.schedule must be cosine or plateau, got {self.schedule!r}")
         if not 0 < self.plateau_factor < 1 or self.plateau_patience < 0:
             problems.append("train.plateau_factor must be in (0, 1) and train.plateau_patience >= 0")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.charbonnier_eps <= 0:
@@ -90,8 +107,6 @@ class TrainConfig:
             problems.append(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.checkpoint_every < 0:
             problems.append(f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        if self.amp not in ("off", "auto", "bf16", "fp16"):
-            problems.append(f"train.amp must be off, auto, bf16 or fp16, got {self.amp!r}")
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             problems.append(f"train.device must be auto, cpu, mps or cuda[:N], got {self.device!r}")
         return problems
@@ -103,7 +118,7 @@ class AdvConfig:
     Charbonnier term in the place of its 0.5-weighted MSE; n_critic 5 and lambda 10 are DeblurGAN's and WGAN-GP's."""
 
     init: str | None = None  # pretrain checkpoint, or a pretrain experiment folder (its best.pt); default: newest
-    gan_type: str = "wgan-gp"  # wgan-gp | wgan-clip | lsgan | vanilla | ragan-ls (DeblurGAN-v2's)
+    gan_type: GanType = "wgan-gp"  # ragan-ls is DeblurGAN-v2's
     # Free-form like model: "name" picks a registered critic, the other keys are its keyword arguments.
     critic: dict[str, Any] = field(default_factory=lambda: {"name": "patchgan"})
     n_critic: int = 5  # critic updates per generator update, on the same batch (as DeblurGAN)
@@ -119,14 +134,12 @@ class AdvConfig:
     # pix2pixHD feature matching: L1 between the critic's activations on real and restored images (no ImageNet weights)
     w_feature_matching: float = 0.0
     perceptual_layers: list[str] = field(default_factory=lambda: ["conv3_3"])
-    perceptual_criterion: str = "mse"  # mse | l1
+    perceptual_criterion: PerceptualCriterion = "mse"
     vgg_weights: str = "imagenet"  # imagenet | PATH | random (random: plumbing tests only, not a real loss)
     vgg_download: bool = True  # fetch torchvision's file into $TORCH_HOME when it is missing and the network allows
 
     def check(self) -> list[str]:
-        problems = []
-        if self.gan_type not in GAN_TYPES:
-            problems.append(f"adv.gan_type must be one of {', '.join(GAN_TYPES)}, got {self.gan_type!r}")
+        problems = choice_problems(self, "adv")
         if self.n_critic < 1:
             problems.append(f"adv.n_critic must be >= 1, got {self.n_critic}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -137,8 +150,6 @@ class AdvConfig:
         for key in ("w_adv", "w_perceptual", "w_charbonnier", "w_feature_matching", "gp_weight", "drift", "clip_value"):
             if getattr(self, key) < 0:
                 problems.append(f"adv.{key} must be >= 0, got {getattr(self, key)}")
-        if self.perceptual_criterion not in ("mse", "l1"):
-            problems.append(f"adv.perceptual_criterion must be mse or l1, got {self.perceptual_criterion!r}")
         return problems
 
 
@@ -149,12 +160,12 @@ class LogConfig:
     lpips: bool = True  # also score validation with LPIPS when its ImageNet weights are there (costs time)
     # none | flip | cvvdp: an offline perceptual metric on validation too (val/flip or val/jod in TensorBoard;
     # docs/evaluation.md, Metrics). Off by default: its package is an extra, and it adds to each validation.
-    perceptual: str = "none"
+    perceptual: PerceptualMetric = "none"
 
     def check(self) -> list[str]:
-        problems = [f"log.scalar_every must be >= 1, got {self.scalar_every}"] if self.scalar_every < 1 else []
-        if self.perceptual not in ("none", "flip", "cvvdp"):
-            problems.append(f"log.perceptual must be none, flip or cvvdp, got {self.perceptual!r}")
+        problems = choice_problems(self, "log")
+        if self.scalar_every < 1:
+            problems.append(f"log.scalar_every must be >= 1, got {self.scalar_every}")
         return problems
 
 
@@ -195,69 +206,83 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         key, sep, value = item.partition("=")
         if not sep or "." not in key:
             raise ConfigError(f"override {item!r} must look like section.key=value")
-        section, _, name = key.partition(".")
-        target = raw.setdefault(section, {})
-        if not isinstance(target, dict):
-            raise ConfigError(f"override {item!r}: config section {section!r} is not a mapping")
+        # section.key=value, or deeper into a mapping: adv.critic.n_layers=4
+        *path, name = key.split(".")
+        target = raw
+        for depth, part in enumerate(path):
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {item!r}: config section {'.'.join(path[: depth + 1])!r} is not a mapping")
         try:
             target[name] = yaml.safe_load(value)
         except yaml.YAMLError as error:
-            raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(error).splitlines()[0]})") from None
+            reason = str(error).splitlines()[0]
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({reason})") from None
     return config_from_dict(raw)
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    config = _build(Config, raw, "")
-    config.model = _check_network(config.model, "model", "light_unet")
-    config.adv.critic = _check_network(config.adv.critic, "adv.critic", "patchgan")
-    problems = config.data.check() + config.train.check() + config.adv.check() + config.log.check()
-    if problems:
+    """The checked config; every problem found is reported at once, in one ``ConfigError`` line."""
+    problems: list[str] = []
+    config = _build(Config, raw, "", problems)
+    config.model = _check_network(config.model, "model", "light_unet", problems)
+    config.adv.critic = _check_network(config.adv.critic, "adv.critic", "patchgan", problems)
+    # Ill-typed values were left at their defaults above, so the sections' own checks see well-typed values.
+    problems += config.data.check() + config.train.check() + config.adv.check() + config.log.check()
+    if len(problems) == 1:
         raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} config problems: " + "; ".join(problems))
     return config
 
 
-def _check_network(section: dict[str, Any], prefix: str, default_name: str) -> dict[str, Any]:
+def _check_network(section: dict[str, Any], prefix: str, default_name: str, problems: list[str]) -> dict[str, Any]:
     """A free-form network section: ``name`` must be registered, other keys must be its keyword arguments."""
     merged = {"name": default_name, **section}
     name = merged["name"]
     try:
         options = network_options(name)
     except ValueError as error:
-        raise ConfigError(f"{prefix}.name: {error}") from None
+        problems.append(f"{prefix}.name: {error}")
+        return merged
     for key, value in merged.items():
         if key == "name":
             continue
         if not _all_finite(value):
-            raise ConfigError(f"{prefix}.{key} must be finite, got {value!r}")
-        if key not in options:
-            raise ConfigError(f"unknown config key '{prefix}.{key}' for network {name!r}; it takes: {', '.join(options)}")
-        default = options[key]
-        if default is not None and not _matches(value, type(default)):
-            raise ConfigError(f"{prefix}.{key} must be {type(default).__name__}, got {value!r}")
+            problems.append(f"{prefix}.{key} must be finite, got {value!r}")
+        elif key not in options:
+            problems.append(f"unknown config key '{prefix}.{key}' for network {name!r}; it takes: "
+                            f"{', '.join(options)}")
+        elif options[key] is not None and not _matches(value, type(options[key])):
+            problems.append(f"{prefix}.{key} must be {type(options[key]).__name__}, got {value!r}")
     return merged
 
 
-def _build(cls: type, raw: Any, prefix: str) -> Any:
+def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
+    """``cls`` from the mapping ``raw``; each unknown key or ill-typed value is added to ``problems`` and left at
+    its default, so one pass finds them all."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"config section '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {raw!r}")
+        problems.append(f"config section '{prefix.rstrip('.') or 'top level'}' must be a mapping, got {raw!r}")
+        return cls()
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(known))}")
+    problems += [f"unknown config key '{prefix}{key}'; known keys here: {', '.join(sorted(known))}"
+                 for key in sorted(set(raw) - known)]
     values = {}
     for key, value in raw.items():
+        if key not in known:
+            continue
         hint = hints[key]
         value = _coerce_float(value, hint)
         if not _all_finite(value):
-            raise ConfigError(f"config key '{prefix}{key}' must be finite, got {value!r}")
-        if dataclasses.is_dataclass(hint):
-            values[key] = _build(hint, value, f"{prefix}{key}.")
+            problems.append(f"config key '{prefix}{key}' must be finite, got {value!r}")
+        elif dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, f"{prefix}{key}.", problems)
         elif not _matches(value, hint):
             # YAML 1.1 reads off/on/yes/no as booleans: say so, since train.amp=off looks right and is not.
             quote = (f"; YAML reads off, on, yes and no as booleans, so quote the word: {prefix}{key}='off'"
                      if isinstance(value, bool) and _matches("text", hint) else "")
-            raise ConfigError(f"config key '{prefix}{key}' must be {_describe(hint)}, got {value!r}{quote}")
+            problems.append(f"config key '{prefix}{key}' must be {_describe(hint)}, got {value!r}{quote}")
         else:
             values[key] = float(value) if hint is float else value
     return cls(**values)
@@ -286,6 +311,8 @@ def _coerce_float(value: Any, hint: Any) -> Any:
 
 def _matches(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
+    if origin is Literal:  # the type here; which of the choices is choice_problems()' job, with the choices named
+        return any(isinstance(value, type(choice)) and not isinstance(value, bool) for choice in typing.get_args(hint))
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, option) for option in typing.get_args(hint))
     if hint is type(None):
@@ -303,6 +330,8 @@ def _matches(value: Any, hint: Any) -> bool:
 
 
 def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_describe(option) for option in typing.get_args(hint))
     return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))

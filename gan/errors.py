@@ -2,22 +2,10 @@
 
 from datasets.errors import DataError
 from losses.errors import MissingWeightsError
+from restore.errors import ConfigError, CorruptCheckpoint, ExperimentError
 
-
-class ConfigError(Exception):
-    """A config file, key or value is wrong; the message names it."""
-
-
-class ExperimentError(Exception):
-    """The experiment folder or a checkpoint cannot be used as asked."""
-
-
-class CorruptCheckpoint(ExperimentError):
-    """A checkpoint file is truncated, corrupt or foreign; ``previous`` is the newest good one beside it, if any."""
-
-    def __init__(self, message: str, previous=None):
-        super().__init__(message)
-        self.previous = previous
+__all__ = ["ConfigError", "CorruptCheckpoint", "DataError", "ExperimentError", "Interrupted", "MissingWeightsError",
+           "TrainingDiverged", "USER_ERRORS"]
 
 
 class TrainingDiverged(Exception):

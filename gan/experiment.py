@@ -116,8 +116,3 @@ def plan_shared_experiment(config: Config, default_stem: str, overwrite: bool, w
         raise ExperimentError(value)
     config.experiment.name = value
     return Experiment(Path(config.experiment.root) / value, overwrite)
-
-
-def best_checkpoints_newest_first(root: str | Path) -> list[Path]:
-    """Every run's ``checkpoints/best.pt`` under ``root``, the most recently written first."""
-    return sorted(Path(root).glob("*/checkpoints/best.pt"), key=lambda p: p.stat().st_mtime, reverse=True)

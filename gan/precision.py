@@ -87,7 +87,8 @@ def choose_precision(
     """``train.amp`` resolved for ``device``: off, bf16 and fp16 as asked; auto by the rules above (on CUDA,
     bf16 where the GPU supports it). ``sample()`` makes the timing batch, only where one is timed (auto on a CPU)."""
     if amp != "auto":
-        return PrecisionChoice({"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp], f"{amp}: as configured")
+        return PrecisionChoice({"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp],
+                               f"{amp}: as configured")
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return PrecisionChoice(torch.bfloat16, "bf16: this GPU supports it")

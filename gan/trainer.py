@@ -26,28 +26,21 @@ from tqdm import tqdm
 from datasets import EpochSampler, build_datasets
 from datasets.images import tensor_to_array
 from datasets.synthetic import synthesize_batch
+from evaluation.metrics import load_lpips, mean_psnr, psnr_per_image, ssim_per_image
+from evaluation.offline_metrics import COLUMN, LOADERS
 from losses import charbonnier
 from losses.detail import detail_terms
 from nets import build_network
+from restore.checkpoint import save_checkpoint, step_checkpoint_name, step_checkpoints
+from restore.cpu_allocator import reuse_freed_memory
+from restore.device import pick_device
 
-from .checkpoint import (
-    first_non_finite,
-    load_init_weights,
-    prune_step_checkpoints,
-    remove_stale_temporaries,
-    save_checkpoint,
-    step_checkpoint_name,
-    step_checkpoints,
-)
+from .checkpoint import first_non_finite, load_init_weights, prune_step_checkpoints, remove_stale_temporaries
 from .config import Config
-from .cpu_allocator import reuse_freed_memory
-from .device import pick_device
 from .distributed import all_true, any_true, average_gradients, init_distributed, replica_checksums
 from .errors import ConfigError, ExperimentError, Interrupted, TrainingDiverged
 from .experiment import Experiment
 from .interrupt import GracefulInterrupt, ignore_interrupts_in_worker
-from .metrics import load_lpips, mean_psnr, psnr_per_image, ssim_per_image
-from .offline_metrics import COLUMN, LOADERS
 from .precision import choose_precision
 from .rng import capture_rng_state, restore_rng_state
 
@@ -71,6 +64,18 @@ class Trainer:
     def __init__(self, config: Config, experiment: Experiment):
         self.config = config
         self.experiment = experiment
+        self._set_up_runtime()
+        self._set_up_generator()
+        self._set_up_precision()
+        self._set_up_data()
+        self._reset_progress()
+        self._set_up_validation_metrics()
+        self.writer: SummaryWriter | None = None  # opened by fit(): setup writes nothing to disk
+        self.blurry_scores: Scores | None = None  # the reference, scored by fit() before the first step
+
+    def _set_up_runtime(self) -> None:
+        """Seed, threads, determinism, the process group and the device."""
+        config = self.config
         torch.manual_seed(config.experiment.seed)
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
@@ -82,17 +87,32 @@ class Trainer:
         if self.world.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.world.local_rank)
         if self.device.type == "cpu":
-            reuse_freed_memory()  # see gan/cpu_allocator.py and train.channels_last's note in gan/config.py
+            reuse_freed_memory()  # see restore/cpu_allocator.py and train.channels_last's note in gan/config.py
+
+    def _set_up_generator(self) -> None:
+        """The generator in its memory format, wrapped for DDP and torch.compile where asked, and its EMA."""
+        config = self.config
         self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
         self.generator = self.build_generator().to(self.device, memory_format=self.memory_format)
         # What the training steps call: under torchrun, DDP averages the generator's gradients during backward.
         self.training_generator = (
-            DistributedDataParallel(self.generator, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            DistributedDataParallel(self.generator,
+                                    device_ids=[self.device.index] if self.device.type == "cuda" else None)
             if self.world.enabled
             else self.generator
         )
         if config.train.compile:
             self.training_generator = torch.compile(self.training_generator)
+        decay = config.train.ema_decay
+        self.ema = (
+            AveragedModel(self.generator, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)
+            if decay > 0
+            else None
+        )
+
+    def _set_up_precision(self) -> None:
+        """train.amp: the autocast dtype (auto measures on this device) and the fp16 gradient scalers."""
+        config = self.config
         if config.train.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError(f"train.amp=fp16 needs a CUDA device, not {self.device.type}; use bf16, auto or off")
         def timing_sample() -> torch.Tensor:
@@ -108,13 +128,10 @@ class Trainer:
         # fp16 gradients underflow without loss scaling; one scaler per optimiser (see optimise()).
         self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
         self._saved_scalers: list[dict] = []  # a resumed run's, in the order the optimisers first stepped
-        decay = config.train.ema_decay
-        self.ema = (
-            AveragedModel(self.generator, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)
-            if decay > 0
-            else None
-        )
 
+    def _set_up_data(self) -> None:
+        """The datasets and their loaders; the run's length in steps follows from them."""
+        config = self.config
         datasets = build_datasets(config.data, seed=config.experiment.seed)
         self.train_set, self.val_set, self.data_split = datasets.train, datasets.val, datasets.split
         # Items are pure functions of (seed, epoch, index); the sampler hands out those keys (and can start
@@ -146,8 +163,14 @@ class Trainer:
             shuffle=False,
             num_workers=config.data.num_workers,
             pin_memory=self.device.type == "cuda",
+            # Its own generator: validating (and scoring the references in fit()) never moves the global RNG
+            # stream that a resumed run restores.
+            generator=torch.Generator().manual_seed(config.experiment.seed),
         )
         self.total_steps = config.train.epochs * self.steps_per_epoch
+
+    def _reset_progress(self) -> None:
+        """Counters at the start of a run (a resumed run's restore() overwrites them)."""
         self.step = 0
         self.epoch = 0  # the epoch in progress (epochs completed, at an epoch end)
         self.batch_in_epoch = 0  # steps done in it
@@ -156,6 +179,10 @@ class Trainer:
         self.bad_steps = 0
         self.resumed_from: Path | None = None
         self.scores: Scores | None = None
+
+    def _set_up_validation_metrics(self) -> None:
+        """LPIPS where its weights are there, and log.perceptual's scorer."""
+        config = self.config
         self.lpips, self.lpips_unavailable = load_lpips(device=self.device) if config.log.lpips else (None, "")
         self.val_metric = None  # log.perceptual's scorer (the adversarial phase's self.perceptual is its loss)
         if config.log.perceptual != "none":
@@ -163,7 +190,10 @@ class Trainer:
             if self.val_metric is None:
                 raise ConfigError(f"log.perceptual={config.log.perceptual}: {reason}")
         self.perceptual_name = COLUMN.get(config.log.perceptual, "").upper()
-        self.writer: SummaryWriter | None = None  # opened by fit(): setup writes nothing to disk
+
+    def score_references(self) -> None:
+        """Scores of what the restored images are compared with on the validation pairs: the blurred input.
+        fit() calls it once before the first step; phases add their own references."""
         self.blurry_scores, _ = self._score(lambda blur: blur)
 
     def build_generator(self) -> nn.Module:
@@ -200,6 +230,12 @@ class Trainer:
         """
         config = self.config
         main = self.world.is_main  # under torchrun, rank 0 alone writes the folder, events and checkpoints
+        if self.blurry_scores is None:
+            # Scoring (and building a reference network) draws random numbers; a resumed run has just restored
+            # every generator's state, so the references leave it exactly as they found it.
+            rng = capture_rng_state()
+            self.score_references()
+            restore_rng_state(rng)
         if main and self.resumed_from is None:
             self.experiment.start(config, data_split=self.data_split)
         if main:
@@ -208,7 +244,8 @@ class Trainer:
         purge_step = self.step + 1 if self.resumed_from is not None else None
         self.writer = SummaryWriter(str(self.experiment.tensorboard), purge_step=purge_step) if main else NullWriter()
         interactive = sys.stderr.isatty() and main
-        progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step", disable=not interactive)
+        progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step",
+                        disable=not interactive)
         self.started, self.start_step = time.monotonic(), self.step
         try:
             with GracefulInterrupt() as interrupt:
@@ -225,7 +262,8 @@ class Trainer:
                         if config.train.checkpoint_every and self.step % config.train.checkpoint_every == 0:
                             self.save()
                     self._end_epoch(progress, interactive)
-                    if any_true(bool(interrupt.requested), self.world, self.device) and self.epoch < config.train.epochs:
+                    if any_true(bool(interrupt.requested), self.world,
+                                self.device) and self.epoch < config.train.epochs:
                         self._stop(interrupt, saved=True)
         finally:
             # Also on divergence or an interruption: the curves that explain the run reach the disk.
@@ -242,7 +280,8 @@ class Trainer:
             blur, sharp = synthesize_batch(batch, self.device, self.config.data.noise_space,
                                              self.config.data.quantize)
         else:
-            blur, sharp = batch["blur"].to(self.device, non_blocking=True), batch["sharp"].to(self.device, non_blocking=True)
+            blur = batch["blur"].to(self.device, non_blocking=True)
+            sharp = batch["sharp"].to(self.device, non_blocking=True)
         blur = blur.contiguous(memory_format=self.memory_format)
         sharp = sharp.contiguous(memory_format=self.memory_format)
         logs = self.train_step(blur, sharp)
@@ -467,7 +506,8 @@ class Trainer:
             self.ema.module.load_state_dict(state["generator_ema"])
             self.ema.n_averaged.fill_(state["ema_updates"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        self.running_loss, self.best_psnr, self.bad_steps = state["running_loss"], state["best_psnr"], state["bad_steps"]
+        self.running_loss, self.best_psnr = state["running_loss"], state["best_psnr"]
+        self.bad_steps = state["bad_steps"]
         self.scores = Scores(**state["scores"]) if state["scores"] else None
         self._saved_scalers = state.get("grad_scalers", [])  # loaded by _grad_scaler as optimisers appear
         restore_rng_state(state["rng"])

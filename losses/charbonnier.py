@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -13,11 +12,3 @@ def charbonnier(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-
     """
     return torch.sqrt((prediction - target) ** 2 + eps**2).mean()
 
-
-class CharbonnierLoss(nn.Module):
-    def __init__(self, eps: float = 1e-3):
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return charbonnier(prediction, target, self.eps)

@@ -1,14 +1,10 @@
 """Architectures: pure ``nn.Module``s, built by name through the registry."""
 
-from .registry import build_network, network_names, network_options, register
+# Importing each architecture's file registers it (``@register`` beside its class).
 from .light_unet import LightUNet
 from .patchgan import DoubleScaleCritic, PatchGAN
+from .registry import build_network, network_names, network_options, register
 from .unet import UNet
-
-register("light_unet")(LightUNet)
-register("unet")(UNet)
-register("patchgan")(PatchGAN)
-register("double_scale")(DoubleScaleCritic)
 
 __all__ = ["DoubleScaleCritic", "LightUNet", "PatchGAN", "UNet", "build_network", "network_names", "network_options",
            "register"]

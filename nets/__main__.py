@@ -13,7 +13,8 @@ from .summary import count_macs, count_parameters
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m nets", description=__doc__)
     parser.add_argument("names", nargs="*", default=network_names(), help="networks to describe (default: all)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="network options, e.g. start_filters=32")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="network options, e.g. start_filters=32")
     parser.add_argument("--size", nargs=2, type=int, default=[256, 256], metavar=("H", "W"))
     args = parser.parse_args()
     options = {}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 NORMS = ("instance", "batch", "group", "channel", "none")
 UPSAMPLERS = ("pixelshuffle", "bilinear", "transpose")
@@ -39,7 +39,7 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     """
 
     # Per-channel (mean, biased variance) to normalise with instead of the input's own: tiled inference sets them
-    # to the whole image's (gan/image_norm.py), so that every tile is normalised as the whole image would be.
+    # to the whole image's (restore/image_norm.py), so that every tile is normalised as the whole image would be.
     given_statistics: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +57,8 @@ class InstanceNorm2d(nn.InstanceNorm2d):
 def cat_channels(tensors: list[torch.Tensor]) -> torch.Tensor:
     """``torch.cat(tensors, dim=1)``; channels_last tensors are joined as NHWC along their last, contiguous axis,
     which on CPU is several times faster than the generic strided path ``cat`` takes for them."""
-    if all(t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last) for t in tensors):
+    if all(t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+           for t in tensors):
         return torch.cat([t.permute(0, 2, 3, 1) for t in tensors], dim=3).permute(0, 3, 1, 2)
     return torch.cat(tensors, dim=1)
 

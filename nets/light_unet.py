@@ -5,9 +5,11 @@ from __future__ import annotations
 from torch import nn
 
 from .blocks import DSConv, LightResBlock
+from .registry import register
 from .residual_unet import ResidualUNet
 
 
+@register("light_unet")
 class LightUNet(ResidualUNet):
     """U-Net of depthwise-separable ResBlocks that predicts a residual: ``y = x + F(x)``.
 

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
+from .registry import register
+
 CRITIC_NORMS = ("instance", "layer", "none")
 
 
@@ -21,6 +23,7 @@ def _critic_norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown critic norm {kind!r}; choose one of {', '.join(CRITIC_NORMS)}")
 
 
+@register("patchgan")
 class PatchGAN(nn.Module):
     """Scores overlapping patches of ``cat(condition, image)``: a map of one score per receptive field.
 
@@ -68,6 +71,7 @@ class PatchGAN(nn.Module):
         return outputs
 
 
+@register("double_scale")
 class DoubleScaleCritic(nn.Module):
     """DeblurGAN-v2's double-scale critic: a local PatchGAN on the image as it is, and a global one on the image
     downscaled by ``global_downscale`` whose patch map is averaged to one score per image.

@@ -87,7 +87,7 @@ class ResidualUNet(nn.Module):
     @property
     def size_multiple(self) -> int:
         """Inputs are padded to a multiple of this; tiles that start at multiples of it see the same sampling
-        phase in every strided conv and PixelShuffle as the whole image does (gan/tiling.py)."""
+        phase in every strided conv and PixelShuffle as the whole image does (restore/tiling.py)."""
         return 2**self.levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

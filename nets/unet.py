@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .blocks import make_norm
+from .registry import register
 from .residual_unet import ResidualUNet
 
 
@@ -23,6 +24,7 @@ class DoubleConv(nn.Sequential):
         )
 
 
+@register("unet")
 class UNet(ResidualUNet):
     """Plain-conv U-Net with max-pool downsampling, on LightUNet's skeleton so the two compare on one flag: same
     residual formulation, options and any-size padding; only the blocks differ (dense 3x3 double convs)."""

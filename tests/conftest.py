@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,43 +7,7 @@ from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
-
-# Small enough for a 2-core CPU: a width-4 LightUNet on 32 px crops trains a step in milliseconds.
-TINY = [
-    "model.start_filters=4",
-    "data.crop_size=32",
-    "data.kernel_size=7",
-    "data.train_pairs_per_epoch=8",
-    "data.val_crop_size=32",
-    "data.val_crops_per_photo=1",
-    "train.epochs=2",
-    "train.batch_size=4",
-    "log.scalar_every=1",
-    "log.lpips=false",  # offline it is unavailable anyway; skipping it spares every run torchvision's import
-]
-
-
-# evaluate.py scores with every metric that runs by default, ColorVideoVDP and FLIP included (seconds per call);
-# tests about anything else ask for the two cheap ones.
-FAST_METRICS = ["--metrics", "psnr", "ssim"]
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run one of the project's scripts as a user would: a real subprocess, output captured."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_ALBUMENTATIONS_UPDATE": "1"}
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
-
-
-def smooth_photo(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A photo-like 8-bit RGB image: smooth colour fields plus edges, so blur measurably changes it."""
-    y, x = np.mgrid[0:height, 0:width] / max(height, width)
-    channels = [np.sin(2 * np.pi * (rng.uniform(1, 4) * x + rng.uniform(1, 4) * y) + rng.uniform(0, 6)) for _ in range(3)]
-    image = (np.stack(channels, axis=-1) + 1) / 2
-    image[(x * 7).astype(int) % 2 == (y * 5).astype(int) % 2] *= 0.6  # hard edges
-    return (image * 255).round().astype(np.uint8)
+from helpers import run_cli, save_pair, smooth_photo  # noqa: E402
 
 
 @pytest.fixture
@@ -58,15 +20,6 @@ def photo_folder(tmp_path: Path) -> Path:
         suffix = ".jpg" if index == 4 else ".png"
         Image.fromarray(smooth_photo(rng, 64, 80)).save(folder / f"photo{index}{suffix}", quality=95)
     return folder
-
-
-def save_pair(blur_path: Path, sharp_path: Path, rng: np.random.Generator, height: int = 48, width: int = 64) -> None:
-    """A sharp photo and a blurred partner of the same size, as real files."""
-    sharp = smooth_photo(rng, height, width)
-    blurred = (sharp.astype(np.float32) + np.roll(sharp, 2, axis=1) + np.roll(sharp, 4, axis=1)) / 3
-    for path, image in ((blur_path, blurred.round().astype(np.uint8)), (sharp_path, sharp)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(path)
 
 
 @pytest.fixture
@@ -96,7 +49,8 @@ def realblur_tree(tmp_path: Path) -> Path:
             lines = []
             for scene in scenes:
                 for frame in (1, 2):
-                    gt, blur = f"{base}/scene{scene:03d}/gt/gt_{frame}.png", f"{base}/scene{scene:03d}/blur/blur_{frame}.png"
+                    scene_dir = f"{base}/scene{scene:03d}"
+                    gt, blur = f"{scene_dir}/gt/gt_{frame}.png", f"{scene_dir}/blur/blur_{frame}.png"
                     save_pair(root / blur, root / gt, rng)
                     lines.append(f"{gt} {blur}")
             (root / f"RealBlur_{variant}_{split}_list.txt").write_text("\n".join(lines) + "\n")
@@ -119,8 +73,8 @@ def checkpoint(tmp_path_factory) -> Path:
     """A real checkpoint file of a width-4 LightUNet whose head is not the identity (so it changes images)."""
     import torch
 
-    from gan.checkpoint import save_checkpoint
     from nets import build_network
+    from restore.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = build_network("light_unet", start_filters=4)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import TINY, run_cli
 
-from conftest import TINY, run_cli
 from gan.ablation import load_grid
 from gan.errors import ConfigError
 

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from helpers import TINY, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY, run_cli
-from gan.checkpoint import load_checkpoint
+from restore.checkpoint import load_checkpoint
 
 ADV_TINY = [*TINY, "train.epochs=1", "adv.n_critic=2", "adv.critic={name: patchgan, base_channels: 8}"]
 
@@ -23,6 +23,7 @@ def pretrained(tmp_path_factory):
 def test_adv_fine_tunes_the_newest_pretrain_run_and_logs_every_curve(pretrained, tmp_path, monkeypatch):
     # A VGG19 file made here, found through the same torch-hub lookup as torchvision's ImageNet one.
     from test_adversarial import _small_vgg_file
+
     from losses.perceptual import VGG19_FILE
 
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)

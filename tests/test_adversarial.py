@@ -156,9 +156,9 @@ def test_spectral_norm_bounds_every_critic_layer_to_unit_gain():
 
 
 def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path):
+    from helpers import TINY
     from torch.utils.tensorboard import SummaryWriter
 
-    from conftest import TINY
     from gan.config import load_config
     from gan.errors import TrainingDiverged
     from gan.experiment import plan_experiment

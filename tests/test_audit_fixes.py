@@ -4,16 +4,16 @@ validation PSNR, and model cards that named every adversarial objective WGAN-GP.
 import math
 
 import torch
+from helpers import TINY
 from torch.optim.swa_utils import AveragedModel
 
-from conftest import TINY
+from evaluation.metrics import PSNR_CAP, mean_psnr
 from gan.config import load_config
 from gan.experiment import plan_experiment
-from gan.metrics import PSNR_CAP, mean_psnr
-from gan.model_card import render
 from gan.trainer import PretrainTrainer, ema_with_warmup
 from losses.perceptual import PerceptualLoss
 from nets import build_network
+from release.model_card import render
 
 
 def test_a_stored_conv_feature_is_not_overwritten_by_the_relu_after_it():

@@ -5,9 +5,9 @@ import io
 import numpy as np
 import pytest
 import torch
+from helpers import save_pair, smooth_photo
 from PIL import Image
 
-from conftest import save_pair, smooth_photo
 from datasets import DataConfig, DataError, build_datasets
 from datasets.images import image_size, read_array
 
@@ -118,7 +118,8 @@ def test_an_exif_rotated_jpeg_is_read_upright_and_pairs_with_its_upright_partner
         stored.save(tmp_path / "blur" / f"{index}.jpg", quality=100, exif=exif)
         Image.fromarray(rgb).save(tmp_path / "sharp" / f"{index}.jpg", quality=100)
     assert image_size(tmp_path / "blur" / "0.jpg") == (40, 24)
-    np.testing.assert_allclose(read_array(tmp_path / "blur" / "0.jpg"), read_array(tmp_path / "sharp" / "0.jpg"), atol=0.06)
+    np.testing.assert_allclose(read_array(tmp_path / "blur" / "0.jpg"), read_array(tmp_path / "sharp" / "0.jpg"),
+                               atol=0.06)
     data = build_datasets(config(tmp_path))  # no size-mismatch error: sizes are compared upright
     assert len(data.split["skipped"]) == 0
 

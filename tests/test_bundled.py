@@ -4,16 +4,15 @@ import json
 
 import pytest
 import torch
+from helpers import ROOT, run_cli
 
-import gan.inference
-from conftest import run_cli, ROOT
+import restore.inference
 from datasets.photo_sets import sha256
-from gan.bundled import SUMS, read_sums
-from gan.checkpoint import save_checkpoint
 from gan.errors import ExperimentError
-from gan.inference import default_checkpoint, load_generator
-from gan.model_card import training_seconds
 from nets import build_network
+from release.model_card import training_seconds
+from restore.checkpoint import SUMS, read_sums, save_checkpoint
+from restore.inference import default_checkpoint, load_generator
 
 
 def test_export_is_fp16_checked_on_load_and_a_changed_file_is_named(tmp_path, monkeypatch):
@@ -26,7 +25,7 @@ def test_export_is_fp16_checked_on_load_and_a_changed_file_is_named(tmp_path, mo
     save_checkpoint({"phase": "pretrain", "model": {"name": "light_unet", "start_filters": 4, "levels": 2},
                      "generator": network.state_dict(), "generator_ema": ema, "step": 7}, checkpoint)
     weights = tmp_path / "weights"
-    result = run_cli("-m", "gan.bundled", "--checkpoint", str(checkpoint), "--model", "pretrain",
+    result = run_cli("-m", "release.bundled", "--checkpoint", str(checkpoint), "--model", "pretrain",
                      "--out", str(weights), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     shipped = weights / "light_unet_pretrain.pt"
@@ -35,7 +34,7 @@ def test_export_is_fp16_checked_on_load_and_a_changed_file_is_named(tmp_path, mo
     assert all(t.dtype == torch.float16 for t in state["generator"].values()) and state["step"] == 7
     assert shipped.stat().st_size < checkpoint.stat().st_size / 2  # fp16, and no raw weights beside the EMA
 
-    monkeypatch.setattr(gan.inference, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(restore.inference, "WEIGHTS_DIR", weights)
     model = load_generator(default_checkpoint("pretrain"), torch.device("cpu"))
     reference = build_network("light_unet", start_filters=4, levels=2).eval()
     reference.load_state_dict(ema)
@@ -76,7 +75,8 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
                      "generator": network.state_dict(), "step": 3, "config": config}, checkpoint)
     run = tmp_path / "run"
     run.mkdir()
-    (run / "data_split.json").write_text(json.dumps({"source": "folder", "train": ["a.png", "b.png"], "val": ["c.png"]}))
+    (run / "data_split.json").write_text(json.dumps({"source": "folder", "train": ["a.png", "b.png"],
+                                                     "val": ["c.png"]}))
 
     def summary(name: str, weights_sha256: str | None, psnr: float) -> str:
         path = tmp_path / name
@@ -91,11 +91,11 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
         return str(path)
 
     weights = tmp_path / "weights"
-    result = run_cli("-m", "gan.bundled", "--checkpoint", str(checkpoint), "--model", "pretrain", "--out",
+    result = run_cli("-m", "release.bundled", "--checkpoint", str(checkpoint), "--model", "pretrain", "--out",
                      str(weights), cwd=ROOT)
     assert result.returncode == 0, result.stderr
     shipped = sha256(weights / "light_unet_pretrain.pt")
-    result = run_cli("-m", "gan.bundled", "--model", "pretrain", "--out", str(weights), "--card", "--run", str(run),
+    result = run_cli("-m", "release.bundled", "--model", "pretrain", "--out", str(weights), "--card", "--run", str(run),
                      "--scores", summary("own.json", shipped, 31.25), "--hardware", "a 2-core CPU",
                      "--command", "python train_gan.py --pretrain", cwd=ROOT)
     assert result.returncode == 0, result.stderr
@@ -108,7 +108,7 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
 
     # Scores of another file (an older export, a checkpoint) or of no model at all are refused.
     for name, scored in (("older.json", "0" * 64), ("classical.json", None)):
-        result = run_cli("-m", "gan.bundled", "--model", "pretrain", "--out", str(weights), "--card",
+        result = run_cli("-m", "release.bundled", "--model", "pretrain", "--out", str(weights), "--card",
                          "--scores", summary(name, scored, 40.0), cwd=ROOT)
         assert result.returncode == 2 and f"{name} does not score" in result.stderr, result.stderr
     assert "31.25" in (weights / "light_unet_pretrain.md").read_text()  # the refused card did not replace it

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import FAST_METRICS, TINY, run_cli
 
-from conftest import FAST_METRICS, TINY, run_cli
 from datasets.benchmark import main as build_benchmark
 from datasets.config import DataConfig
 from datasets.kernels import (
@@ -19,7 +19,7 @@ from datasets.kernels import (
     shake_trajectory,
 )
 from datasets.synthetic import Degradation, jpeg_roundtrip
-from gan.checkpoint import generator_weights, load_checkpoint
+from restore.checkpoint import generator_weights, load_checkpoint
 
 
 def _end_to_end_over_length(path: np.ndarray) -> float:

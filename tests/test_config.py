@@ -65,3 +65,37 @@ def test_shipped_configs_are_valid():
     assert configs
     for path in configs:
         load_config(path)
+
+
+def test_overrides_reach_into_nested_mappings():
+    config = load_config(None, ["adv.critic.n_layers=4", "adv.critic.name=patchgan", "train.detail_losses.fft=0.1"])
+    assert config.adv.critic == {"name": "patchgan", "n_layers": 4}
+    assert config.train.detail_losses == {"fft": 0.1}
+    with pytest.raises(ConfigError, match="unknown config key 'adv.critic.depth' for network 'patchgan'"):
+        load_config(None, ["adv.critic.depth=4"])
+    with pytest.raises(ConfigError, match="config section 'train.epochs' is not a mapping"):
+        load_config(None, ["train.epochs=3", "train.epochs.inner=1"])
+
+
+def test_every_problem_is_reported_at_once_on_one_line():
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, ["train.bogus=1", "train.amp=half", "model.start_filters=wide", "log.perceptual=vmaf",
+                           "train.epochs=0"])
+    message = str(raised.value)
+    assert message.startswith("5 config problems: ") and "\n" not in message
+    for part in ("unknown config key 'train.bogus'", "train.amp must be one of off, auto, bf16, fp16, got 'half'",
+                 "model.start_filters must be int", "log.perceptual must be one of none, cvvdp, flip",
+                 "train.epochs must be >= 1"):
+        assert part in message
+
+
+def test_closed_choices_come_from_the_registries():
+    from evaluation.offline_metrics import LOADERS
+    from losses.adversarial import GAN_TYPES
+
+    for gan_type in GAN_TYPES:
+        assert load_config(None, [f"adv.gan_type={gan_type}"]).adv.gan_type == gan_type
+    for metric in LOADERS:
+        assert load_config(None, [f"log.perceptual={metric}"]).log.perceptual == metric
+    with pytest.raises(ConfigError, match="adv.perceptual_criterion must be one of mse, l1, got 'l2'"):
+        load_config(None, ["adv.perceptual_criterion=l2"])

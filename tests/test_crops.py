@@ -3,10 +3,10 @@
 import csv
 
 import numpy as np
+from helpers import ROOT, run_cli
 from PIL import Image
 
-from conftest import ROOT, run_cli
-from gan.crops import busiest_window, typical_image
+from release.crops import busiest_window, typical_image
 
 
 def test_the_window_is_where_the_detail_is_and_the_image_is_the_median_gain():
@@ -42,7 +42,7 @@ def test_crops_figure_from_evaluation_runs(tmp_path):
     _write_run(tmp_path / "pretrain", names, [26.0, 28.0, 27.0], rng, copy_from=tmp_path / "bench" / "sharp")
     _write_run(tmp_path / "gan", names, [25.5, 27.5, 26.5], rng)
     out = tmp_path / "crops.png"
-    args = ["-m", "gan.crops", "--benchmark", str(tmp_path / "bench"), "--runs", str(tmp_path / "pretrain"),
+    args = ["-m", "release.crops", "--benchmark", str(tmp_path / "bench"), "--runs", str(tmp_path / "pretrain"),
             str(tmp_path / "gan"), "--out", str(out), "--size", "16", "--zoom", "2"]
     result = run_cli(*args, cwd=ROOT)
     assert result.returncode == 0, result.stderr

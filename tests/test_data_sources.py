@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from helpers import save_pair
 from PIL import Image
 
-from conftest import save_pair
 from datasets import DataConfig, DataError, build_datasets
 from datasets.augment import PairedAugment
 from datasets.paired import Pair, PairedCrops, gopro_pairs
@@ -19,7 +19,7 @@ def test_gopro_sequence_split_never_puts_one_sequence_on_both_sides(gopro_tree):
         train_groups, val_groups = set(data.split["train_groups"]), set(data.split["val_groups"])
         assert train_groups and val_groups and not train_groups & val_groups
         assert len(train_groups | val_groups) == 6  # only the official train split; test stays unseen
-        for blur, sharp in data.split["train"]:
+        for blur, _ in data.split["train"]:
             assert "/train/" in blur and blur.split("/")[-3] in train_groups
         for blur, _ in data.split["val"]:
             assert blur.split("/")[-3] in val_groups
@@ -48,7 +48,8 @@ def test_realblur_list_files_pair_gt_with_blur_and_split_by_scene(realblur_tree,
 def test_paired_folders_and_a_csv_list_give_the_same_pairs(paired_tree):
     from_folders = build_datasets(DataConfig(source="paired", root=str(paired_tree), **SMALL), seed=1)
     lines = ["blur,sharp"] + [
-        f"blur/{p.parent.name}/{p.name},sharp/{p.parent.name}/{p.name}" for p in sorted((paired_tree / "blur").rglob("*.png"))
+        f"blur/{p.parent.name}/{p.name},sharp/{p.parent.name}/{p.name}"
+        for p in sorted((paired_tree / "blur").rglob("*.png"))
     ]
     (paired_tree / "pairs.csv").write_text("\n".join(lines) + "\n")
     from_list = build_datasets(DataConfig(source="paired", pairs_file=str(paired_tree / "pairs.csv"), **SMALL), seed=1)

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT, smooth_photo
 from PIL import Image
-
-from conftest import ROOT, smooth_photo
 
 
 class DemoServer:
@@ -150,7 +149,8 @@ def _browser():
     webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (in .[dev])")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,900"):
         options.add_argument(flag)
     return webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver), options=options)
 

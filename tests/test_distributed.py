@@ -6,13 +6,12 @@ import sys
 
 import pytest
 import torch
+from helpers import ROOT, TINY
 
 import train_gan
-from gan.checkpoint import generator_from_checkpoint, load_checkpoint
 from gan.distributed import weights_checksum
 from nets import build_network
-
-from conftest import ROOT, TINY
+from restore.checkpoint import generator_from_checkpoint, load_checkpoint
 
 
 def torchrun(*args: str, cwd) -> subprocess.CompletedProcess:

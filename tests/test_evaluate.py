@@ -6,17 +6,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import FAST_METRICS, run_cli, smooth_photo
 from PIL import Image
 
 from baselines.classical import blind_richardson_lucy, richardson_lucy, wiener
 from baselines.sigma_cnn import CnnRL, SigmaCNN, load, save, train
-from conftest import FAST_METRICS, run_cli, smooth_photo
 from datasets.benchmark import Benchmark
 from datasets.blur import synthesize
 from datasets.errors import DataError
 from datasets.kernels import KernelMix, gaussian_kernel
 from datasets.photo_sets import sha256
-from gan.metrics import psnr_per_image
+from evaluation.metrics import psnr_per_image
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -78,7 +78,8 @@ def test_the_benchmark_is_seeded_verified_and_never_rewritten(bench_folder, tmp_
                     "--min-texture", "0", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "again" / "benchmark.json").read_text())["fingerprint"] == bench.meta["fingerprint"]
-    refused = run_cli("-m", "datasets.benchmark", "--out", str(bench_folder), "--photos", str(bench_folder.parent / "photos"),
+    refused = run_cli("-m", "datasets.benchmark", "--out", str(bench_folder), "--photos",
+                      str(bench_folder.parent / "photos"),
                       cwd=tmp_path)
     assert refused.returncode == 2 and "never rewritten" in refused.stderr
     changed = tmp_path / "changed"
@@ -92,7 +93,8 @@ def test_the_benchmark_is_seeded_verified_and_never_rewritten(bench_folder, tmp_
 
 def test_evaluate_writes_csv_json_markdown_histogram_and_extremes(bench_folder, checkpoint, tmp_path):
     out = tmp_path / "evals"
-    result = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", "wiener", "rl", "blind-rl", "model",
+    result = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", "wiener", "rl", "blind-rl",
+                     "model",
                      "--checkpoint", str(checkpoint), "--out", str(out), "--rl-iterations", "5", "--no-lpips",
                      *FAST_METRICS, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -148,7 +150,8 @@ def test_evaluate_refuses_to_overwrite_a_run_and_needs_kernels_for_oracles(bench
                      "--no-lpips", *FAST_METRICS, cwd=tmp_path)
     assert second.returncode == 2 and "exists; pass --overwrite" in second.stderr
     assert (out / "wiener" / "summary.json").read_bytes() == before
-    folders = run_cli("-m", "evaluate", "--restored", str(bench_folder / "blur"), "--sharp", str(bench_folder / "sharp"),
+    folders = run_cli("-m", "evaluate", "--restored", str(bench_folder / "blur"), "--sharp",
+                      str(bench_folder / "sharp"),
                       "--methods", "rl", "--out", str(out), "--no-lpips", *FAST_METRICS, cwd=tmp_path)
     assert folders.returncode == 0  # --restored scores files on disk; --methods does not apply
 
@@ -170,7 +173,8 @@ def restored_tree(tmp_path, bench_folder):
 def test_folder_mode_names_missing_counterparts_and_size_mismatches(bench_folder, tmp_path, break_it, message):
     restored = restored_tree(tmp_path, bench_folder)
     break_it(restored, bench_folder / "sharp")
-    result = run_cli("-m", "evaluate", "--restored", str(restored), "--sharp", str(bench_folder / "sharp"), "--no-lpips",
+    result = run_cli("-m", "evaluate", "--restored", str(restored), "--sharp", str(bench_folder / "sharp"),
+                     "--no-lpips",
                      *FAST_METRICS, "--out", str(tmp_path / "evals"), cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "evals").exists()

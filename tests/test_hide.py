@@ -4,11 +4,11 @@ import csv
 import json
 
 import numpy as np
+from helpers import run_cli, smooth_photo
 from PIL import Image
 
-from conftest import run_cli, smooth_photo
-from datasets.config import DataConfig
 from datasets.build import list_pairs
+from datasets.config import DataConfig
 
 
 def _hide_tree(root):
@@ -54,4 +54,5 @@ def test_a_hide_root_without_gt_is_named(tmp_path):
     (tmp_path / "HIDE_dataset" / "test").mkdir(parents=True)
     result = run_cli("-m", "evaluate", "--data", "hide", "--root", str(tmp_path / "HIDE_dataset"), cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: HIDE ground-truth folder {tmp_path / 'HIDE_dataset' / 'GT'} does not exist or is not a folder"
+    gt = tmp_path / "HIDE_dataset" / "GT"
+    assert result.stderr.strip() == f"error: HIDE ground-truth folder {gt} does not exist or is not a folder"

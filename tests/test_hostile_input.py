@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import ROOT, TINY, run_cli, smooth_photo
 from PIL import Image
 
-from conftest import ROOT, TINY, run_cli, smooth_photo
-from datasets.paired import list_file_pairs
 from datasets.errors import DataError
-from gan.checkpoint import save_checkpoint
+from datasets.paired import list_file_pairs
 from gan.config import load_config
 from gan.errors import ConfigError, TrainingDiverged
 from gan.experiment import plan_experiment
 from gan.trainer import PretrainTrainer
+from restore.checkpoint import save_checkpoint
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -81,7 +81,8 @@ def test_outputs_are_written_whole_or_not_at_all(tmp_path, checkpoint):
     target = save_photo(tmp_path / "out.png", seed=3)
     os.link(target, tmp_path / "keep.png")  # another name of the old output: a rename leaves it alone
     keep = (tmp_path / "keep.png").read_bytes()
-    args = ["-m", "infer", "--input", str(photo), "--output", str(target), "--checkpoint", str(checkpoint), "--overwrite"]
+    args = ["-m", "infer", "--input", str(photo), "--output", str(target), "--checkpoint", str(checkpoint),
+            "--overwrite"]
     assert run_cli(*args, cwd=tmp_path).returncode == 0
     assert (tmp_path / "keep.png").read_bytes() == keep and target.read_bytes() != keep
     assert Image.open(target).size == (64, 48)
@@ -95,7 +96,8 @@ def test_overwrite_never_deletes_outside_the_experiment_root(tmp_path, name):
     before = snapshot(victim)
     (tmp_path / "work").mkdir()
     name = name.format(abs=victim)
-    result = run_cli("-m", "train_gan", "--pretrain", "--name", name, "--overwrite", "--set", *TINY, cwd=tmp_path / "work")
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", name, "--overwrite", "--set", *TINY,
+                     cwd=tmp_path / "work")
     assert "must be a plain folder name" in one_error_line(result)
     assert snapshot(victim) == before
 
@@ -195,7 +197,8 @@ def test_a_malformed_override_value_is_named(tmp_path):
 
 def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, checkpoint):
     photo = save_photo(tmp_path / "a.png")
-    env_args = ["-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"), "--checkpoint", str(checkpoint)]
+    env_args = ["-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"), "--checkpoint",
+                str(checkpoint)]
     os.environ["LIGHTDEBLUR_MAX_PIXELS"] = "1000"
     try:
         line = one_error_line(run_cli(*env_args, cwd=tmp_path))

@@ -6,15 +6,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli, smooth_photo
 from PIL import Image
 
-from conftest import run_cli, smooth_photo
-from gan.checkpoint import save_checkpoint
-from gan.image_io import read_image_for_inference, write_image_like
-from gan.image_norm import ImageStatistics
-from gan.inference import Restorer, auto_tile
-from gan.tiling import ramp_window, tile_starts, tiled_apply
 from nets import build_network
+from restore.checkpoint import save_checkpoint
+from restore.image_io import read_image_for_inference, write_image_like
+from restore.image_norm import ImageStatistics
+from restore.inference import Restorer, auto_tile
+from restore.tiling import ramp_window, tile_starts, tiled_apply
 
 
 def _conv_net(depth: int = 5) -> torch.nn.Module:
@@ -116,12 +116,12 @@ def test_progress_counts_every_batch_of_tiles_including_the_statistics_passes():
     for statistics, passes in ((None, 1), ("image", 1 + len(ImageStatistics(model).norms))):
         calls = []
         Restorer(model, cpu, tile=64, overlap=16, tile_batch=2, norm_statistics=statistics or "tile")(
-            image[0], lambda done, total: calls.append((done, total)))
+            image[0], lambda done, total, calls=calls: calls.append((done, total)))
         total = calls[-1][1]
         assert calls[-1][0] == total and [done for done, _ in calls] == list(range(1, total + 1))
         assert total % passes == 0 and total > passes, (statistics, calls)
     calls = []
-    Restorer(model, cpu, tile=0)(image[0], lambda done, total: calls.append((done, total)))
+    Restorer(model, cpu, tile=0)(image[0], lambda done, total, calls=calls: calls.append((done, total)))
     assert calls == [(1, 1)]
 
 
@@ -193,7 +193,7 @@ def test_infer_restores_a_single_image_like_the_model_does(tmp_path, photos, che
     result = run_cli("-m", "infer", "--input", str(photos / "a.png"), "--output", str(tmp_path / "out.png"),
                      "--checkpoint", str(checkpoint), "--tile", "64", "--overlap", "16", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    from gan.inference import Restorer, load_generator
+    from restore.inference import Restorer, load_generator
 
     image, _ = read_image_for_inference(photos / "a.png")
     expected = Restorer(load_generator(checkpoint, torch.device("cpu")), torch.device("cpu"), 64, 16)(image)
@@ -270,10 +270,11 @@ def test_infer_handles_tiny_and_odd_images(tmp_path, checkpoint):
 def test_onnx_export_has_dynamic_height_and_width_and_matches_pytorch(tmp_path, checkpoint):
     pytest.importorskip("onnxscript")
     onnxruntime = pytest.importorskip("onnxruntime")
-    result = run_cli("-m", "infer", "--checkpoint", str(checkpoint), "--export-onnx", str(tmp_path / "m.onnx"), cwd=tmp_path)
+    result = run_cli("-m", "infer", "--checkpoint", str(checkpoint), "--export-onnx", str(tmp_path / "m.onnx"),
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "H and W >= 32" in result.stdout
-    from gan.inference import load_generator
+    from restore.inference import load_generator
 
     model = load_generator(checkpoint, torch.device("cpu"))
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, run_cli, smooth_photo
 
-from conftest import ROOT, run_cli, smooth_photo
 from datasets.kernels import gaussian_kernel
-from gan.evaluation import markdown_table
-from gan.offline_metrics import load_cvvdp, load_flip
+from evaluation.offline_metrics import load_cvvdp, load_flip
+from evaluation.scoring import markdown_table
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -95,9 +95,8 @@ def test_tables_of_runs_scored_before_jod_and_flip_show_na():
 
 
 def test_training_validation_can_log_flip_to_tensorboard(tmp_path):
+    from helpers import TINY
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from conftest import TINY
 
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "flip", "--set", *TINY, "train.epochs=1",
                      "log.perceptual=flip", cwd=tmp_path)
@@ -109,4 +108,4 @@ def test_training_validation_can_log_flip_to_tensorboard(tmp_path):
     assert 0 <= events.Scalars("val/flip")[-1].value < 1
     bad = run_cli("-m", "train_gan", "--pretrain", "--name", "bad", "--set", *TINY, "log.perceptual=vmaf",
                   cwd=tmp_path)
-    assert bad.returncode != 0 and "log.perceptual must be none, flip or cvvdp, got 'vmaf'" in bad.stderr
+    assert bad.returncode != 0 and "log.perceptual must be one of none, cvvdp, flip, got 'vmaf'" in bad.stderr

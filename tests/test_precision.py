@@ -1,8 +1,8 @@
 """train.amp=auto: bf16 only where the CPU flags say it is native and a measured step is faster."""
 
 import torch
+from helpers import TINY, run_cli
 
-from conftest import TINY, run_cli
 from gan.config import TrainConfig
 from gan.precision import choose_cpu_precision, choose_precision, cpu_flags, native_bf16_flags
 from nets import build_network
@@ -41,7 +41,7 @@ def test_explicit_settings_are_taken_as_configured():
     assert choose_precision("off", torch.device("cpu"), model, lambda: sample).dtype is None
     assert choose_precision("bf16", torch.device("cpu"), model, lambda: sample).dtype is torch.bfloat16
     assert TrainConfig(amp="auto").check() == []
-    assert any("train.amp must be off, auto, bf16 or fp16" in p for p in TrainConfig(amp="half").check())
+    assert any("train.amp must be one of off, auto, bf16, fp16" in p for p in TrainConfig(amp="half").check())
 
 
 def test_a_run_with_auto_precision_records_its_choice(tmp_path):
@@ -49,5 +49,6 @@ def test_a_run_with_auto_precision_records_its_choice(tmp_path):
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "train.amp=auto: " in result.stdout
-    last = torch.load(sorted((tmp_path / "experiments" / "auto" / "checkpoints").glob("step-*.pt"))[-1], weights_only=True)
+    last = torch.load(sorted((tmp_path / "experiments" / "auto" / "checkpoints").glob("step-*.pt"))[-1],
+                      weights_only=True)
     assert last["precision"]["amp"] in ("off", "bf16") and last["precision"]["reason"]

@@ -97,7 +97,8 @@ def test_unknown_loss_names_and_gan_types_are_named():
 
 
 def test_plateau_schedule_halves_the_rate_when_validation_stalls(tmp_path):
-    from conftest import TINY
+    from helpers import TINY
+
     from gan.experiment import plan_experiment
     from gan.trainer import PretrainTrainer, Scores
 
@@ -110,5 +111,5 @@ def test_plateau_schedule_halves_the_rate_when_validation_stalls(tmp_path):
         rates.append(trainer.optimizer.param_groups[0]["lr"])
     # Patience 1: the second epoch without a better PSNR halves the rate, and the count starts again.
     assert rates == pytest.approx([4e-4, 4e-4, 4e-4, 2e-4, 2e-4, 1e-4])
-    with pytest.raises(ConfigError, match="train.schedule must be cosine or plateau"):
+    with pytest.raises(ConfigError, match="train.schedule must be one of cosine, plateau"):
         load_config(None, ["train.schedule=step"])

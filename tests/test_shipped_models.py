@@ -7,13 +7,13 @@ photo set, datasets/photo_manifest.json), blurred by camera shake with read nois
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT, run_cli
 from PIL import Image
 
-from conftest import ROOT, run_cli
 from datasets.photos import embedded_photo
 from datasets.synthetic import Degradation
-from gan.inference import Restorer, default_checkpoint, load_generator
-from gan.metrics import psnr_per_image
+from evaluation.metrics import psnr_per_image
+from restore.inference import Restorer, default_checkpoint, load_generator
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from gan.significance import paired_difference, per_image, significance_table, verdict
+from evaluation.significance import paired_difference, per_image, significance_table, verdict
 
 
 def _run(folder, rows):

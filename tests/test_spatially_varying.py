@@ -7,7 +7,8 @@ import pytest
 import torch
 from kornia.filters import filter2d
 
-from datasets.benchmark import Benchmark, main as build_benchmark
+from datasets.benchmark import Benchmark
+from datasets.benchmark import main as build_benchmark
 from datasets.config import DataConfig
 from datasets.spatially_varying import blend_weights, blur_field, node_positions, shake_field
 from datasets.synthetic import Degradation
@@ -81,11 +82,10 @@ def test_patchwise_cnn_rl_stitches_every_patch_and_deblurs(tmp_path):
     from pathlib import Path
 
     from baselines.sigma_cnn import PatchCnnRL, load
+    from datasets.blur import synthesize
     from datasets.images import array_to_tensor, tensor_to_array
     from datasets.kernels import gaussian_kernel
     from datasets.photos import embedded_photo
-
-    from datasets.blur import synthesize
 
     # A 150 x 150 crop, Gaussian sigma 2 in linear light (as the benchmarks blur), 'valid'.
     blurred, sharp = (image[0] for image in synthesize(embedded_photo("astronaut")[None, :, 90:260, 140:310],
@@ -102,7 +102,7 @@ def test_patchwise_cnn_rl_stitches_every_patch_and_deblurs(tmp_path):
 
 
 def test_evaluate_scores_a_spatially_varying_benchmark_with_per_node_oracles(tmp_path, photo_folder):
-    from conftest import FAST_METRICS, run_cli
+    from helpers import FAST_METRICS, run_cli
 
     out = tmp_path / "sv"
     assert build_benchmark(["--out", str(out), "--photos", str(photo_folder), "--preset", "motion-sv1",

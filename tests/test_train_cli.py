@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import TINY, run_cli
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY, run_cli
 from datasets import DataConfig, build_datasets
-from gan.checkpoint import generator_from_checkpoint, load_checkpoint
-from gan.metrics import psnr_per_image
+from evaluation.metrics import psnr_per_image
+from restore.checkpoint import generator_from_checkpoint, load_checkpoint
 
 
 def _folder_snapshot(folder: Path) -> dict[str, bytes]:
@@ -36,7 +36,8 @@ def test_pretrain_writes_config_checkpoints_and_tensorboard_events(tiny_run):
     folder, _ = tiny_run
     saved = yaml.safe_load((folder / "config.yaml").read_text())
     assert saved["model"]["start_filters"] == 4 and saved["experiment"]["name"] == "tiny"
-    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["best.pt", "step-00000002.pt", "step-00000004.pt"]
+    saved = sorted(p.name for p in (folder / "checkpoints").iterdir())
+    assert saved == ["best.pt", "step-00000002.pt", "step-00000004.pt"]
 
     events = list((folder / "tensorboard").glob("events.out.tfevents.*"))
     assert len(events) == 1
@@ -166,13 +167,14 @@ def test_bf16_autocast_channels_last_and_blur_on_device_train_and_save_fp32_weig
 
 
 def test_curves_plot_a_runs_logged_validation_psnr(tiny_run, tmp_path):
-    from gan.curves import scalars
+    from evaluation.curves import scalars
 
     folder, _ = tiny_run
     steps, values = scalars(folder, "val/psnr")
     assert list(steps) == [2, 4] and all(v > 0 for v in values)
-    result = run_cli("-m", "gan.curves", "--runs", str(folder), "--out", str(tmp_path / "c.png"), cwd=tmp_path)
+    result = run_cli("-m", "evaluation.curves", "--runs", str(folder), "--out", str(tmp_path / "c.png"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "c.png").size == (700, 550)
-    missing = run_cli("-m", "gan.curves", "--runs", str(tmp_path), "--out", str(tmp_path / "d.png"), cwd=tmp_path)
+    missing = run_cli("-m", "evaluation.curves", "--runs", str(tmp_path), "--out", str(tmp_path / "d.png"),
+                      cwd=tmp_path)
     assert missing.returncode == 2 and "has no tensorboard/ folder" in missing.stderr

@@ -63,7 +63,8 @@ def test_preset_degradation_is_the_published_one():
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"val_degradation": "motion-v9"}, "data.val_degradation must be null or one of gaussian-v1, motion-sv1, motion-v1, motion-v2"),
+    ({"val_degradation": "motion-v9"}, "data.val_degradation must be null or one of gaussian-v1, motion-sv1, "
+                                       "motion-v1, motion-v2"),
     ({"val_degradation": "motion-v1", "source": "gopro", "root": "x"}, "data.val_degradation needs a synthetic source"),
 ])
 def test_a_validation_degradation_that_cannot_work_is_named(settings, message):

@@ -34,7 +34,7 @@ import torch
 from datasets.errors import DataError
 from datasets.images import image_size
 
-from .errors import USER_ERRORS
+from .errors import RESTORE_ERRORS
 from .image_io import ImageInfo, read_image_for_inference, write_image_like
 
 PAGE = Path(__file__).with_name("demo_page.html")
@@ -132,7 +132,7 @@ class DemoApp:
             try:
                 self._restore(job)
                 job.state = "done"
-            except (*USER_ERRORS, OSError, ValueError) as error:  # USER_ERRORS holds DataError
+            except (*RESTORE_ERRORS, OSError, ValueError) as error:  # RESTORE_ERRORS holds DataError
                 job.error, job.state = _one_line(error), "error"
             except Exception as error:  # the server keeps serving whatever one image does
                 job.error, job.state = f"restoration failed: {type(error).__name__}: {_one_line(error)}", "error"

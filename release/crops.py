@@ -2,7 +2,7 @@
 
     python evaluate.py --benchmark benchmarks/motion-v1 --methods model --label pretrain --save-images
     python evaluate.py --benchmark benchmarks/motion-v1 --methods model --model gan --label gan --save-images
-    python -m gan.crops --benchmark benchmarks/motion-v1 --runs evaluations/motion-v1/pretrain \\
+    python -m release.crops --benchmark benchmarks/motion-v1 --runs evaluations/motion-v1/pretrain \\
         evaluations/motion-v1/gan --out docs/crops.png
 
 Nothing is picked by eye: unless --image names one, the image is the one whose PSNR gain under the first run is the
@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from datasets.images import read_array
+
 TITLE_HEIGHT = 14
 
 
@@ -41,7 +43,8 @@ def _label(run: Path) -> str:
 
 
 def _rgb(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"))
+    """8-bit RGB through the project's one image reader (EXIF orientation, modes and bit depths handled there)."""
+    return (read_array(path) * 255).round().astype(np.uint8)
 
 
 def typical_image(rows: dict[str, dict[str, str]]) -> str:
@@ -87,7 +90,8 @@ def busiest_window(sharp: np.ndarray, size: int, stride: int = 4) -> tuple[int, 
 
 
 def _panel(image: np.ndarray, top: int, left: int, size: int, zoom: int, title: str) -> Image.Image:
-    crop = Image.fromarray(image[top : top + size, left : left + size]).resize((size * zoom, size * zoom), Image.NEAREST)
+    crop = Image.fromarray(image[top : top + size, left : left + size])
+    crop = crop.resize((size * zoom, size * zoom), Image.NEAREST)
     panel = Image.new("RGB", (crop.width, crop.height + TITLE_HEIGHT), "white")
     panel.paste(crop, (0, TITLE_HEIGHT))
     ImageDraw.Draw(panel).text((2, 1), title, fill="black")

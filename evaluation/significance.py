@@ -70,7 +70,8 @@ def significance_table(runs: list[tuple[Path, dict]]) -> str:
             digits = 2 if column == "psnr" else 4
             a_better, b_better = ((result["a_higher"], result["b_higher"]) if higher
                                   else (result["b_higher"], result["a_higher"]))
-            lines.append(f"| {a['label']} | {b['label']} | {label} | {result['images']} | {result['mean']:+.{digits}f} | "
+            lines.append(f"| {a['label']} | {b['label']} | {label} | {result['images']} | "
+                         f"{result['mean']:+.{digits}f} | "
                          f"[{result['low']:+.{digits}f}, {result['high']:+.{digits}f}] | "
                          f"{a_better} / {b_better} | {verdict(result, a['label'], b['label'], higher)} |")
     return "\n".join(lines)

@@ -1,17 +1,17 @@
 """Models shipped in weights/: compact fp16 files, each listed with its sha256 in weights/SHA256SUMS.
 
-    python -m gan.bundled --checkpoint experiments/RUN/checkpoints/step-00005500.pt --model pretrain
+    python -m release.bundled --checkpoint experiments/RUN/checkpoints/step-00005500.pt --model pretrain
 
 writes ``weights/light_unet_pretrain.pt`` (the generator's weights, EMA when trained with one, as fp16: no
 optimiser, no pickled code, loadable with ``torch.load(weights_only=True)``) and its line in ``SHA256SUMS``
 (``sha256sum -c SHA256SUMS`` checks them by hand). ``infer.py`` and ``evaluate.py`` check the sum before loading a
 bundled model, so a truncated download, a Git LFS pointer or a file edited by hand is named instead of used.
 
-    python -m gan.bundled --model pretrain --card --run experiments/RUN --scores evaluations/motion-v1/X/summary.json \
-        --hardware "..." --command "python train_gan.py ..." --note "..."
+    python -m release.bundled --model pretrain --card --run experiments/RUN \
+        --scores evaluations/motion-v1/X/summary.json --hardware "..." --command "python train_gan.py ..." --note "..."
 
-writes its model card ``weights/light_unet_pretrain.md`` (gan/model_card.py), once evaluate.py has scored the bundled
-file itself (``--methods model --model pretrain``): scores of any other file, by sha256, are refused.
+writes its model card ``weights/light_unet_pretrain.md`` (release/model_card.py), once evaluate.py has scored the
+bundled file itself (``--methods model --model pretrain``): scores of any other file, by sha256, are refused.
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from datasets.photo_sets import sha256
+from datasets.hashing import sha256
+from nets import build_network
+from restore.bundled import BUNDLED_MODELS, FORMAT, WEIGHTS_DIR
+from restore.checkpoint import SUMS, generator_weights, load_checkpoint, read_sums, save_checkpoint, verify
+from restore.errors import ExperimentError
 
-from .checkpoint import SUMS, generator_weights, load_checkpoint, read_sums, save_checkpoint, verify
-from .errors import ExperimentError
 from .model_card import render
-
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}
-FORMAT = "lightdeblur-weights-1"
 
 
 def export(state: dict[str, Any], target: Path, source: str) -> str:
@@ -57,8 +55,7 @@ def export(state: dict[str, Any], target: Path, source: str) -> str:
 
 def write_card(model: str, folder: Path, run: Path | None, scores: list[Path], hardware: str,
                commands: list[str], notes: list[str] = ()) -> Path:
-    """Write ``light_unet_<model>.md`` beside the bundled file, from its records (gan/model_card.py)."""
-    from nets import build_network
+    """Write ``light_unet_<model>.md`` beside the bundled file, from its records (release/model_card.py)."""
 
     path = folder / BUNDLED_MODELS[model]
     digest = verify(path)
@@ -85,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, help="a train_gan.py checkpoint to export")
     parser.add_argument("--model", choices=sorted(BUNDLED_MODELS), required=True)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder (default: weights/)")
-    card_options = parser.add_argument_group("model card (written for the bundled file, after evaluate.py has scored it)")
+    card_options = parser.add_argument_group("model card (written for the bundled file, after evaluate.py has scored "
+                                             "it)")
     card_options.add_argument("--card", action="store_true", help="write weights/light_unet_<model>.md")
     card_options.add_argument("--run", type=Path, help="the experiment folder it was trained in (data split, time)")
     card_options.add_argument("--scores", type=Path, nargs="*", default=[], help="evaluate.py summary.json files")

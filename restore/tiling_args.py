@@ -6,7 +6,7 @@ import argparse
 
 
 def tile_size(text: str) -> int | None:
-    """``auto`` (None: gan.inference.auto_tile decides per image) or a tile size in pixels (0: the whole image)."""
+    """``auto`` (None: restore.inference.auto_tile decides per image) or a tile size in pixels (0: the whole image)."""
     if text == "auto":
         return None
     try:

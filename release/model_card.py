@@ -54,7 +54,7 @@ def _duration(seconds: float | None) -> str:
 
 def _score_tables(summaries: list[dict[str, Any]]) -> list[str]:
     """evaluate.py's own table (``markdown_table``), one per benchmark the summaries were scored on."""
-    from .evaluation import markdown_table
+    from evaluation.scoring import markdown_table
 
     by_benchmark: dict[str, list[dict[str, Any]]] = {}
     for summary in summaries:
@@ -78,7 +78,7 @@ def render(
     commands: list[str],
     notes: list[str] = (),
 ) -> str:
-    """The card of a bundled model (``bundle`` as written by gan.bundled.export) as Markdown."""
+    """The card of a bundled model (``bundle`` as written by release.bundled.export) as Markdown."""
     config = bundle.get("config") or {}
     data, train, adv = config.get("data", {}), config.get("train", {}), config.get("adv", {})
     phase = bundle.get("phase")
@@ -103,7 +103,8 @@ def render(
         if split_path.is_file():
             split = json.loads(split_path.read_text())
             lines.append(
-                f"- Training photos: {len(split['train'])} sharp images from `{data.get('sharp_dir') or data.get('root')}`"
+                f"- Training photos: {len(split['train'])} sharp images from "
+                f"`{data.get('sharp_dir') or data.get('root')}`"
                 f" (source `{split['source']}`), {len(split['val'])} more held out for validation"
             )
     extent = data.get("blur_extent")

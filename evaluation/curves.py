@@ -1,6 +1,6 @@
 """Validation curves of training runs from their TensorBoard events, as one PNG for the docs or a model card.
 
-    python -m gan.curves --runs experiments/light-unet-v2-cpu --out docs/curves_pretrain.png
+    python -m evaluation.curves --runs experiments/light-unet-v2-cpu --out docs/curves_pretrain.png
 
 Plots validation PSNR (and the blurred input's, dashed) against the step, and the training loss (smoothed) below,
 for each run given; every point is one the run logged, nothing is interpolated.
@@ -73,7 +73,7 @@ def plot(runs: list[Path], out: Path, smoothing: int = 20) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gan.curves", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.curves", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="experiment folders")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--smoothing", type=int, default=20, help="training-loss points averaged (default 20)")

@@ -2,7 +2,7 @@
 
 Every method, learned or classical, is a function ``(blurred, kernel) -> restored`` on H x W x 3 float32 arrays
 in [0, 1] (``kernel`` is the true kernel where the benchmark has one, else None), scored with the conventions of
-``gan.metrics`` against the sharp image, next to the blurred input's own scores.
+``evaluation.metrics`` against the sharp image, next to the blurred input's own scores.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from datasets.errors import DataError
-from datasets.images import array_to_tensor, image_size, list_images, read_array, tensor_to_array
+from datasets.images import array_to_tensor, image_size, list_images, read_array, side_by_side, tensor_to_array
 from datasets.kernels import kernel_extent
 from datasets.paired import HIDE_TEST_SUBSETS
 
-from .inference import side_by_side
 from .metrics import PSNR_CAP, load_lpips, psnr_per_image, ssim_per_image
 from .offline_metrics import COLUMN, CVVDP_DISPLAY, LOADERS
 
+CPU = torch.device("cpu")
 CONVENTIONS = (
     "PSNR: RGB, 8-bit rounded, no border crop, per image then averaged (identical images count as "
     f"{PSNR_CAP:.0f} dB in the mean). SSIM: 8-bit, Gaussian window 11, sigma 1.5, per channel over valid windows, "
@@ -62,7 +62,7 @@ class Scorer:
     installed). Each one that cannot run leaves a note and n/a, never a value. ``required``: metrics whose absence
     is an error instead (the user named them)."""
 
-    def __init__(self, device: torch.device = torch.device("cpu"), lpips: bool = True,
+    def __init__(self, device: torch.device = CPU, lpips: bool = True,
                  metrics: tuple[str, ...] = ("cvvdp", "flip"), required: tuple[str, ...] = ()):
         self.device = device
         self.lpips: dict[str, Callable] = {}
@@ -113,13 +113,17 @@ def folder_items(restored: Path, sharp: Path, blurred: Path | None = None) -> li
 
     restored_files, sharp_files = index(restored, "restored"), index(sharp, "sharp")
     blurred_files = index(blurred, "blurred") if blurred is not None else None
-    problems = [f"{restored_files[n]} has no sharp counterpart in {sharp}" for n in sorted(set(restored_files) - set(sharp_files))]
-    problems += [f"{sharp_files[n]} has no restored counterpart in {restored}" for n in sorted(set(sharp_files) - set(restored_files))]
+    problems = [f"{restored_files[n]} has no sharp counterpart in {sharp}"
+                for n in sorted(set(restored_files) - set(sharp_files))]
+    problems += [f"{sharp_files[n]} has no restored counterpart in {restored}"
+                 for n in sorted(set(sharp_files) - set(restored_files))]
     if blurred_files is not None:
-        problems += [f"{sharp_files[n]} has no blurred counterpart in {blurred}" for n in sorted(set(sharp_files) - set(blurred_files))]
+        problems += [f"{sharp_files[n]} has no blurred counterpart in {blurred}"
+                     for n in sorted(set(sharp_files) - set(blurred_files))]
     items = []
     for name in sorted(set(restored_files) & set(sharp_files)):
-        paths = [restored_files[name], sharp_files[name]] + ([blurred_files[name]] if blurred_files and name in blurred_files else [])
+        paths = [restored_files[name],
+                 sharp_files[name]] + ([blurred_files[name]] if blurred_files and name in blurred_files else [])
         sizes = {path: image_size(path) for path in paths}
         if len(set(sizes.values())) > 1:
             problems.append("sizes differ: " + ", ".join(f"{p} is {w}x{h}" for p, (w, h) in sizes.items()))
@@ -134,7 +138,8 @@ def folder_items(restored: Path, sharp: Path, blurred: Path | None = None) -> li
 
 def benchmark_items(benchmark) -> list[Item]:
     return [
-        Item(name, benchmark.path("blur", name), benchmark.path("sharp", name), kernel=lambda n=name: benchmark.kernel(n),
+        Item(name, benchmark.path("blur", name), benchmark.path("sharp", name),
+             kernel=lambda n=name: benchmark.kernel(n),
              kind=item["kernel"])
         for name, item in zip(benchmark.names, benchmark.meta["images"])
     ]
@@ -197,7 +202,8 @@ class Evaluation:
                     restored = method(blurred, kernel)
                     seconds = time.perf_counter() - start
                 if restored.shape != sharp.shape:
-                    raise DataError(f"{item.name}: restored {restored.shape[:2]} and sharp {sharp.shape[:2]} differ in size")
+                    raise DataError(f"{item.name}: restored {restored.shape[:2]} and sharp {sharp.shape[:2]} differ "
+                                    "in size")
             except DataError as error:
                 failures.append(str(error))
                 print(f"skipped: {error}", file=sys.stderr)
@@ -225,7 +231,8 @@ class Evaluation:
 
     def _summary(self, rows: list[dict], total: int, failures: list[str], notes: list[str]) -> dict:
         metrics = {m: _mean([r.get(m) for r in rows]) for m in METRICS} if rows else {}
-        blurred = {m: _mean([r.get(f"blurred_{m}") for r in rows]) for m in METRICS} if rows and "blurred_psnr" in rows[0] else None
+        blurred = ({m: _mean([r.get(f"blurred_{m}") for r in rows]) for m in METRICS}
+                   if rows and "blurred_psnr" in rows[0] else None)
         seconds = [r["seconds"] for r in rows if r["seconds"] is not None]
         return {
             "label": self.label,
@@ -247,7 +254,8 @@ class Evaluation:
         }
 
     def _write(self, rows: list[dict], summary: dict, items: list[Item], kept: dict[str, np.ndarray]) -> None:
-        columns = ["name", *METRICS, "seconds"] + ([f"blurred_{m}" for m in METRICS] if rows and "blurred_psnr" in rows[0] else [])
+        columns = ["name", *METRICS,
+                   "seconds"] + ([f"blurred_{m}" for m in METRICS] if rows and "blurred_psnr" in rows[0] else [])
         columns += ["kernel", "extent"] if rows and "extent" in rows[0] else []
         columns += ["subset"] if rows and "subset" in rows[0] else []
         with open(self.out / "per_image.csv", "w", newline="") as handle:

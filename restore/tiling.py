@@ -9,7 +9,7 @@ The image is padded once, as the network would pad it, to a multiple of the netw
 PixelShuffle on the same sampling phase as the whole image. With a per-pixel norm, or none, a tile's output
 inside the margin (overlap / 4) then matches the whole image's up to the receptive field beyond the margin. For
 InstanceNorm networks ``norm_statistics="image"`` normalises every tile with the whole image's statistics,
-measured tile by tile in extra passes (gan/image_norm.py); ``"tile"`` lets each tile use its own (one pass,
+measured tile by tile in extra passes (restore/image_norm.py); ``"tile"`` lets each tile use its own (one pass,
 less exact). docs/inference.md ("Tiled inference and InstanceNorm") reports the measured agreement of each.
 """
 
@@ -95,7 +95,7 @@ def tiled_apply(
     a time. ``tile=0`` (or a tile covering the image) runs the whole image at once. ``multiple`` and
     ``min_size``: the network's padding rule (its ``size_multiple`` and ``min_size``), which the tiling follows.
     ``statistics``: the network's InstanceNorm layers, normalised with whole-image statistics measured tile by
-    tile first (gan/image_norm.py; None: each tile uses its own). ``progress(done, total)`` is called after every
+    tile first (restore/image_norm.py; None: each tile uses its own). ``progress(done, total)`` is called after every
     batch of tiles, counting the statistics passes too (a page or a bar can show how far the image is).
     """
     if image.dim() != 4 or image.shape[0] != 1:
@@ -113,14 +113,15 @@ def tiled_apply(
     aligned = max(multiple, tile // multiple * multiple, -(-min_size // multiple) * multiple)
     tile_h, tile_w = min(aligned, full_h), min(aligned, full_w)
     if overlap >= min(tile_h, tile_w) and (full_h > tile_h or full_w > tile_w):
-        raise ValueError(f"overlap {overlap} must be smaller than the tile ({tile_h}x{tile_w} after aligning to {multiple})")
+        raise ValueError(f"overlap {overlap} must be smaller than the tile ({tile_h}x{tile_w} after aligning to "
+                         f"{multiple})")
     tops, lefts = tile_starts(full_h, tile_h, overlap, multiple), tile_starts(full_w, tile_w, overlap, multiple)
     boxes = [(top, left) for top in tops for left in lefts]
     owned_rows = dict(zip(tops, owned_bounds(tops, tile_h, full_h, multiple)))
     owned_cols = dict(zip(lefts, owned_bounds(lefts, tile_w, full_w, multiple)))
 
     def tiles_of(chunk: list[tuple[int, int]]) -> torch.Tensor:
-        return torch.cat([padded[..., t : t + tile_h, l : l + tile_w] for t, l in chunk]).to(device)
+        return torch.cat([padded[..., t : t + tile_h, left : left + tile_w] for t, left in chunk]).to(device)
 
     use_statistics = statistics is not None and bool(statistics)
     batches = -(-len(boxes) // batch_size)
@@ -138,9 +139,9 @@ def tiled_apply(
                 for first in range(0, len(boxes), batch_size):
                     chunk = boxes[first : first + batch_size]
                     statistics.regions = [
-                        (owned_rows[t][0] - t, owned_rows[t][1] - t, owned_cols[l][0] - l, owned_cols[l][1] - l,
-                         tile_h, tile_w)
-                        for t, l in chunk
+                        (owned_rows[t][0] - t, owned_rows[t][1] - t, owned_cols[left][0] - left,
+                         owned_cols[left][1] - left, tile_h, tile_w)
+                        for t, left in chunk
                     ]
                     run_until_stopped(network, tiles_of(chunk))
                     batch_done()

@@ -13,10 +13,9 @@ from torch import nn
 
 from datasets.images import IMAGE_SUFFIXES, list_images
 
-from .bundled import BUNDLED_MODELS, WEIGHTS_DIR, verify
-from .checkpoint import generator_from_checkpoint, load_checkpoint
+from .bundled import BUNDLED_MODELS, WEIGHTS_DIR
+from .checkpoint import best_checkpoints_newest_first, generator_from_checkpoint, load_checkpoint, verify
 from .errors import ConfigError, ExperimentError
-from .experiment import best_checkpoints_newest_first
 from .image_norm import ImageStatistics
 from .tiling import NORM_STATISTICS, tiled_apply
 
@@ -54,7 +53,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 
 
 # On the CPU the whole image is both the fastest and the exact path. Its peak memory grows with the pixels (2.37 GiB
-# resident at 1280x720 with the allocator setting of gan/cpu_allocator.py, bench/allocator.py; over 10 GiB at
+# resident at 1280x720 with the allocator setting of restore/cpu_allocator.py, bench/allocator.py; over 10 GiB at
 # 3840x2160): up to 3 megapixels (about 8 GiB) the whole image runs at once; beyond it, and on accelerators
 # (whose memory is what tiles bound), images are tiled.
 WHOLE_IMAGE_PIXELS_ON_CPU = 3_000_000
@@ -101,7 +100,8 @@ class Restorer:
         if tile_batch is None:
             tile_batch = default_tile_batch(device)
         if (tile is not None and tile < 0) or tile_batch < 1 or (tile and not 0 <= overlap < tile):
-            raise ConfigError(f"need tile >= 0, tile_batch >= 1, 0 <= overlap < tile; got {tile}, {tile_batch}, {overlap}")
+            raise ConfigError(f"need tile >= 0, tile_batch >= 1, 0 <= overlap < tile; got {tile}, {tile_batch}, "
+                              f"{overlap}")
         if channels_last is None:
             channels_last = device.type in ("cpu", "cuda")
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -190,15 +190,3 @@ def _folder_jobs(input_path: Path, output_path: Path) -> list[Job]:
         raise ExperimentError(f"output folder {output_path} is inside input folder {input_path}; choose another")
     root = input_path.expanduser()  # as list_images reads it
     return [Job(p, output_path / p.relative_to(root), p.relative_to(root)) for p in list_images(root)]
-
-
-def side_by_side(images: list[torch.Tensor], gap: int = 8) -> torch.Tensor:
-    """Panels left to right on a white background, each 3 x H x W; heights may differ."""
-    height = max(image.shape[-2] for image in images)
-    width = sum(image.shape[-1] for image in images) + gap * (len(images) - 1)
-    canvas = torch.ones(3, height, width)
-    left = 0
-    for image in images:
-        canvas[:, : image.shape[-2], left : left + image.shape[-1]] = image
-        left += image.shape[-1] + gap
-    return canvas
