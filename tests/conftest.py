@@ -1,3 +1,4 @@
+import inspect
 import os
 from pathlib import Path
 
@@ -98,3 +99,28 @@ def bench_folder(tmp_path_factory):
                      cwd=root)
     assert result.returncode == 0, result.stderr
     return root / "tiny-v1"
+
+
+# Tests that start the project's scripts (or servers) as real subprocesses, directly or through a fixture, carry
+# the "subprocess" marker: `pytest -m "not subprocess"` is the quick in-process run while editing.
+SUBPROCESS_WORDS = ("run_cli(", "subprocess.", "Popen(")
+
+
+def _starts_processes(function) -> bool:
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    return any(word in source for word in SUBPROCESS_WORDS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        functions = [item.function] + [
+            definition.func
+            for definitions in (fixtures.name2fixturedefs.values() if fixtures else ())
+            for definition in definitions
+        ]
+        if any(_starts_processes(function) for function in functions):
+            item.add_marker(pytest.mark.subprocess)
