@@ -28,10 +28,11 @@ from pathlib import Path
 
 from evaluation.offline_metrics import LOADERS, METRIC_CHOICES
 from gan.errors import USER_ERRORS
+from restore.resources import resource_dir
 from restore.tiling_args import add_tiling_arguments
 
 METHODS = ("wiener", "rl", "blind-rl", "cnn-rl", "cnn-rl-patches", "model")
-SIGMA_CNN = Path(__file__).resolve().parent / "weights" / "sigma_cnn.pt"
+SIGMA_CNN = resource_dir("weights") / "sigma_cnn.pt"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

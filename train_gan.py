@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 
 from gan.errors import USER_ERRORS, Interrupted
+from restore.resources import resource_dir
 
-CONFIGS = Path(__file__).parent / "configs"
+CONFIGS = resource_dir("configs")
 DEFAULT_CONFIGS = {"pretrain": CONFIGS / "pretrain.yaml", "adv": CONFIGS / "adv.yaml"}
 
 

@@ -41,6 +41,7 @@ from nets.summary import count_macs, count_parameters  # noqa: E402
 from restore.checkpoint import save_checkpoint  # noqa: E402
 from restore.cpu_allocator import reuse_freed_memory  # noqa: E402
 from restore.inference import Restorer  # noqa: E402
+from restore.resources import resource_dir  # noqa: E402
 
 # The fp32 fast path counts as the same result when no output value moves by more than this. With random weights
 # the paths agree within a quarter of an 8-bit level; trained weights have larger activations, and summation order
@@ -129,7 +130,7 @@ def trainer_config(phase: str, batch: int, crop: int, device: str, init: str | N
         overrides += [f"adv.init={init}", "adv.vgg_weights=random", "adv.vgg_download=false"]
     overrides += list(extra)
     name = "adv" if phase == "adv" else "pretrain"
-    return load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml",
+    return load_config(resource_dir("configs") / f"{name}.yaml",
                        overrides)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import yaml
 
 from evaluation.curves import read_scalars
+from restore.resources import resource_dir
 
 from .config import load_config
 from .errors import ConfigError
@@ -91,7 +92,7 @@ def load_grid(path: Path) -> Grid:
     whole_numbers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     if not seeds or not whole_numbers:
         raise ConfigError(f"ablation file {path}: seeds must be a non-empty list of whole numbers, got {seeds!r}")
-    config = Path(raw.get("config") or ROOT / "configs" / f"{phase}.yaml")
+    config = Path(raw.get("config") or resource_dir("configs") / f"{phase}.yaml")
     if not config.is_absolute() and not config.is_file():
         config = ROOT / config
     base = load_config(config, common)

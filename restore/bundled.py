@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+from .resources import resource_dir
+
+WEIGHTS_DIR = resource_dir("weights")
 BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}
 FORMAT = "lightdeblur-weights-1"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TINY, run_cli
 
 from gan.ablation import load_grid
 from gan.errors import ConfigError
+from helpers import TINY, run_cli
 
 
 def _grid(tmp_path, **changes) -> str:

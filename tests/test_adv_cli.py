@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from helpers import TINY, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from helpers import TINY, run_cli
 from restore.checkpoint import load_checkpoint
 
 ADV_TINY = [*TINY, "train.epochs=1", "adv.n_critic=2", "adv.critic={name: patchgan, base_channels: 8}"]

@@ -156,13 +156,13 @@ def test_spectral_norm_bounds_every_critic_layer_to_unit_gain():
 
 
 def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path):
-    from helpers import TINY
     from torch.utils.tensorboard import SummaryWriter
 
     from gan.config import load_config
     from gan.errors import TrainingDiverged
     from gan.experiment import plan_experiment
     from gan.trainer import PretrainTrainer
+    from helpers import TINY
 
     config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=nan", "train.max_bad_steps=3"])
     trainer = PretrainTrainer(config, plan_experiment(config, "nan"))

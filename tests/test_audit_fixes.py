@@ -4,13 +4,13 @@ validation PSNR, and model cards that named every adversarial objective WGAN-GP.
 import math
 
 import torch
-from helpers import TINY
 from torch.optim.swa_utils import AveragedModel
 
 from evaluation.metrics import PSNR_CAP, mean_psnr
 from gan.config import load_config
 from gan.experiment import plan_experiment
 from gan.trainer import PretrainTrainer, ema_with_warmup
+from helpers import TINY
 from losses.perceptual import PerceptualLoss
 from nets import build_network
 from release.model_card import render

@@ -5,11 +5,11 @@ import io
 import numpy as np
 import pytest
 import torch
-from helpers import save_pair, smooth_photo
 from PIL import Image
 
 from datasets import DataConfig, DataError, build_datasets
 from datasets.images import image_size, read_array
+from helpers import save_pair, smooth_photo
 
 SMALL = dict(crop_size=16, val_crop_size=16, val_crops_per_photo=1, train_pairs_per_epoch=4)
 

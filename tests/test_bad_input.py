@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, TINY, run_cli
 from PIL import Image
 
+from helpers import ROOT, TINY, run_cli
 from restore.checkpoint import load_checkpoint
 
 SAVE_EVERY_STEP = [*TINY, "train.checkpoint_every=1", "train.keep_last=10"]

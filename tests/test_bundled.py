@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
-from helpers import ROOT, run_cli
 
 import restore.inference
 from datasets.photo_sets import sha256
 from gan.errors import ExperimentError
+from helpers import ROOT, run_cli
 from nets import build_network
 from release.model_card import training_seconds
 from restore.checkpoint import SUMS, read_sums, save_checkpoint

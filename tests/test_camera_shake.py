@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import FAST_METRICS, TINY, run_cli
 
 from datasets.benchmark import main as build_benchmark
 from datasets.config import DataConfig
@@ -19,6 +18,7 @@ from datasets.kernels import (
     shake_trajectory,
 )
 from datasets.synthetic import Degradation, jpeg_roundtrip
+from helpers import FAST_METRICS, TINY, run_cli
 from restore.checkpoint import generator_weights, load_checkpoint
 
 

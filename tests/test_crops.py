@@ -3,9 +3,9 @@
 import csv
 
 import numpy as np
-from helpers import ROOT, run_cli
 from PIL import Image
 
+from helpers import ROOT, run_cli
 from release.crops import busiest_window, typical_image
 
 

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from helpers import save_pair
 from PIL import Image
 
 from datasets import DataConfig, DataError, build_datasets
 from datasets.augment import PairedAugment
 from datasets.paired import Pair, PairedCrops, gopro_pairs
+from helpers import save_pair
 
 SMALL = dict(crop_size=32, val_crop_size=32, val_crops_per_photo=1, train_pairs_per_epoch=4)
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, smooth_photo
 from PIL import Image
+
+from helpers import ROOT, smooth_photo
 
 
 class DemoServer:

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 import torch
-from helpers import ROOT, TINY
 
 import train_gan
 from gan.distributed import weights_checksum
+from helpers import ROOT, TINY
 from nets import build_network
 from restore.checkpoint import generator_from_checkpoint, load_checkpoint
 

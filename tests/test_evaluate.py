@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import FAST_METRICS, run_cli, smooth_photo
 from PIL import Image
 
 from baselines.classical import blind_richardson_lucy, richardson_lucy, wiener
@@ -17,6 +16,7 @@ from datasets.errors import DataError
 from datasets.kernels import KernelMix, gaussian_kernel
 from datasets.photo_sets import sha256
 from evaluation.metrics import psnr_per_image
+from helpers import FAST_METRICS, run_cli, smooth_photo
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

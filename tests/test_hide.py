@@ -4,11 +4,11 @@ import csv
 import json
 
 import numpy as np
-from helpers import run_cli, smooth_photo
 from PIL import Image
 
 from datasets.build import list_pairs
 from datasets.config import DataConfig
+from helpers import run_cli, smooth_photo
 
 
 def _hide_tree(root):

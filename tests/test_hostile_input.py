@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import ROOT, TINY, run_cli, smooth_photo
 from PIL import Image
 
 from datasets.errors import DataError
@@ -24,6 +23,7 @@ from gan.config import load_config
 from gan.errors import ConfigError, TrainingDiverged
 from gan.experiment import plan_experiment
 from gan.trainer import PretrainTrainer
+from helpers import ROOT, TINY, run_cli, smooth_photo
 from restore.checkpoint import save_checkpoint
 
 

@@ -4,6 +4,7 @@ import ast
 from pathlib import Path
 
 import pytest
+
 from helpers import ROOT
 
 # Which project packages each package may import. The leaves import none; restoring a photo never loads the

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli, smooth_photo
 from PIL import Image
 
+from helpers import run_cli, smooth_photo
 from nets import build_network
 from restore.checkpoint import save_checkpoint
 from restore.image_io import read_image_for_inference, write_image_like

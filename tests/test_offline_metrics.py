@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, run_cli, smooth_photo
 
 from datasets.kernels import gaussian_kernel
 from evaluation.offline_metrics import load_cvvdp, load_flip
 from evaluation.scoring import markdown_table
+from helpers import ROOT, run_cli, smooth_photo
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -95,8 +95,9 @@ def test_tables_of_runs_scored_before_jod_and_flip_show_na():
 
 
 def test_training_validation_can_log_flip_to_tensorboard(tmp_path):
-    from helpers import TINY
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from helpers import TINY
 
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "flip", "--set", *TINY, "train.epochs=1",
                      "log.perceptual=flip", cwd=tmp_path)

@@ -4,8 +4,9 @@ import hashlib
 import json
 
 import numpy as np
-from helpers import run_cli, smooth_photo
 from PIL import Image
+
+from helpers import run_cli, smooth_photo
 
 
 def make_manifest(tmp_path, flat_side=True):

@@ -1,10 +1,10 @@
 """train.amp=auto: bf16 only where the CPU flags say it is native and a measured step is faster."""
 
 import torch
-from helpers import TINY, run_cli
 
 from gan.config import TrainConfig
 from gan.precision import choose_cpu_precision, choose_precision, cpu_flags, native_bf16_flags
+from helpers import TINY, run_cli
 from nets import build_network
 
 

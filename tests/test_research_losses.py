@@ -97,10 +97,9 @@ def test_unknown_loss_names_and_gan_types_are_named():
 
 
 def test_plateau_schedule_halves_the_rate_when_validation_stalls(tmp_path):
-    from helpers import TINY
-
     from gan.experiment import plan_experiment
     from gan.trainer import PretrainTrainer, Scores
+    from helpers import TINY
 
     config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=plateau",
                                 "train.schedule=plateau", "train.plateau_patience=1", "train.lr=4e-4"])

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT, TINY, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from helpers import ROOT, TINY, run_cli
 from restore.checkpoint import load_checkpoint, step_checkpoints
 
 # Three epochs of 20 steps: long enough that a signal sent after epoch 1 lands mid-run. One thread and

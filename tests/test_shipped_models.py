@@ -7,12 +7,12 @@ photo set, datasets/photo_manifest.json), blurred by camera shake with read nois
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, run_cli
 from PIL import Image
 
 from datasets.photos import embedded_photo
 from datasets.synthetic import Degradation
 from evaluation.metrics import psnr_per_image
+from helpers import ROOT, run_cli
 from restore.inference import Restorer, default_checkpoint, load_generator
 
 

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import TINY, run_cli
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datasets import DataConfig, build_datasets
 from evaluation.metrics import psnr_per_image
+from helpers import TINY, run_cli
 from restore.checkpoint import generator_from_checkpoint, load_checkpoint
 
 
