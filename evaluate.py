@@ -22,16 +22,19 @@ tiled so any size works).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Callable
 
+from evaluation.methods import Method
 from evaluation.offline_metrics import LOADERS, METRIC_CHOICES
 from gan.errors import USER_ERRORS
 from restore.resources import resource_dir
 from restore.tiling_args import add_tiling_arguments
 
-METHODS = ("wiener", "rl", "blind-rl", "cnn-rl", "cnn-rl-patches", "model")
 SIGMA_CNN = resource_dir("weights") / "sigma_cnn.pt"
 
 
@@ -81,42 +84,64 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def build_method(name: str, args: argparse.Namespace, kernel_size: int):
-    """(label, function (blurred, kernel) -> restored, needs the true kernel, device name)."""
-    import numpy as np
-
+def _oracle(method):
+    """A non-blind method, run per lattice node where the benchmark's blur varies across the image."""
     from baselines import classical
 
-    def oracle(method):
-        """A non-blind method, per lattice node where the benchmark's blur varies across the image."""
-        return lambda blurred, kernel: (classical.per_node(method, blurred, kernel) if kernel.ndim == 4
-                                        else method(blurred, kernel))
+    return lambda blurred, kernel: (classical.per_node(method, blurred, kernel) if kernel.ndim == 4
+                                    else method(blurred, kernel))
 
-    if name == "wiener":
-        return (f"wiener (oracle kernel, balance {args.wiener_balance:g})",
-                oracle(lambda blurred, kernel: classical.wiener(blurred, kernel, args.wiener_balance)), True, "cpu")
-    if name == "rl":
-        return (f"rl (oracle kernel, {args.rl_iterations} it)",
-                oracle(lambda blurred, kernel: classical.richardson_lucy(blurred, kernel, args.rl_iterations)), True,
-                "cpu")
-    if name == "blind-rl":
-        return (f"blind-rl (Gaussian sigma {args.blind_sigma:g}, {args.rl_iterations} it)",
-                lambda blurred, kernel: classical.blind_richardson_lucy(
-                    blurred, args.blind_sigma, kernel_size, args.rl_iterations), False, "cpu")
-    if name in ("cnn-rl", "cnn-rl-patches"):
-        from baselines.sigma_cnn import CnnRL, PatchCnnRL, load
 
-        if not args.sigma_cnn.is_file():
-            raise FileNotFoundError(f"sigma-CNN weights {args.sigma_cnn} are missing; train them with "
-                                    f"python -m baselines.sigma_cnn --out {args.sigma_cnn}")
-        if name == "cnn-rl":
-            method = CnnRL(load(args.sigma_cnn), kernel_size, args.rl_iterations)
-            return f"cnn-rl ({args.rl_iterations} it)", lambda blurred, kernel: method(blurred), False, "cpu"
-        method = PatchCnnRL(load(args.sigma_cnn), kernel_size, args.rl_iterations)
-        return (f"cnn-rl-patches ({method.patch} px, overlap {method.overlap}, {args.rl_iterations} it)",
-                lambda blurred, kernel: method(blurred), False, "cpu")
+def _wiener(args: argparse.Namespace, kernel_size: int) -> Method:
+    from baselines import classical
+
+    return Method(f"wiener (oracle kernel, balance {args.wiener_balance:g})",
+                  _oracle(lambda blurred, kernel: classical.wiener(blurred, kernel, args.wiener_balance)), True)
+
+
+def _rl(args: argparse.Namespace, kernel_size: int) -> Method:
+    from baselines import classical
+
+    return Method(f"rl (oracle kernel, {args.rl_iterations} it)",
+                  _oracle(lambda blurred, kernel: classical.richardson_lucy(blurred, kernel, args.rl_iterations)),
+                  True)
+
+
+def _blind_rl(args: argparse.Namespace, kernel_size: int) -> Method:
+    from baselines import classical
+
+    return Method(f"blind-rl (Gaussian sigma {args.blind_sigma:g}, {args.rl_iterations} it)",
+                  lambda blurred, kernel: classical.blind_richardson_lucy(blurred, args.blind_sigma, kernel_size,
+                                                                          args.rl_iterations))
+
+
+def _sigma_cnn(args: argparse.Namespace):
+    from baselines.sigma_cnn import load
+
+    if not args.sigma_cnn.is_file():
+        raise FileNotFoundError(f"sigma-CNN weights {args.sigma_cnn} are missing; train them with "
+                                f"python -m baselines.sigma_cnn --out {args.sigma_cnn}")
+    return load(args.sigma_cnn)
+
+
+def _cnn_rl(args: argparse.Namespace, kernel_size: int) -> Method:
+    from baselines.sigma_cnn import CnnRL
+
+    method = CnnRL(_sigma_cnn(args), kernel_size, args.rl_iterations)
+    return Method(f"cnn-rl ({args.rl_iterations} it)", lambda blurred, kernel: method(blurred))
+
+
+def _cnn_rl_patches(args: argparse.Namespace, kernel_size: int) -> Method:
+    from baselines.sigma_cnn import PatchCnnRL
+
+    method = PatchCnnRL(_sigma_cnn(args), kernel_size, args.rl_iterations)
+    return Method(f"cnn-rl-patches ({method.patch} px, overlap {method.overlap}, {args.rl_iterations} it)",
+                  lambda blurred, kernel: method(blurred))
+
+
+def _model(args: argparse.Namespace, kernel_size: int) -> Method:
+    from datasets.hashing import sha256
     from datasets.images import array_to_tensor, tensor_to_array
-    from datasets.photo_sets import sha256
     from restore.cpu_allocator import reuse_freed_memory
     from restore.device import pick_device
     from restore.inference import Restorer, default_checkpoint, load_generator
@@ -128,13 +153,17 @@ def build_method(name: str, args: argparse.Namespace, kernel_size: int):
                        norm_statistics=args.norm_stats)
     run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
     label = f"model {run}/{checkpoint.name}" if checkpoint.parent.name == "checkpoints" else f"model {run}"
-
-    def deblur(blurred: np.ndarray, kernel) -> np.ndarray:
-        return tensor_to_array(restore(array_to_tensor(blurred)))
-
     # Which file was scored, by content: a model card takes only scores of the very file it describes.
-    deblur.weights = {"path": str(checkpoint), "sha256": sha256(checkpoint)}
-    return label, deblur, False, str(device)
+    return Method(label, lambda blurred, kernel: tensor_to_array(restore(array_to_tensor(blurred))),
+                  device=str(device), weights={"path": str(checkpoint), "sha256": sha256(checkpoint)})
+
+
+# The registry: --methods names, each with the function that builds it from the command line's settings.
+BUILDERS: dict[str, Callable[[argparse.Namespace, int], Method]] = {
+    "wiener": _wiener, "rl": _rl, "blind-rl": _blind_rl, "cnn-rl": _cnn_rl, "cnn-rl-patches": _cnn_rl_patches,
+    "model": _model,
+}
+METHODS = tuple(BUILDERS)
 
 
 def safe_folder_name(label: str) -> str:
@@ -163,15 +192,17 @@ def main(argv: list[str] | None = None) -> int:
         plans = []
         for name in args.methods if not args.restored else ["restored"]:
             if args.restored:
-                label, method, needs_kernel, device = args.label or args.restored.name, None, False, "n/a"
+                method = Method(args.label or args.restored.name, None, device="n/a")
             else:
-                label, method, needs_kernel, device = build_method(name, args, kernel_size)
-                label = args.label or label
+                method = BUILDERS[name](args, kernel_size)
+                if args.label:
+                    method = dataclasses.replace(method, label=args.label)
+            label = method.label
             short = label if args.label or args.restored else (name if name != "model" else label.replace(" ", "-"))
             folder = out_root / safe_folder_name(short)
             if folder.exists() and any(folder.iterdir()) and not args.overwrite:
                 raise DataError(f"run folder {folder} exists; pass --overwrite to replace it, or choose --out/--label")
-            plans.append((label, method, needs_kernel, device, folder))
+            plans.append((method, folder))
         chosen = set(args.metrics or METRIC_CHOICES)
         optional = tuple(m for m in LOADERS if m in chosen)
         scorer = Scorer(lpips="lpips" in chosen and not args.no_lpips, metrics=optional,
@@ -179,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         for note in scorer.notes:
             print(note, file=sys.stderr)
         summaries = []
-        for label, method, needs_kernel, device, folder in plans:
-            evaluation = Evaluation(label, folder, dataset, device=device, save_images=args.save_images,
-                                    weights=getattr(method, "weights", None))
-            summary = evaluation.run(items, method, scorer, needs_kernel)
+        for method, folder in plans:
+            label = method.label
+            evaluation = Evaluation(label, folder, dataset, device=method.device, save_images=args.save_images,
+                                    weights=method.weights)
+            summary = evaluation.run(items, method.restore, scorer, method.needs_kernel)
             summaries.append(summary)
             state = ("" if summary["complete"]
                      else f" INCOMPLETE: {summary['images_scored']} of {summary['images_total']}")
@@ -224,5 +256,17 @@ def collect_items(args: argparse.Namespace):
     return pair_items(pairs, args.root.expanduser()), {"data": args.data, "root": str(args.root)}, 21, args.data
 
 
+def run_in_pipeline() -> int:
+    """main(), where a reader that stops early (``| head``) ends the output quietly instead of with a traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Point stdout at devnull, so the interpreter's own flush at exit does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1  # as Python's documentation does for EPIPE
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_in_pipeline())

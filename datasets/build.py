@@ -11,7 +11,6 @@ import torch
 from torch.utils.data import Dataset
 
 from .augment import PairedAugment
-from .benchmark import preset_degradation
 from .config import DataConfig
 from .errors import DataError
 from .images import CachedImages, image_size, list_images, read_image
@@ -29,6 +28,7 @@ from .paired import (
     split_by_group,
 )
 from .photos import TRAIN_PHOTOS, VAL_PHOTOS, embedded_photos
+from .presets import preset_degradation
 from .synthetic import Degradation, FixedPairs, SyntheticBlurPairs
 
 

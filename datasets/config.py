@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .benchmark import PRESETS
 from .kernels import EXTENT_LAWS, KERNEL_KINDS
+from .presets import PRESETS
 from .synthetic import DEGRADATION_NOISE_SPACES
 
 SOURCES = ("embedded", "folder", "gopro", "realblur", "hide", "paired")

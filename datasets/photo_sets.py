@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     staging.rename(args.out)  # the old set is replaced only once the new one is complete
     counts = {split: len(tiles) for split, tiles in record["tiles"].items()}
     print(f"wrote {counts['train']} training and {counts['val']} validation tiles of {args.tile}x{args.tile} to "
-          f"{args.out} from {len(record['sources'])} photos ({len(record['dropped_flat'])} flat tiles dropped)")
+          f"{args.out} from {len({s['name'] for s in record['sources']})} photos "
+          f"({len(record['dropped_flat'])} flat tiles dropped)")
     return 0
 
 

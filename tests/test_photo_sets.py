@@ -52,6 +52,28 @@ def test_builds_downscaled_textured_tiles_and_names_missing_packages(tmp_path):
     )
 
 
+def test_more_scales_add_tiles_of_the_training_photos_only(tmp_path):
+    manifest, _ = make_manifest(tmp_path)
+    out = tmp_path / "photos"
+    result = run_cli("-m", "datasets.photo_sets", "--out", str(out), "--tile", "32", "--manifest", str(manifest),
+                     "--scales", "2", "4", "--min-texture", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    train = sorted(p.name for p in (out / "train").iterdir())
+    # 256x128 JPEG: reduced by 2 -> 128x64 -> 8 tiles of 32 (single-scale names); by 4 -> 64x32 -> 2 tiles.
+    assert len([n for n in train if "_x4_" not in n]) == 8 and len([n for n in train if "_x4_" in n]) == 2
+    record = json.loads((out / "manifest.json").read_text())
+    assert record["scales"] == [2, 4]
+    assert sorted(s["downscale"] for s in record["sources"] if s["split"] == "train") == [2, 4]
+    # The validation photo (lossless) stays once, at full size.
+    assert [s["downscale"] for s in record["sources"] if s["split"] == "val"] == [1]
+    assert len(list((out / "val").iterdir())) == (600 // 32) * (400 // 32)
+    bad = run_cli("-m", "datasets.photo_sets", "--out", str(tmp_path / "other"), "--manifest", str(manifest),
+                  "--scales", "2", "2", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: --scales must be distinct whole factors >= 1, got [2, 2]"
+    assert not (tmp_path / "other").exists()
+
+
 def test_a_changed_source_file_is_named_and_nothing_is_written(tmp_path):
     manifest, entries = make_manifest(tmp_path)
     entries[0]["sha256"] = "f" * 64

@@ -1,10 +1,15 @@
 """Paired per-image differences: hand-computed intervals and verdicts on real per_image.csv files."""
 
 import csv
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from evaluation.significance import paired_difference, per_image, significance_table, verdict
+from helpers import ROOT
 
 
 def _run(folder, rows):
@@ -46,3 +51,23 @@ def test_images_scored_by_one_run_only_are_left_out_and_the_table_names_both(tmp
     table = significance_table([(a, {"label": "new"}), (b, {"label": "old"})])
     assert "| new | old | PSNR (dB) | 2 | +1.00 | [+1.00, +1.00] | 2 / 0 | new better |" in table
     assert "FLIP" not in table
+
+
+def test_compare_into_a_reader_that_stops_early_ends_quietly(tmp_path):
+    """evaluate.py --compare | head: the reader closes the pipe before the table is written."""
+    summary = {"label": "A", "metrics": {"psnr": 30.0}, "images_scored": 3, "images_total": 3, "complete": True,
+               "seconds_per_image_median": 0.1, "dataset": {"benchmark": "x"}}
+    run = _run(tmp_path / "a", [{"name": "i0", "psnr": 30, "flip": 0.1}])
+    (run / "summary.json").write_text(json.dumps(summary))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    reader, writer = os.pipe()
+    os.close(reader)  # nobody will read: every write fails with EPIPE
+    process = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--compare", str(run)], stdout=writer,
+                             stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+    os.close(writer)
+    assert "Traceback" not in process.stderr and "BrokenPipeError" not in process.stderr, process.stderr
+    assert process.returncode == 1
+    # With a reader, the same command prints the table.
+    table = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--compare", str(run)], capture_output=True,
+                           text=True, env=env, timeout=300)
+    assert table.returncode == 0 and "| A | 30.00 |" in table.stdout
