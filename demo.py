@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from restore.bundled import BUNDLED_MODELS, WEIGHTS_DIR
+    from restore.bundled import BUNDLED_MODELS, WEIGHTS_DIR, bundled_path
     from restore.cpu_allocator import reuse_freed_memory
     from restore.demo import DemoApp, Model, make_server
     from restore.device import pick_device
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         device = pick_device(args.device)
         sources = [] if args.no_bundled else [
             (name, f"bundled {name}", lambda name=name: default_checkpoint(name))
-            for name in BUNDLED_MODELS if (WEIGHTS_DIR / BUNDLED_MODELS[name]).is_file()
+            for name in BUNDLED_MODELS if bundled_path(name).is_file()
         ]
         for path in args.checkpoint:
             load_generator(path, device)  # a bad file is one line now, not a failed job later

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from datasets.images import list_images, read_image  # noqa: E402
 from datasets.photos import TRAIN_PHOTOS, VAL_PHOTOS, embedded_photo  # noqa: E402
 from nets import build_network  # noqa: E402
-from restore.bundled import BUNDLED_MODELS, WEIGHTS_DIR  # noqa: E402
+from restore.bundled import bundled_path  # noqa: E402
 from restore.cpu_allocator import reuse_freed_memory  # noqa: E402
 from restore.inference import Restorer, load_generator  # noqa: E402
 
@@ -83,7 +83,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     reuse_freed_memory()
     images = photos(args.photos, args.downscale)[: args.limit or None]
-    checkpoints = args.checkpoints or [str(WEIGHTS_DIR / BUNDLED_MODELS["pretrain"])]
+    checkpoints = args.checkpoints or [str(bundled_path("pretrain"))]
     models = {path: load_generator(Path(path), torch.device("cpu")) for path in checkpoints}
     for norm in args.random:
         models[f"random LightUNet-48, {norm} norm"] = random_model(norm, images[0][1])

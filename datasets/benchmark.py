@@ -35,7 +35,7 @@ from .hashing import sha256
 from .images import array_to_tensor, list_images, read_array, tensor_to_array
 from .kernels import kernel_extent
 from .photo_sets import MANIFEST, check_pinned, source_path, texture
-from .presets import LEGACY_KIND_NAMES, PRESETS, _field_settings, _kernel_mix, preset_degradation  # noqa: F401
+from .presets import LEGACY_KIND_NAMES, PRESETS, field_settings, kernel_mix
 from .synthetic import Degradation
 
 FORMAT_VERSION = 1
@@ -199,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     staging = args.out.with_name(args.out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        degradation = Degradation(args.kernel_size, _kernel_mix(args.kernels), noise_sigma=args.noise_sigma,
+        degradation = Degradation(args.kernel_size, kernel_mix(args.kernels), noise_sigma=args.noise_sigma,
                                   blur_extent=tuple(args.blur_extent) if args.blur_extent else None,
-                                  noise_space=args.noise_space, **_field_settings(vars(args)))
+                                  noise_space=args.noise_space, **field_settings(vars(args)))
         meta = write_benchmark(staging, benchmark_photos(args.photos), degradation, args.seed, args.tile,
                                args.min_texture, args.version or args.out.name, args.crops_per_photo)
     except (DataError, ValueError) as error:

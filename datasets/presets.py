@@ -25,17 +25,18 @@ PRESETS = {
 def preset_degradation(name: str) -> Degradation:
     """A published benchmark's degradation, with inputs rounded to 8 bits as its PNG files are."""
     preset = PRESETS[name]
-    return Degradation(preset["kernel_size"], _kernel_mix(preset["kernels"]), noise_sigma=preset["noise_sigma"],
+    return Degradation(preset["kernel_size"], kernel_mix(preset["kernels"]), noise_sigma=preset["noise_sigma"],
                        blur_extent=tuple(preset["blur_extent"]) if preset.get("blur_extent") else None,
-                       noise_space=preset["noise_space"], quantize=True, **_field_settings(preset))
+                       noise_space=preset["noise_space"], quantize=True, **field_settings(preset))
 
 
-def _field_settings(values: dict) -> dict:
+def field_settings(values: dict) -> dict:
     """The spatially varying settings of a preset or parsed arguments (absent: uniform blur, as older presets)."""
     return {key: values[key] for key in ("field_probability", "field_grid", "max_roll_degrees") if key in values}
 
 
-def _kernel_mix(items: list[str]) -> dict[str, float]:
+def kernel_mix(items: list[str]) -> dict[str, float]:
+    """``["trajectory=0.7", "linear"]`` -> {kind: weight} (a bare kind weighs 1), as --kernels and presets write it."""
     mix = {}
     for item in items:
         kind, sep, weight = item.partition("=")

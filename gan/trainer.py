@@ -262,8 +262,8 @@ class Trainer:
                         if config.train.checkpoint_every and self.step % config.train.checkpoint_every == 0:
                             self.save()
                     self._end_epoch(progress, interactive)
-                    if any_true(bool(interrupt.requested), self.world,
-                                self.device) and self.epoch < config.train.epochs:
+                    stop = any_true(bool(interrupt.requested), self.world, self.device)
+                    if stop and self.epoch < config.train.epochs:
                         self._stop(interrupt, saved=True)
         finally:
             # Also on divergence or an interruption: the curves that explain the run reach the disk.

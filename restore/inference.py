@@ -13,7 +13,7 @@ from torch import nn
 
 from datasets.images import IMAGE_SUFFIXES, list_images
 
-from .bundled import BUNDLED_MODELS, WEIGHTS_DIR
+from .bundled import bundled_path
 from .checkpoint import best_checkpoints_newest_first, generator_from_checkpoint, load_checkpoint, verify
 from .errors import ConfigError, ExperimentError
 from .image_norm import ImageStatistics
@@ -24,7 +24,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 def default_checkpoint(model: str, experiments: Path = Path("experiments")) -> Path:
     """The bundled model file; says clearly when none is bundled (and where a local run's best.pt is)."""
-    path = WEIGHTS_DIR / BUNDLED_MODELS[model]
+    path = bundled_path(model)
     if path.is_file():
         verify(path)
         return path

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.benchmark import PRESETS, preset_degradation
 from datasets.build import build_datasets
 from datasets.config import DataConfig
 from datasets.kernels import KernelMix
+from datasets.presets import PRESETS, preset_degradation
 from datasets.synthetic import Degradation, synthesize_batch
 
 
