@@ -41,6 +41,7 @@ PAGE = Path(__file__).with_name("demo_page.html")
 # Uploads larger than this are refused before they are read (413); images with more pixels after decoding too.
 DEFAULT_MAX_UPLOAD_MB = 64
 DEFAULT_MAX_MEGAPIXELS = 24.0
+DISCARD_FACTOR = 4  # a refused upload is read (and dropped) up to this many times the limit
 KEPT_JOBS = 16  # finished jobs whose files stay available; older ones are deleted
 SAFE_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
@@ -221,10 +222,11 @@ class DemoHandler(BaseHTTPRequestHandler):
         except ValueError:
             return self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "the upload needs a Content-Length"})
         if length > self.app.max_upload_bytes:
-            self.close_connection = True  # the body is not read
-            return self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
+            self.close_connection = True
+            self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
                 "error": f"the file is {length / 2**20:.1f} MiB, over this demo's limit of "
                          f"{self.app.max_upload_bytes / 2**20:g} MiB (start it with --max-upload-mb)"})
+            return self._discard_body(length)
         body = self.rfile.read(length)
         model = query.get("model", [next(iter(self.app.models))])[0]
         try:
@@ -232,6 +234,14 @@ class DemoHandler(BaseHTTPRequestHandler):
         except DataError as error:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
         self._json(HTTPStatus.ACCEPTED, {"job": job.id})
+
+    def _discard_body(self, length: int) -> None:
+        """Read and drop a refused upload (never kept), so a client that sends the whole body before reading the
+        reply gets the 413 instead of a broken pipe; past DISCARD_FACTOR times the limit the connection just
+        closes."""
+        left = min(length, DISCARD_FACTOR * self.app.max_upload_bytes)
+        while left > 0 and (chunk := self.rfile.read(min(left, 2**20))):
+            left -= len(chunk)
 
     def _json(self, status: HTTPStatus, payload) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-import restore.inference
-from datasets.photo_sets import sha256
+import restore.bundled
+from datasets.hashing import sha256
 from gan.errors import ExperimentError
 from helpers import ROOT, run_cli
 from nets import build_network
@@ -34,7 +34,7 @@ def test_export_is_fp16_checked_on_load_and_a_changed_file_is_named(tmp_path, mo
     assert all(t.dtype == torch.float16 for t in state["generator"].values()) and state["step"] == 7
     assert shipped.stat().st_size < checkpoint.stat().st_size / 2  # fp16, and no raw weights beside the EMA
 
-    monkeypatch.setattr(restore.inference, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(restore.bundled, "WEIGHTS_DIR", weights)  # where bundled_path looks
     model = load_generator(default_checkpoint("pretrain"), torch.device("cpu"))
     reference = build_network("light_unet", start_filters=4, levels=2).eval()
     reference.load_state_dict(ema)

@@ -13,8 +13,8 @@ from baselines.sigma_cnn import CnnRL, SigmaCNN, load, save, train
 from datasets.benchmark import Benchmark
 from datasets.blur import synthesize
 from datasets.errors import DataError
+from datasets.hashing import sha256
 from datasets.kernels import KernelMix, gaussian_kernel
-from datasets.photo_sets import sha256
 from evaluation.metrics import psnr_per_image
 from helpers import FAST_METRICS, run_cli, smooth_photo
 
