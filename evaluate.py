@@ -33,7 +33,7 @@ from evaluation.methods import Method
 from evaluation.offline_metrics import LOADERS, METRIC_CHOICES
 from gan.errors import USER_ERRORS
 from restore.resources import resource_dir
-from restore.tiling_args import add_tiling_arguments
+from restore.tiling_args import add_runtime_arguments, add_tiling_arguments
 
 SIGMA_CNN = resource_dir("weights") / "sigma_cnn.pt"
 
@@ -68,6 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "Named here, a metric whose package is missing is an error; by default it is a note")
     parser.add_argument("--device", default="auto", help="model: auto, cpu, cuda[:N] or mps")
     add_tiling_arguments(parser)
+    add_runtime_arguments(parser)
     args = parser.parse_args(argv)
     chosen = [bool(args.benchmark), bool(args.data), bool(args.restored), bool(args.compare)]
     if sum(chosen) != 1:
@@ -140,6 +141,8 @@ def _cnn_rl_patches(args: argparse.Namespace, kernel_size: int) -> Method:
 
 
 def _model(args: argparse.Namespace, kernel_size: int) -> Method:
+    import torch
+
     from datasets.hashing import sha256
     from datasets.images import array_to_tensor, tensor_to_array
     from restore.cpu_allocator import reuse_freed_memory
@@ -149,10 +152,13 @@ def _model(args: argparse.Namespace, kernel_size: int) -> Method:
     reuse_freed_memory()  # see restore/cpu_allocator.py: large activations reuse pages, 2x on CPU
     device = pick_device(args.device)
     checkpoint = args.checkpoint or default_checkpoint(args.model)
-    restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap,
-                       norm_statistics=args.norm_stats)
+    restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap, precision=args.precision,
+                       norm_statistics=args.norm_stats, backend=args.backend)
     run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
     label = f"model {run}/{checkpoint.name}" if checkpoint.parent.name == "checkpoints" else f"model {run}"
+    runtime = [restore.backend] if restore.backend != "torch" else []
+    runtime += [str(restore.dtype).removeprefix("torch.")] if restore.dtype != torch.float32 else []
+    label += f" ({', '.join(runtime)})" if runtime else ""
     # Which file was scored, by content: a model card takes only scores of the very file it describes.
     return Method(label, lambda blurred, kernel: tensor_to_array(restore(array_to_tensor(blurred))),
                   device=str(device), weights={"path": str(checkpoint), "sha256": sha256(checkpoint)})

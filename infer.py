@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from restore.errors import RESTORE_ERRORS
-from restore.tiling_args import add_tiling_arguments
+from restore.tiling_args import add_runtime_arguments, add_tiling_arguments
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,12 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sharp", type=Path, help="folder of sharp counterparts (same relative paths) for --compare")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs never)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
-    parser.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16, fp16")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                         help="channels_last memory format (default: on for CPU and CUDA, where it is faster)")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the network: faster per image after tens of seconds of compiling")
     add_tiling_arguments(parser)
+    add_runtime_arguments(parser)
     parser.add_argument("--tile-batch", type=int, default=None,
                         help="tiles per forward pass (default: 1 on the CPU, which bounds memory, 4 on GPUs)")
     parser.add_argument("--export-onnx", type=Path, metavar="PATH", help="write the model as ONNX and exit")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         device = pick_device(args.device)
         checkpoint = args.checkpoint or default_checkpoint(args.model)
         restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap, args.tile_batch,
-                           args.precision, args.channels_last, args.compile, args.norm_stats)
+                           args.precision, args.channels_last, args.compile, args.norm_stats, args.backend)
     except RESTORE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

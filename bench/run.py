@@ -5,6 +5,8 @@
     python bench/run.py --device cuda --json bench/gpu.json
     python bench/run.py --compile                         # also time torch.compile'd inference
     python bench/run.py --sections training-precision     # the training step: defaults, channels_last, amp auto
+    python bench/run.py --peers --checkpoint weights/light_unet_pretrain.pt   # every backend beside public peers
+    python bench/run.py --sections precision --checkpoint weights/light_unet_pretrain.pt  # bf16 against fp32
 
 Every time is the median of --repeats runs after a warm-up run (CUDA: synchronised). Speed does not depend on the
 weights, so without --checkpoint a LightUNet-48 with random weights is timed. "naive" is the network as a plain
@@ -32,6 +34,8 @@ from torch.utils.data import default_collate  # noqa: E402
 
 from bench.data import loader_pairs_per_second  # noqa: E402
 from bench.inference import make_model, peak_memory_child  # noqa: E402
+from bench.peers import bench_peers  # noqa: E402
+from bench.precision import bench_precision  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 from datasets.photos import embedded_photos  # noqa: E402
 from datasets.synthetic import Degradation, SyntheticBlurPairs, synthesize_batch  # noqa: E402
@@ -50,7 +54,7 @@ from restore.resources import resource_dir  # noqa: E402
 # --sections inference --checkpoint weights/light_unet_pretrain.pt, 2-core AMD EPYC, AVX-512). One 8-bit level is
 # the bound that holds: written 8-bit images differ by at most one level, where a value sits near a rounding step.
 TOLERANCE = 1 / 255
-SECTIONS = ("model", "inference", "tiled-4k", "training-precision", "training", "data")
+SECTIONS = ("model", "inference", "tiled-4k", "training-precision", "training", "data", "peers", "precision")
 
 
 class Table:
@@ -162,8 +166,8 @@ def bench_training_precision(table: Table, args, batch: int = 8, crop: int = 128
     """One LightUNet-48 pretrain step three ways, timed round-robin in this run so machine noise hits all alike:
     the engine's defaults (fp32, NCHW), channels_last, and channels_last with train.amp=auto (bf16 where the CPU
     has it natively and it measured faster when the trainer started, gan/precision.py)."""
-    from gan.precision import native_bf16_flags
     from gan.trainer import NullWriter, PretrainTrainer
+    from restore.cpu_features import native_bf16_flags
 
     variants = {"fp32 NCHW (the defaults)": ["train.amp='off'", "train.channels_last=false"],
                 "fp32 channels_last": ["train.amp='off'", "train.channels_last=true"],
@@ -222,9 +226,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CPU-sized training only, 3 inference repeats")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="data-loader workers to time")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
-                        help="what to time (default: everything)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=None,
+                        help="what to time (default: everything but peers and precision)")
+    parser.add_argument("--peers", action="store_true",
+                        help="only LightUNet on every backend beside DeblurGAN-v2, NAFNet, MIMO-UNet, DeblurGAN "
+                        "(bench/peers.py)")
+    parser.add_argument("--benchmarks", type=Path, nargs="+",
+                        default=[Path("benchmarks/motion-v1"), Path("benchmarks/motion-v2")],
+                        help="precision: the benchmark folders to compare bf16 with fp32 on")
     args = parser.parse_args()
+    if args.sections is None:
+        args.sections = ["peers"] if args.peers else [s for s in SECTIONS if s not in ("peers", "precision")]
     if args.quick:
         args.repeats = min(args.repeats, 3)
     device = torch.device(args.device)
@@ -234,7 +246,7 @@ def main() -> None:
     print("| section | figure | value | note |\n|---|---|---|---|")
     table = Table()
     sections = set(args.sections)
-    if sections & {"model", "inference"}:
+    if sections & {"model", "inference", "peers", "precision"}:
         model = make_model(args.checkpoint, device)
         if "model" in sections:
             bench_model(table, model)
@@ -251,6 +263,10 @@ def main() -> None:
         bench_training(table, settings, args)
     if "data" in sections:
         bench_data(table, device, args)
+    if "peers" in sections:
+        bench_peers(table, model, args.repeats)
+    if "precision" in sections:
+        bench_precision(table, model, args.benchmarks)
     if args.json:
         record = {"device": name, "torch": torch.__version__, "date": datetime.date.today().isoformat(),
                   "argv": sys.argv[1:], "rows": table.rows}

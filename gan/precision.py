@@ -9,34 +9,16 @@ bf16 kernels do not win for every layer shape or thread count.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 
+from restore.cpu_features import native_bf16_flags
+
 from .timing import median_seconds
 
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # bf16 must be at least this much faster to be chosen: a tie is not worth bf16's rounding.
 MIN_SPEEDUP = 1.1
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The first processor's feature flags (Linux); empty where /proc/cpuinfo is absent (macOS, Windows)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
-
-
-def native_bf16_flags(flags: set[str] | None = None) -> list[str]:
-    flags = cpu_flags() if flags is None else flags
-    return [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The tiling options infer.py and evaluate.py share (no torch import: ``--help`` answers at once)."""
+"""The tiling, precision and backend options infer.py and evaluate.py share (no torch import: ``--help`` answers
+at once)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,12 @@ def add_tiling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm-stats", choices=("image", "tile"), default="image",
                         help="InstanceNorm statistics of tiles: the whole image's (exact, the default; about 12x "
                         "the time of one tiled pass) or each tile's own (fast, approximate)")
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="auto",
+                        help="auto (fp16 on CUDA; on a CPU bf16 where it has native bf16, else fp32), fp32, bf16, "
+                        "fp16")
+    parser.add_argument("--backend", default="torch",
+                        help="torch, onnxruntime, openvino, or auto (openvino where installed, else torch); the "
+                        "runtimes load an ONNX export cached per weights (restore/backends.py)")

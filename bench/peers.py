@@ -1,0 +1,115 @@
+"""LightUNet-48 on every inference backend, side by side with public deblurring networks, timed round-robin in one run.
+
+Round-robin (one image of each entry in turn, ``repeats`` rounds after a warm-up round) makes machine noise hit every
+entry alike; each figure is the median of its rounds. Every entry sees the same 1280x720 input, fp32 unless it
+says bf16, on the threads torch has; peers run eager with channels_last and the same allocator setting as ours
+(restore/cpu_allocator.py), which is the fastest torch path for convolutions on a CPU.
+
+"share of peak" compares each network's arithmetic (2 x MACs per image / seconds) with the fp32 matrix-multiply
+throughput measured in this run (a 2048x2048 sgemm, the practical peak of this CPU for fp32), so it reads the
+same on any machine.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from nets.summary import count_macs, count_parameters
+from restore.backends import available
+from restore.cpu_features import native_bf16_flags
+from restore.inference import Restorer
+
+from .peer_nets import PEERS
+
+
+@dataclass
+class Entry:
+    name: str
+    setting: str
+    run: Callable[[], object]
+    parameters: float
+    macs: float
+    output: Callable[[], torch.Tensor] | None = None
+
+
+def sgemm_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times)
+
+
+def lightunet_entries(model: torch.nn.Module, image: torch.Tensor) -> list[Entry]:
+    """One entry per backend and precision that runs here: torch always, the runtimes where installed, bf16 where
+    the CPU has it natively."""
+    cpu = torch.device("cpu")
+    parameters, macs = count_parameters(model), count_macs(model, *image.shape[-2:])
+    settings = [("torch", "fp32")]
+    bf16 = bool(native_bf16_flags())
+    if bf16:
+        settings.append(("torch", "bf16"))
+    if available("onnxruntime"):
+        settings.append(("onnxruntime", "fp32"))
+    if available("openvino"):
+        settings += [("openvino", "fp32")] + ([("openvino", "bf16")] if bf16 else [])
+    entries = []
+    for backend, precision in settings:
+        restore = Restorer(model, cpu, tile=0, overlap=0, precision=precision, backend=backend)
+        entries.append(Entry("LightUNet-48", f"{backend} {precision}", lambda r=restore: r(image[0]), parameters, macs,
+                             lambda r=restore: r(image[0])))
+    return entries
+
+
+def peer_entries(image: torch.Tensor) -> list[Entry]:
+    entries = []
+    for name, (make, _) in PEERS.items():
+        network = make().eval().to(memory_format=torch.channels_last)
+        batch = image.contiguous(memory_format=torch.channels_last)
+
+        def run(network=network, batch=batch):
+            with torch.no_grad():
+                return network(batch)
+
+        entries.append(Entry(name, "torch fp32, channels_last", run, count_parameters(network),
+                             count_macs(network, *image.shape[-2:])))
+    return entries
+
+
+def bench_peers(table, model: torch.nn.Module, repeats: int, height: int = 720, width: int = 1280) -> None:
+    image = torch.rand(1, 3, height, width)
+    entries = lightunet_entries(model, image) + peer_entries(image)
+    for entry in entries:  # warm-up round: oneDNN kernels, OpenVINO's compilation, the ONNX export
+        entry.run()
+    times: dict[str, list[float]] = {f"{e.name} | {e.setting}": [] for e in entries}
+    for _ in range(repeats):
+        for entry in entries:
+            start = time.perf_counter()
+            entry.run()
+            times[f"{entry.name} | {entry.setting}"].append(time.perf_counter() - start)
+    peak = sgemm_flops_per_second()
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    ours = {key: value for key, value in medians.items() if key.startswith("LightUNet")}
+    fastest_key = min(ours, key=ours.get)
+    reference = entries[0].output()  # torch fp32: what the other LightUNet settings are compared with
+    table.add("peers", f"fp32 sgemm throughput (2048x2048), {torch.get_num_threads()} threads", peak / 1e9,
+              "GFLOP/s", "the practical fp32 peak the shares below are taken of")
+    for entry in entries:
+        key = f"{entry.name} | {entry.setting}"
+        seconds = medians[key]
+        note = (f"{medians[fastest_key] / seconds:.2f}x our fastest ({fastest_key.split(' | ')[1]}); "
+                f"{entry.parameters / 1e6:.2f} M params, {entry.macs / 1e9:.1f} GMACs, "
+                f"{100 * 2 * entry.macs / seconds / peak:.0f}% of fp32 peak")
+        if entry.output is not None and entry is not entries[0]:
+            eight_bit = (torch.round(entry.output() * 255) - torch.round(reference * 255)).abs()
+            note += (f"; vs torch fp32: {100 * (eight_bit > 0).float().mean().item():.2f}% of 8-bit values "
+                     f"changed, max {eight_bit.max().item():.0f} levels")
+        table.add("peers", f"{width}x{height} {key}", seconds, "s", note)

@@ -1,0 +1,168 @@
+"""Inference backends: the network as a function N x 3 x H x W -> N x 3 x H x W, run by torch, onnxruntime or OpenVINO.
+
+The two runtimes read the project's own ONNX export (restore/export.py), written once per weights and kept in a
+cache keyed by the sha256 of the network's state dict, so a second run starts without exporting. OpenVINO and
+onnxruntime are optional (``pip install -e '.[openvino]'`` / ``'.[onnx]'``).
+
+``auto`` picks OpenVINO where it is installed, else torch. Measured on 1280x720 with the shipped pretrain weights
+(python bench/run.py --sections backends, 2 threads, 2-core Intel Xeon with AMX, torch 2.13 CPU): OpenVINO fp32
+1.41 s, torch's fast fp32 path 1.53 s, onnxruntime fp32 2.04 s; with bf16, OpenVINO 0.59 s and torch 0.87 s.
+onnxruntime is never chosen by ``auto`` because it measured slower than torch's own fast path.
+
+What the runtimes cannot do falls back to torch per call, never to an error: inputs smaller than the exported
+graph's minimum side, and the per-layer InstanceNorm statistics that exact tiling of large images needs (those
+hook into the torch modules, restore/image_norm.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ConfigError, ExperimentError
+
+BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
+RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+Network = Callable[[torch.Tensor], torch.Tensor]
+OPENVINO_SHAPES_KEPT = 4
+
+
+def cache_dir() -> Path:
+    """Where exported models are kept: ``$LIGHTDEBLUR_CACHE``, else ``$XDG_CACHE_HOME/lightdeblur``, else
+    ``~/.cache/lightdeblur``."""
+    if os.environ.get("LIGHTDEBLUR_CACHE"):
+        return Path(os.environ["LIGHTDEBLUR_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "lightdeblur"
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """The sha256 of the network's class and state dict (names, shapes, dtypes and values): the same weights give
+    the same key whether they came from a checkpoint, a bundled fp16 file or memory."""
+    digest = hashlib.sha256(type(model).__qualname__.encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        # flatten(): one axis of stride 1, whatever the memory format (channels_last included), so bytes are in
+        # logical order and the byte view is allowed.
+        values = tensor.detach().cpu().flatten()
+        digest.update(values.view(torch.uint8).numpy().tobytes() if values.numel() else b"")
+    return digest.hexdigest()
+
+
+def cached_onnx(model: nn.Module, directory: Path | None = None) -> Path:
+    """The ONNX file of ``model`` in the cache (``<sha256>/model.onnx``, with the exporter's external weights file
+    beside it), exported on first use into a temporary folder that is then renamed: an interrupted export never
+    leaves a partial model under the real name, and two processes exporting at once both end with a whole one."""
+    from .export import export_onnx
+
+    directory = cache_dir() if directory is None else directory
+    final = directory / weights_sha256(model)
+    path = final / "model.onnx"
+    if path.is_file():
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory, prefix=f".{final.name[:16]}-"))
+    try:
+        export_onnx(model, staging / "model.onnx")
+        try:
+            staging.rename(final)
+        except OSError:  # another process finished first: its export is the same model
+            if not path.is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def available(backend: str) -> bool:
+    if backend == "torch":
+        return True
+    try:
+        __import__(RUNTIME_MODULES[backend])
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+    """The backend to run: ``auto`` -> openvino on the CPU where installed, else torch. An explicit runtime that is
+    missing, or asked for what it cannot do, is a ``ConfigError`` naming the fix."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "openvino" if device.type == "cpu" and dtype != torch.float16 and available("openvino") else "torch"
+    if backend == "torch":
+        return backend
+    if device.type != "cpu":
+        raise ConfigError(f"the {backend} backend runs on the CPU; use --backend torch on {device.type}")
+    if not available(backend):
+        extra = "onnx" if backend == "onnxruntime" else "openvino"
+        raise ConfigError(f"the {backend} backend is not installed: pip install -e '.[{extra}]'")
+    if backend == "onnxruntime" and dtype != torch.float32:
+        raise ConfigError("the onnxruntime backend runs fp32 only; use --precision fp32 or --backend openvino")
+    return backend
+
+
+class RuntimeNetwork:
+    """The network in onnxruntime or OpenVINO, with torch's own forward for what the runtime cannot take."""
+
+    def __init__(self, backend: str, model: nn.Module, torch_network: Network, dtype: torch.dtype,
+                 threads: int | None = None, directory: Path | None = None):
+        self.backend = backend
+        self.torch_network = torch_network
+        self.min_size = getattr(model, "min_size", 1)
+        threads = threads or torch.get_num_threads()
+        try:
+            onnx_path = cached_onnx(model, directory)
+        except ExperimentError:
+            raise
+        except Exception as error:  # the exporter's many failure types: one line that names the network
+            raise ExperimentError(f"could not export {type(model).__name__} to ONNX for {backend}: {error}") from None
+        self._run = self._openvino(onnx_path, dtype, threads) if backend == "openvino" else self._onnxruntime(
+            onnx_path, threads)
+
+    @staticmethod
+    def _onnxruntime(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return lambda array: session.run(None, {"blurred": array})[0]
+
+    @staticmethod
+    def _openvino(path: Path, dtype: torch.dtype, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+        import openvino
+
+        # OpenVINO's CPU plugin defaults to bf16 where the CPU has it: say fp32 explicitly unless bf16 was asked.
+        settings = {"INFERENCE_PRECISION_HINT": "bf16" if dtype == torch.bfloat16 else "f32",
+                    "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        core = openvino.Core()
+        requests: dict[tuple[int, ...], object] = {}
+
+        def run(array: np.ndarray):
+            # One compiled model per input shape: the static graph ran 1.3-1.6x faster than the dynamic one
+            # (256x256 and 1280x720); a few shapes are kept (tiles, the last tile row, whole images).
+            if array.shape not in requests:
+                if len(requests) >= OPENVINO_SHAPES_KEPT:
+                    requests.pop(next(iter(requests)))
+                network = core.read_model(str(path))
+                network.reshape({0: list(array.shape)})
+                requests[array.shape] = core.compile_model(network, "CPU", settings).create_infer_request()
+            return requests[array.shape].infer({0: array})[0].copy()
+
+        return run
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if min(batch.shape[-2:]) < self.min_size:
+            return self.torch_network(batch)
+        array = np.ascontiguousarray(batch.detach().to("cpu", torch.float32).numpy())
+        return torch.from_numpy(np.asarray(self._run(array), dtype=np.float32))
