@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -43,7 +44,8 @@ def export_onnx(network: nn.Module, path: Path, opset: int = 18) -> int:
         import onnxscript  # noqa: F401  (torch's exporter needs it; say so before torch does)
     except ImportError:
         raise ExperimentError("ONNX export needs the onnx and onnxscript packages: pip install -e '.[onnx]'") from None
-    wrapper = PaddedForExport(network.eval().cpu())
+    # A copy in NCHW: a channels_last network exports a graph whose PixelShuffle fails at run time (onnxruntime).
+    wrapper = PaddedForExport(copy.deepcopy(network).cpu().to(memory_format=torch.contiguous_format)).eval()
     minimum = network.min_size
     example = torch.rand(1, 3, minimum * 2, minimum * 3)
     height = torch.export.Dim("height", min=minimum, max=16384)

@@ -131,8 +131,14 @@ class Restorer:
         self.backend = resolve_backend(backend, device, self.dtype)
         if compile and self.backend != "torch":
             raise ConfigError(f"--compile is for the torch backend; the {self.backend} backend compiles by itself")
-        self.runtime = (RuntimeNetwork(self.backend, self.model, self.network, self.dtype)
-                        if self.backend != "torch" else None)
+        self.runtime = None
+        if self.backend != "torch":
+            try:
+                self.runtime = RuntimeNetwork(self.backend, self.model, self.network, self.dtype)
+            except ExperimentError:
+                if backend != "auto":
+                    raise
+                self.backend = "torch"  # auto: a network the exporter cannot take runs in torch
         self.last_backend = self.backend
 
     def _autocast(self):
