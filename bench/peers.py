@@ -21,6 +21,7 @@ import torch
 
 from nets.summary import count_macs, count_parameters
 from restore.backends import available
+from restore.cpu_allocator import reuse_freed_memory
 from restore.cpu_features import native_bf16_flags
 from restore.inference import Restorer
 
@@ -85,6 +86,7 @@ def peer_entries(image: torch.Tensor) -> list[Entry]:
 
 
 def bench_peers(table, model: torch.nn.Module, repeats: int, height: int = 720, width: int = 1280) -> None:
+    reuse_freed_memory()  # the fast path's allocator setting, for every entry alike
     image = torch.rand(1, 3, height, width)
     entries = lightunet_entries(model, image) + peer_entries(image)
     for entry in entries:  # warm-up round: oneDNN kernels, OpenVINO's compilation, the ONNX export

@@ -1,13 +1,14 @@
 """Inference backends: the network as a function N x 3 x H x W -> N x 3 x H x W, run by torch, onnxruntime or OpenVINO.
 
 The two runtimes read the project's own ONNX export (restore/export.py), written once per weights and kept in a
-cache keyed by the sha256 of the network's state dict, so a second run starts without exporting. OpenVINO and
-onnxruntime are optional (``pip install -e '.[openvino]'`` / ``'.[onnx]'``).
+cache keyed by the sha256 of the network's state dict and the export's version, so a second run starts without
+exporting. OpenVINO and onnxruntime are optional (``pip install -e '.[openvino]'`` / ``'.[onnx]'``).
 
-``auto`` picks OpenVINO where it is installed, else torch. Measured on 1280x720 with the shipped pretrain weights
-(python bench/run.py --sections backends, 2 threads, 2-core Intel Xeon with AMX, torch 2.13 CPU): OpenVINO fp32
-1.41 s, torch's fast fp32 path 1.53 s, onnxruntime fp32 2.04 s; with bf16, OpenVINO 0.59 s and torch 0.87 s.
-onnxruntime is never chosen by ``auto`` because it measured slower than torch's own fast path.
+``auto`` picks OpenVINO where it is installed, else torch. Measured at 1280x720 with the shipped pretrain weights,
+round-robin in one run (python bench/run.py --peers --checkpoint weights/light_unet_pretrain.pt --repeats 3;
+2 threads, 2-core Intel Xeon with AMX, torch 2.13 CPU, medians of 3): OpenVINO fp32 1.37 s, torch's fast fp32
+path 1.66 s, onnxruntime fp32 2.13 s; bf16: OpenVINO 0.57 s, torch 0.95 s. onnxruntime is never chosen by
+``auto``: it measured slower than torch's own fast path.
 
 What the runtimes cannot do falls back to torch per call, never to an error: inputs smaller than the exported
 graph's minimum side, and the per-layer InstanceNorm statistics that exact tiling of large images needs (those
@@ -33,6 +34,9 @@ BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
 RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 Network = Callable[[torch.Tensor], torch.Tensor]
 OPENVINO_SHAPES_KEPT = 4
+# Part of the cache key: raised whenever export_onnx changes the graph it writes, so no older export is reused
+# (an export of a channels_last network once ran 2x slower in OpenVINO and failed in onnxruntime).
+EXPORT_VERSION = "export2"
 
 
 def cache_dir() -> Path:
@@ -58,13 +62,14 @@ def weights_sha256(model: nn.Module) -> str:
 
 
 def cached_onnx(model: nn.Module, directory: Path | None = None) -> Path:
-    """The ONNX file of ``model`` in the cache (``<sha256>/model.onnx``, with the exporter's external weights file
-    beside it), exported on first use into a temporary folder that is then renamed: an interrupted export never
-    leaves a partial model under the real name, and two processes exporting at once both end with a whole one."""
+    """The ONNX file of ``model`` in the cache (``<sha256>-<EXPORT_VERSION>/model.onnx``, with the exporter's
+    external weights file beside it), exported on first use into a temporary folder that is then renamed: an
+    interrupted export never leaves a partial model under the real name, and two processes exporting at once both
+    end with a whole one."""
     from .export import export_onnx
 
     directory = cache_dir() if directory is None else directory
-    final = directory / weights_sha256(model)
+    final = directory / f"{weights_sha256(model)}-{EXPORT_VERSION}"
     path = final / "model.onnx"
     if path.is_file():
         return path

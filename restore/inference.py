@@ -127,7 +127,9 @@ class Restorer:
         self.statistics = ImageStatistics(self.model) if norm_statistics == "image" else None
         self.multiple = getattr(self.model, "size_multiple", 1)
         self.min_size = getattr(self.model, "min_size", 0)
-        self.dtype = resolve_precision(precision, device)
+        # onnxruntime runs fp32 only: there `auto` means fp32, an explicit bf16 is refused by resolve_backend.
+        self.dtype = torch.float32 if precision == "auto" and backend == "onnxruntime" else resolve_precision(
+            precision, device)
         self.backend = resolve_backend(backend, device, self.dtype)
         if compile and self.backend != "torch":
             raise ConfigError(f"--compile is for the torch backend; the {self.backend} backend compiles by itself")
