@@ -156,8 +156,10 @@ def _model(args: argparse.Namespace, kernel_size: int) -> Method:
                        norm_statistics=args.norm_stats, backend=args.backend)
     run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
     label = f"model {run}/{checkpoint.name}" if checkpoint.parent.name == "checkpoints" else f"model {run}"
-    runtime = [restore.backend] if restore.backend != "torch" else []
-    runtime += [str(restore.dtype).removeprefix("torch.")] if restore.dtype != torch.float32 else []
+    # Asked-for backends and precisions name the row; the defaults do not, so a run's folder name is the same on
+    # every machine (auto precision is bf16 on some CPUs and fp32 on others).
+    runtime = [restore.backend] if args.backend != "torch" else []
+    runtime += [str(restore.dtype).removeprefix("torch.")] if args.precision != "auto" else []
     label += f" ({', '.join(runtime)})" if runtime else ""
     # Which file was scored, by content: a model card takes only scores of the very file it describes.
     return Method(label, lambda blurred, kernel: tensor_to_array(restore(array_to_tensor(blurred))),
