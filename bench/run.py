@@ -1,6 +1,6 @@
 """The benchmark: model size, inference speed and memory, training step time, data throughput. One table, one JSON.
 
-    python bench/run.py                                   # CPU, everything (about 15 minutes on 2 cores)
+    python bench/run.py                                   # CPU, all but peers and precision (about 15 min, 2 cores)
     python bench/run.py --quick                           # CPU, no 256x256 batch-8 training, fewer repeats
     python bench/run.py --device cuda --json bench/gpu.json
     python bench/run.py --compile                         # also time torch.compile'd inference
