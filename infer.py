@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             image, info = read_image_for_inference(job.source)
             restored = restore(image)
+            if restore.last_backend != restore.backend:
+                print(f"note: {job.source} ran in torch, not {restore.backend}: exact InstanceNorm tiles need torch's "
+                      "statistics hooks (--norm-stats tile keeps the runtime)", file=sys.stderr)
             for note in write_image_like(restored, info, job.target):
                 print(f"note: {note}", file=sys.stderr)
             if args.compare:

@@ -115,6 +115,9 @@ def test_infer_with_the_openvino_backend_writes_what_torch_writes(tmp_path):
         assert result.returncode == 0, result.stderr
     torch_out, openvino_out = (np.asarray(Image.open(outputs[b])).astype(int) for b in ("torch", "openvino"))
     assert np.abs(torch_out - openvino_out).max() <= 1
+    tiled = run_cli("infer.py", "--input", str(photo), "--output", str(tmp_path / "tiled.png"), "--checkpoint",
+                    str(checkpoint), "--backend", "openvino", "--tile", "48", "--overlap", "16", cwd=ROOT)
+    assert tiled.returncode == 0 and "ran in torch, not openvino" in tiled.stderr, tiled.stderr
     result = run_cli("infer.py", "--input", str(photo), "--output", str(tmp_path / "x.png"), "--checkpoint",
                      str(checkpoint), "--backend", "tflite", cwd=ROOT)
     assert result.returncode == 2 and "backend must be one of" in result.stderr
