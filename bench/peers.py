@@ -26,6 +26,7 @@ from restore.cpu_features import native_bf16_flags
 from restore.inference import Restorer
 
 from .peer_nets import PEERS
+from .timing import median_seconds
 
 
 @dataclass
@@ -35,18 +36,16 @@ class Entry:
     run: Callable[[], object]
     parameters: float
     macs: float
-    output: Callable[[], torch.Tensor] | None = None
+    compared: bool = False  # a LightUNet setting: its output is compared with torch fp32's
+
+    @property
+    def key(self) -> str:
+        return f"{self.name} | {self.setting}"
 
 
 def sgemm_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
     a, b = torch.rand(size, size), torch.rand(size, size)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times)
+    return 2 * size**3 / median_seconds(lambda: a @ b, repeats, torch.device("cpu"))
 
 
 def lightunet_entries(model: torch.nn.Module, image: torch.Tensor) -> list[Entry]:
@@ -66,7 +65,7 @@ def lightunet_entries(model: torch.nn.Module, image: torch.Tensor) -> list[Entry
     for backend, precision in settings:
         restore = Restorer(model, cpu, tile=0, overlap=0, precision=precision, backend=backend)
         entries.append(Entry("LightUNet-48", f"{backend} {precision}", lambda r=restore: r(image[0]), parameters, macs,
-                             lambda r=restore: r(image[0])))
+                             compared=True))
     return entries
 
 
@@ -89,29 +88,28 @@ def bench_peers(table, model: torch.nn.Module, repeats: int, height: int = 720, 
     reuse_freed_memory()  # the fast path's allocator setting, for every entry alike
     image = torch.rand(1, 3, height, width)
     entries = lightunet_entries(model, image) + peer_entries(image)
-    for entry in entries:  # warm-up round: oneDNN kernels, OpenVINO's compilation, the ONNX export
-        entry.run()
-    times: dict[str, list[float]] = {f"{e.name} | {e.setting}": [] for e in entries}
+    # The warm-up round (oneDNN kernels, OpenVINO's compilation, the ONNX export) also gives the outputs compared.
+    outputs = {entry.key: entry.run() for entry in entries}
+    times: dict[str, list[float]] = {entry.key: [] for entry in entries}
     for _ in range(repeats):
         for entry in entries:
             start = time.perf_counter()
             entry.run()
-            times[f"{entry.name} | {entry.setting}"].append(time.perf_counter() - start)
+            times[entry.key].append(time.perf_counter() - start)
     peak = sgemm_flops_per_second()
     medians = {key: statistics.median(values) for key, values in times.items()}
     ours = {key: value for key, value in medians.items() if key.startswith("LightUNet")}
     fastest_key = min(ours, key=ours.get)
-    reference = entries[0].output()  # torch fp32: what the other LightUNet settings are compared with
+    reference = outputs[entries[0].key]  # torch fp32: what the other LightUNet settings are compared with
     table.add("peers", f"fp32 sgemm throughput (2048x2048), {torch.get_num_threads()} threads", peak / 1e9,
               "GFLOP/s", "the practical fp32 peak the shares below are taken of")
     for entry in entries:
-        key = f"{entry.name} | {entry.setting}"
-        seconds = medians[key]
+        seconds = medians[entry.key]
         note = (f"{medians[fastest_key] / seconds:.2f}x our fastest ({fastest_key.split(' | ')[1]}); "
                 f"{entry.parameters / 1e6:.2f} M params, {entry.macs / 1e9:.1f} GMACs, "
                 f"{100 * 2 * entry.macs / seconds / peak:.0f}% of fp32 peak")
-        if entry.output is not None and entry is not entries[0]:
-            eight_bit = (torch.round(entry.output() * 255) - torch.round(reference * 255)).abs()
+        if entry.compared and entry is not entries[0]:
+            eight_bit = (torch.round(outputs[entry.key] * 255) - torch.round(reference * 255)).abs()
             note += (f"; vs torch fp32: {100 * (eight_bit > 0).float().mean().item():.2f}% of 8-bit values "
                      f"changed, max {eight_bit.max().item():.0f} levels")
-        table.add("peers", f"{width}x{height} {key}", seconds, "s", note)
+        table.add("peers", f"{width}x{height} {entry.key}", seconds, "s", note)
