@@ -31,7 +31,6 @@ from torch import nn
 from .errors import ConfigError, ExperimentError
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
-RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 Network = Callable[[torch.Tensor], torch.Tensor]
 OPENVINO_SHAPES_KEPT = 4
 # Part of the cache key: raised whenever export_onnx changes the graph it writes, so no older export is reused
@@ -88,10 +87,11 @@ def cached_onnx(model: nn.Module, directory: Path | None = None) -> Path:
 
 
 def available(backend: str) -> bool:
+    """torch always; a runtime where its package (named as the backend) imports."""
     if backend == "torch":
         return True
     try:
-        __import__(RUNTIME_MODULES[backend])
+        __import__(backend)
     except ImportError:
         return False
     return True
@@ -127,7 +127,7 @@ class RuntimeNetwork:
         threads = threads or torch.get_num_threads()
         try:
             onnx_path = cached_onnx(model, directory)
-        except ExperimentError:
+        except ExperimentError:  # already one line that names the problem
             raise
         except Exception as error:  # the exporter's many failure types: one line that names the network
             raise ExperimentError(f"could not export {type(model).__name__} to ONNX for {backend}: {error}") from None
