@@ -11,6 +11,8 @@ The file names a base config, overrides for every variant, the seeds, and the va
     config: configs/pretrain.yaml
     set: [train.epochs=4]            # applied to every variant
     seeds: [0, 1]                    # experiment.seed; each variant runs once per seed
+    benchmark: benchmarks/motion-v1  # optional: score each run's final weights there with evaluate.py
+    metrics: [psnr, ssim, flip]      # optional: what evaluate.py scores on the benchmark (default psnr ssim)
     variants:
       baseline: []
       filters-32: [model.start_filters=32]
@@ -18,7 +20,8 @@ The file names a base config, overrides for every variant, the seeds, and the va
 Each run is a ``train_gan.py`` subprocess in its own experiment folder: a finished run is kept (and skipped when the
 command runs again), an interrupted one is resumed with ``--resume``. ``table.md`` and ``curves.png`` beside the runs
 give each variant's final validation PSNR and SSIM (and JOD or FLIP where the runs logged them) as the mean and
-standard deviation over its seeds.
+standard deviation over its seeds; with a benchmark, also its scores there (``evaluate.py --methods model`` on the
+newest step checkpoint, EMA weights where the run kept them), each run's evaluation in ``benchmark/<run>/``.
 """
 
 from __future__ import annotations
@@ -37,18 +40,25 @@ import numpy as np
 import yaml
 
 from evaluation.curves import read_scalars
+from evaluation.offline_metrics import METRIC_CHOICES
+from restore.checkpoint import step_checkpoints
 from restore.resources import resource_dir
 
 from .config import load_config
 from .errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = {"name", "phase", "config", "set", "seeds", "variants"}
+KEYS = {"name", "phase", "config", "set", "seeds", "variants", "benchmark", "metrics"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DONE = "ablation_run.json"  # written beside a run once train_gan.py has returned 0
 # Final validation figures read from the runs' TensorBoard events: (tag, column, format).
 COLUMNS = (("val/psnr", "PSNR (dB)", "{:.2f}"), ("val/ssim", "SSIM", "{:.4f}"), ("val/jod", "JOD", "{:.3f}"),
            ("val/flip", "FLIP", "{:.4f}"))
+# Benchmark figures read from evaluate.py's summary.json: (evaluate.py --metrics name, summary key, column, format);
+# lower is better for LPIPS and FLIP.
+BENCHMARK_COLUMNS = (("psnr", "psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "ssim", "SSIM", "{:.4f}"),
+                     ("lpips", "lpips_alex", "LPIPS (Alex)", "{:.4f}"), ("cvvdp", "jod", "JOD", "{:.3f}"),
+                     ("flip", "flip", "FLIP", "{:.4f}"))
 
 
 @dataclass
@@ -66,6 +76,12 @@ class Grid:
     config: Path
     runs: list[Run]
     folder: Path
+    benchmark: Path | None = None
+    metrics: tuple[str, ...] = ("psnr", "ssim")
+
+    def evaluation(self, run: Run) -> Path:
+        """Where evaluate.py writes ``run``'s benchmark scores (its summary.json)."""
+        return self.folder / "benchmark" / run.folder.name
 
 
 def load_grid(path: Path) -> Grid:
@@ -92,6 +108,7 @@ def load_grid(path: Path) -> Grid:
     whole_numbers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     if not seeds or not whole_numbers:
         raise ConfigError(f"ablation file {path}: seeds must be a non-empty list of whole numbers, got {seeds!r}")
+    benchmark, metrics = _benchmark(path, raw)
     config = Path(raw.get("config") or resource_dir("configs") / f"{phase}.yaml")
     if not config.is_absolute() and not config.is_file():
         config = ROOT / config
@@ -112,7 +129,24 @@ def load_grid(path: Path) -> Grid:
             except ConfigError as error:
                 raise ConfigError(f"ablation variant {variant!r}: {error}") from None
             runs.append(Run(variant, seed, folder / f"{variant}-seed{seed}", run_overrides))
-    return Grid(name, phase, config, runs, folder)
+    return Grid(name, phase, config, runs, folder, benchmark, metrics)
+
+
+def _benchmark(path: Path, raw: dict) -> tuple[Path | None, tuple[str, ...]]:
+    """The grid's benchmark folder (checked to be one, so a missing build fails before hours of training) and the
+    metrics to score there."""
+    benchmark, metrics = raw.get("benchmark"), raw.get("metrics", ["psnr", "ssim"])
+    if not isinstance(metrics, list) or not metrics or not all(m in METRIC_CHOICES for m in metrics):
+        raise ConfigError(f"ablation file {path}: metrics must be a non-empty list of {', '.join(METRIC_CHOICES)}, "
+                          f"got {metrics!r}")
+    if benchmark is None:
+        if "metrics" in raw:
+            raise ConfigError(f"ablation file {path}: metrics is given without a benchmark to score them on")
+        return None, tuple(metrics)
+    if not isinstance(benchmark, str) or not (Path(benchmark) / "benchmark.json").is_file():
+        raise ConfigError(f"ablation file {path}: benchmark {benchmark!r} is not a benchmark folder (no "
+                          "benchmark.json); build it with python -m datasets.benchmark")
+    return Path(benchmark), tuple(dict.fromkeys(["psnr", "ssim", *metrics]))
 
 
 def command(grid: Grid, run: Run) -> list[str]:
@@ -122,8 +156,38 @@ def command(grid: Grid, run: Run) -> list[str]:
     return [*script, "--config", str(grid.config), "--set", *run.overrides]
 
 
+def evaluate_command(grid: Grid, run: Run) -> list[str]:
+    """evaluate.py on the grid's benchmark with the run's final weights (the newest step checkpoint)."""
+    final = step_checkpoints(run.folder / "checkpoints")[0]
+    return [sys.executable, str(ROOT / "evaluate.py"), "--benchmark", str(grid.benchmark), "--methods", "model",
+            "--checkpoint", str(final), "--label", run.folder.name, "--out", str(grid.folder / "benchmark"),
+            "--overwrite", "--metrics", *grid.metrics]
+
+
+def evaluate_runs(grid: Grid, say=print) -> list[Run]:
+    """Score every finished run that has no complete benchmark evaluation yet; returns the failed ones."""
+    failed = []
+    for run in grid.runs:
+        summary = grid.evaluation(run) / "summary.json"
+        if grid.benchmark is None or not (run.folder / DONE).is_file() or _complete(summary):
+            continue
+        say(f"scoring {run.folder.name} on {grid.benchmark}")
+        with open(grid.folder / f"{run.folder.name}.log", "a") as log:
+            process = subprocess.run(evaluate_command(grid, run), stdout=log, stderr=subprocess.STDOUT)
+        if process.returncode != 0 or not _complete(summary):
+            failed.append(run)
+            log = grid.folder / f"{run.folder.name}.log"
+            say(f"scoring {run.folder.name} failed (exit {process.returncode}); see {log}")
+    return failed
+
+
+def _complete(summary: Path) -> bool:
+    return summary.is_file() and json.loads(summary.read_text()).get("complete") is True
+
+
 def run_grid(grid: Grid, gpus: list[str], say=print) -> list[Run]:
-    """Run every unfinished run, ``len(gpus)`` at a time (sequentially without GPUs); returns the failed ones."""
+    """Run every unfinished run, ``len(gpus)`` at a time (sequentially without GPUs), then score the finished ones
+    on the benchmark where the grid names one; returns the failed ones."""
     pending = [run for run in grid.runs if not (run.folder / DONE).is_file()]
     for run in grid.runs:
         if run not in pending:
@@ -156,7 +220,7 @@ def run_grid(grid: Grid, gpus: list[str], say=print) -> list[Run]:
             else:
                 failed.append(run)
                 say(f"{run.folder.name} failed (exit {process.returncode}); see {grid.folder / run.folder.name}.log")
-    return failed
+    return failed + evaluate_runs(grid, say)
 
 
 BLURRY = "val/psnr_blurry_input"
@@ -170,29 +234,50 @@ def report(grid: Grid) -> str:
     scores = {key: {tag: float(values[-1]) for tag, (_, values) in run_curves.items() if len(values)}
               for key, run_curves in curves.items()}
     shown = [column for column in COLUMNS if any(column[0] in s for s in scores.values())]
-    header = ["Variant", "seeds", *(column[1] for column in shown), "blurred PSNR (dB)"]
+    columns = [(lambda run, tag=tag: scores[id(run)].get(tag), name, fmt)
+               for tag, name, fmt in (*shown, (BLURRY, "blurred PSNR (dB)", "{:.2f}"))]
+    if grid.benchmark is not None:
+        bench = {id(run): _benchmark_scores(grid.evaluation(run) / "summary.json") for run in finished}
+        columns = [(getter, f"val {name}", fmt) for getter, name, fmt in columns]
+        columns += [(lambda run, key=key: bench[id(run)].get(key), f"{grid.benchmark.name} {name}", fmt)
+                    for metric, key, name, fmt in BENCHMARK_COLUMNS if metric in grid.metrics]
+        columns.append((lambda run: bench[id(run)].get("blurred_psnr"), f"{grid.benchmark.name} blurred PSNR (dB)",
+                        "{:.2f}"))
+    header = ["Variant", "seeds", *(name for _, name, _ in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in dict.fromkeys(run.variant for run in grid.runs):
         runs = [run for run in finished if run.variant == variant]
-        if not runs:
-            lines.append(f"| {variant} | 0 |" + " n/a |" * (len(shown) + 1))
-            continue
         cells = [variant, str(len(runs))]
-        for tag, _, fmt in (*shown, (BLURRY, "", "{:.2f}")):
-            values = [scores[id(run)][tag] for run in runs if tag in scores[id(run)]]
-            if not values:
-                cells.append("n/a")
-            elif len(values) == 1:
-                cells.append(fmt.format(values[0]))
-            else:
-                cells.append(f"{fmt.format(np.mean(values))} ± {fmt.format(np.std(values, ddof=1))}")
+        for getter, _, fmt in columns:
+            cells.append(_mean_and_spread([value for run in runs if (value := getter(run)) is not None], fmt))
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
     grid.folder.mkdir(parents=True, exist_ok=True)
+    where = "" if grid.benchmark is None else (f"; {grid.benchmark.name}: evaluate.py on the final weights of each "
+                                                "run, mean over the benchmark's images")
     (grid.folder / "table.md").write_text(
-        f"Final validation scores of `{grid.name}` (mean ± sample standard deviation over seeds)\n\n{table}")
+        f"Final validation scores of `{grid.name}` (mean ± sample standard deviation over seeds{where})\n\n{table}")
     _plot(grid, finished, {key: run_curves["val/psnr"] for key, run_curves in curves.items()})
     return table
+
+
+def _benchmark_scores(summary: Path) -> dict[str, float]:
+    """A run's mean benchmark metrics and the blurred input's PSNR, from its complete evaluation (else nothing)."""
+    if not _complete(summary):
+        return {}
+    found = json.loads(summary.read_text())
+    values = {metric: value for metric, value in found["metrics"].items() if value is not None}
+    if found.get("blurred") and found["blurred"].get("psnr") is not None:
+        values["blurred_psnr"] = found["blurred"]["psnr"]
+    return values
+
+
+def _mean_and_spread(values: list[float], fmt: str) -> str:
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(np.mean(values))} ± {fmt.format(np.std(values, ddof=1))}"
 
 
 def _plot(grid: Grid, finished: list[Run], psnr: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:

@@ -2,8 +2,10 @@
 
 import json
 import re
+import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -39,6 +41,32 @@ def test_a_grid_runs_each_variant_per_seed_keeps_finished_runs_and_tabulates_mea
     assert (folder / "table.md").read_text() == table
 
 
+def test_a_grid_with_a_benchmark_scores_each_runs_final_weights_there_and_tabulates_them(tmp_path, bench_folder):
+    grid = _grid(tmp_path, variants={"base": []}, benchmark=str(bench_folder), metrics=["flip"])
+    result = run_cli("-m", "gan.ablation", grid, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("scoring base-seed") == 2
+    folder = tmp_path / "experiments" / "ablations" / "tiny"
+    summaries = [json.loads((folder / "benchmark" / f"base-seed{k}" / "summary.json").read_text()) for k in (0, 1)]
+    for seed, summary in enumerate(summaries):
+        assert summary["complete"] and summary["dataset"]["benchmark"] == "tiny-v1"
+        # The final weights: the run's newest step checkpoint, not best.pt.
+        newest = sorted((folder / f"base-seed{seed}" / "checkpoints").glob("step-*.pt"))[-1]
+        words = shlex.split(summary["command"])
+        assert (tmp_path / words[words.index("--checkpoint") + 1]).resolve() == newest.resolve()
+    header, _, row = [line for line in (folder / "table.md").read_text().splitlines() if line.startswith("|")]
+    assert "val PSNR (dB)" in header and "tiny-v1 PSNR (dB)" in header and "tiny-v1 FLIP" in header
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    psnr = [s["metrics"]["psnr"] for s in summaries]
+    assert cells["tiny-v1 PSNR (dB)"] == f"{np.mean(psnr):.2f} ± {np.std(psnr, ddof=1):.2f}"
+    assert cells["tiny-v1 blurred PSNR (dB)"].startswith(f"{summaries[0]['blurred']['psnr']:.2f} ± ")
+    flip = [s["metrics"]["flip"] for s in summaries]
+    assert cells["tiny-v1 FLIP"] == f"{np.mean(flip):.4f} ± {np.std(flip, ddof=1):.4f}"
+    # Run again: nothing retrained or scored again.
+    again = run_cli("-m", "gan.ablation", grid, cwd=tmp_path)
+    assert again.returncode == 0 and "running" not in again.stdout and "scoring" not in again.stdout
+
+
 def test_bad_ablation_files_are_one_line_and_run_nothing(tmp_path):
     cases = [
         ({"epochs": 3}, "unknown key 'epochs'"),
@@ -46,6 +74,9 @@ def test_bad_ablation_files_are_one_line_and_run_nothing(tmp_path):
         ({"variants": {"wide": ["model.start_filterz=64"]}}, "ablation variant 'wide':"),
         ({"seeds": []}, "seeds must be a non-empty list"),
         ({"name": "../escape"}, "name must be a plain folder name"),
+        ({"benchmark": str(tmp_path / "nowhere")}, "is not a benchmark folder (no benchmark.json)"),
+        ({"benchmark": str(tmp_path), "metrics": ["sharpness"]}, "metrics must be a non-empty list of psnr"),
+        ({"metrics": ["flip"]}, "metrics is given without a benchmark"),
     ]
     for changes, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):
