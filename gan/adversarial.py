@@ -71,11 +71,30 @@ class AdversarialTrainer(Trainer):
             )
         except ValueError as error:
             raise ConfigError(f"adv: {error}") from None
+        self._check_critic_fits(config.data.crop_size)
         if adv.w_feature_matching > 0 and not hasattr(self.critic, "features"):
             raise ConfigError(f"adv.w_feature_matching needs a critic with features(); {adv.critic['name']!r} has none")
         self.adversarial = build_adversarial_loss(adv.gan_type, adv.drift)
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=adv.lr_g, betas=tuple(adv.betas))
         self.optimizer_d = torch.optim.Adam(self.critic.parameters(), lr=adv.lr_d, betas=tuple(adv.betas))
+
+    def _check_critic_fits(self, crop: int) -> None:
+        """A deep critic shrinks its input by 2 per layer (the double-scale one's global half also by its downscale
+        factor): on crops too small for it, a convolution or InstanceNorm fails mid-step. One probe forward says so
+        before anything trains."""
+        probe = torch.zeros(1, 3, crop, crop, device=self.device)
+        # In training mode (InstanceNorm fails on one pixel only there); a training-mode forward may update buffers
+        # (spectral norm's power iteration), so the critic's state is put back as it was.
+        before = {name: value.clone() for name, value in self.critic.state_dict().items()}
+        try:
+            with torch.no_grad():
+                self.critic(probe, probe)
+            self.critic.load_state_dict(before)
+        except (ValueError, RuntimeError) as error:
+            raise ConfigError(
+                f"adv.critic {self.config.adv.critic['name']!r} cannot score data.crop_size={crop} px crops "
+                f"({str(error).splitlines()[0]}); use larger crops, fewer critic layers or less downscaling"
+            ) from None
 
     def build_generator(self) -> nn.Module:
         return generator_from_checkpoint(self._init_state, self.init_path)

@@ -96,6 +96,18 @@ def test_deblurgan_v2_objective_with_feature_matching_and_detail_losses_trains(p
     assert any(key.startswith("global_critic.") for key in state["critic"])
 
 
+def test_a_critic_too_deep_for_the_crops_is_one_line_before_anything_trains(pretrained):
+    # DeblurGAN-v2's double-scale critic as published (global half: 4x smaller, 4 layers) needs crops of about
+    # 256 px; on 32 px crops its convolutions run out of pixels.
+    result = run_cli("-m", "train_gan", "--adv", "--name", "too-small", "--set", *ADV_TINY, "adv.w_perceptual=0",
+                     "adv.critic={name: double_scale, base_channels: 4}", cwd=pretrained)
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert "adv.critic 'double_scale' cannot score data.crop_size=32 px crops" in line
+    assert "Traceback" not in result.stderr
+    assert not (pretrained / "experiments" / "too-small" / "checkpoints").exists()
+
+
 def test_adv_without_any_pretrain_run_says_what_to_do(tmp_path):
     result = run_cli("-m", "train_gan", "--adv", "--set", *ADV_TINY, cwd=tmp_path)
     assert result.returncode == 2
