@@ -172,12 +172,12 @@ def evaluate_runs(grid: Grid, say=print) -> list[Run]:
         if grid.benchmark is None or not (run.folder / DONE).is_file() or _complete(summary):
             continue
         say(f"scoring {run.folder.name} on {grid.benchmark}")
-        with open(grid.folder / f"{run.folder.name}.log", "a") as log:
+        log_path = grid.folder / f"{run.folder.name}.log"  # after the run's own training log
+        with open(log_path, "a") as log:
             process = subprocess.run(evaluate_command(grid, run), stdout=log, stderr=subprocess.STDOUT)
         if process.returncode != 0 or not _complete(summary):
             failed.append(run)
-            log = grid.folder / f"{run.folder.name}.log"
-            say(f"scoring {run.folder.name} failed (exit {process.returncode}); see {log}")
+            say(f"scoring {run.folder.name} failed (exit {process.returncode}); see {log_path}")
     return failed
 
 

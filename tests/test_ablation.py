@@ -11,7 +11,7 @@ import yaml
 
 from gan.ablation import load_grid
 from gan.errors import ConfigError
-from helpers import TINY, run_cli
+from helpers import ROOT, TINY, run_cli
 
 
 def _grid(tmp_path, **changes) -> str:
@@ -65,6 +65,22 @@ def test_a_grid_with_a_benchmark_scores_each_runs_final_weights_there_and_tabula
     # Run again: nothing retrained or scored again.
     again = run_cli("-m", "gan.ablation", grid, cwd=tmp_path)
     assert again.returncode == 0 and "running" not in again.stdout and "scoring" not in again.stdout
+
+
+def test_the_shipped_grids_are_valid_and_name_their_rows(tmp_path, bench_folder, monkeypatch):
+    # The grids that score on motion-v1 need it built; any benchmark folder stands in for it here.
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "motion-v1").symlink_to(bench_folder)
+    monkeypatch.chdir(tmp_path)
+    files = sorted((ROOT / "configs" / "ablations").glob("*.yaml"))
+    grids = {path.stem: load_grid(path) for path in files}
+    assert {"seed_table", "losses", "gan_objectives"} <= set(grids)
+    seed_table = grids["seed_table"]
+    assert {run.seed for run in seed_table.runs} == {0, 1} and len(seed_table.runs) == 22
+    assert {"norm-none", "norm-batch", "norm-group", "norm-channel", "upsample-transpose", "plain-last-2",
+            "filters-32", "plateau"} <= {run.variant for run in seed_table.runs}
+    assert grids["losses"].benchmark.name == "motion-v1" and "cvvdp" in grids["losses"].metrics
+    assert grids["gan_objectives"].phase == "adv"
 
 
 def test_bad_ablation_files_are_one_line_and_run_nothing(tmp_path):
