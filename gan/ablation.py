@@ -286,20 +286,22 @@ def _plot(grid: Grid, finished: list[Run], psnr: dict[int, tuple[np.ndarray, np.
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4), dpi=100)
-    for variant in dict.fromkeys(run.variant for run in finished):
+    figure, axis = plt.subplots(figsize=(9, 4), dpi=100)
+    for index, variant in enumerate(dict.fromkeys(run.variant for run in finished)):
         curves = [psnr[id(run)] for run in finished if run.variant == variant]
         steps = sorted(set.intersection(*(set(s.tolist()) for s, _ in curves)))
         if not steps:
             continue
         values = np.array([[dict(zip(s.tolist(), v.tolist()))[step] for step in steps] for s, v in curves])
-        axis.plot(steps, values.mean(0), marker="o", label=f"{variant} ({len(curves)} seed{'s' * (len(curves) > 1)})")
+        # The colour cycle has 10 colours: later variants are dashed, so no two curves look alike.
+        axis.plot(steps, values.mean(0), marker="o", linestyle="-" if index < 10 else "--",
+                  label=f"{variant} ({len(curves)} seed{'s' * (len(curves) > 1)})")
         if len(curves) > 1:
             axis.fill_between(steps, values.min(0), values.max(0), alpha=0.2)
     axis.set_xlabel("step")
     axis.set_ylabel("validation PSNR (dB)")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the curves, never over them
     figure.tight_layout()
     figure.savefig(grid.folder / "curves.png")
     plt.close(figure)
