@@ -141,7 +141,6 @@ def _cnn_rl_patches(args: argparse.Namespace, kernel_size: int) -> Method:
 
 
 def _model(args: argparse.Namespace, kernel_size: int) -> Method:
-
     from datasets.hashing import sha256
     from datasets.images import array_to_tensor, tensor_to_array
     from restore.cpu_allocator import reuse_freed_memory

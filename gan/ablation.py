@@ -79,9 +79,14 @@ class Grid:
     benchmark: Path | None = None
     metrics: tuple[str, ...] = ("psnr", "ssim")
 
-    def evaluation(self, run: Run) -> Path:
-        """Where evaluate.py writes ``run``'s benchmark scores (its summary.json)."""
-        return self.folder / "benchmark" / run.folder.name
+    @property
+    def evaluations(self) -> Path:
+        """evaluate.py's output folder: one run folder (named as the run) per scored run."""
+        return self.folder / "benchmark"
+
+    def summary(self, run: Run) -> Path:
+        """The summary.json of ``run``'s benchmark scores."""
+        return self.evaluations / run.folder.name / "summary.json"
 
 
 def load_grid(path: Path) -> Grid:
@@ -160,29 +165,34 @@ def evaluate_command(grid: Grid, run: Run) -> list[str]:
     """evaluate.py on the grid's benchmark with the run's final weights (the newest step checkpoint)."""
     final = step_checkpoints(run.folder / "checkpoints")[0]
     return [sys.executable, str(ROOT / "evaluate.py"), "--benchmark", str(grid.benchmark), "--methods", "model",
-            "--checkpoint", str(final), "--label", run.folder.name, "--out", str(grid.folder / "benchmark"),
+            "--checkpoint", str(final), "--label", run.folder.name, "--out", str(grid.evaluations),
             "--overwrite", "--metrics", *grid.metrics]
 
 
 def evaluate_runs(grid: Grid, say=print) -> list[Run]:
     """Score every finished run that has no complete benchmark evaluation yet; returns the failed ones."""
+    if grid.benchmark is None:
+        return []
     failed = []
     for run in grid.runs:
-        summary = grid.evaluation(run) / "summary.json"
-        if grid.benchmark is None or not (run.folder / DONE).is_file() or _complete(summary):
+        if not (run.folder / DONE).is_file() or _complete_summary(grid.summary(run)) is not None:
             continue
         say(f"scoring {run.folder.name} on {grid.benchmark}")
         log_path = grid.folder / f"{run.folder.name}.log"  # after the run's own training log
         with open(log_path, "a") as log:
             process = subprocess.run(evaluate_command(grid, run), stdout=log, stderr=subprocess.STDOUT)
-        if process.returncode != 0 or not _complete(summary):
+        if process.returncode != 0 or _complete_summary(grid.summary(run)) is None:
             failed.append(run)
             say(f"scoring {run.folder.name} failed (exit {process.returncode}); see {log_path}")
     return failed
 
 
-def _complete(summary: Path) -> bool:
-    return summary.is_file() and json.loads(summary.read_text()).get("complete") is True
+def _complete_summary(path: Path) -> dict | None:
+    """The evaluation summary at ``path`` where it exists and scored every image, else None."""
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text())
+    return found if found.get("complete") is True else None
 
 
 def run_grid(grid: Grid, gpus: list[str], say=print) -> list[Run]:
@@ -237,7 +247,7 @@ def report(grid: Grid) -> str:
     columns = [(lambda run, tag=tag: scores[id(run)].get(tag), name, fmt)
                for tag, name, fmt in (*shown, (BLURRY, "blurred PSNR (dB)", "{:.2f}"))]
     if grid.benchmark is not None:
-        bench = {id(run): _benchmark_scores(grid.evaluation(run) / "summary.json") for run in finished}
+        bench = {id(run): _benchmark_scores(grid.summary(run)) for run in finished}
         columns = [(getter, f"val {name}", fmt) for getter, name, fmt in columns]
         columns += [(lambda run, key=key: bench[id(run)].get(key), f"{grid.benchmark.name} {name}", fmt)
                     for metric, key, name, fmt in BENCHMARK_COLUMNS if metric in grid.metrics]
@@ -263,9 +273,9 @@ def report(grid: Grid) -> str:
 
 def _benchmark_scores(summary: Path) -> dict[str, float]:
     """A run's mean benchmark metrics and the blurred input's PSNR, from its complete evaluation (else nothing)."""
-    if not _complete(summary):
+    found = _complete_summary(summary)
+    if found is None:
         return {}
-    found = json.loads(summary.read_text())
     values = {metric: value for metric, value in found["metrics"].items() if value is not None}
     if found.get("blurred") and found["blurred"].get("psnr") is not None:
         values["blurred_psnr"] = found["blurred"]["psnr"]
