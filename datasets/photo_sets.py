@@ -1,7 +1,8 @@
 """Build the installable sharp-photo sets: ``python -m datasets.photo_sets --out data/photos``.
 
-Training photos come from Debian wallpaper packages (real photographs, many megapixels), validation photos from
-pip packages (scikit-image, sporco), so the two never overlap. Every source file is checked against the sha256
+Training photos come from Debian wallpaper packages (real photographs, many megapixels) and scikit-image (the
+embedded source's training photos, with fine natural texture), validation and benchmark photos from pip packages
+(scikit-image's coffee and chelsea, sporco), and the two splits never share a photo. Every source file is checked against the sha256
 pinned in ``photo_manifest.json`` (Debian releases change files; a changed file changes every result). JPEG
 sources are downscaled by 2, which averages away JPEG blocking and sensor noise so the "sharp" targets really are
 sharp; lossless PNG sources are kept at full size. ``--scales 2 3 4`` adds tiles of the same JPEG photos reduced by

@@ -93,3 +93,20 @@ def test_an_existing_set_is_kept_unless_overwrite(tmp_path):
     result = run_cli("-m", "datasets.photo_sets", "--out", str(out), "--manifest", str(manifest), cwd=tmp_path)
     assert result.returncode == 2 and "already exists" in result.stderr
     assert (out / "mine.txt").read_text() == "keep me"
+
+
+def test_the_shipped_manifest_never_trains_on_a_benchmark_photo():
+    """The benchmarks are cut from the manifest's validation photos; no training entry may be one of them, by name,
+    file or content (the embedded scikit-image training photos share a package with two benchmark photos)."""
+    from datasets.photo_sets import MANIFEST
+    from datasets.photos import TRAIN_PHOTOS, VAL_PHOTOS
+
+    entries = json.loads(MANIFEST.read_text())
+    train = [e for e in entries if e["split"] == "train"]
+    val = [e for e in entries if e["split"] == "val"]
+    assert train and val and len(train) + len(val) == len(entries)
+    for key in ("name", "path", "sha256"):
+        assert not {e[key] for e in train} & {e[key] for e in val}, key
+    assert {"coffee", "chelsea"} <= {e["name"] for e in val} and not set(VAL_PHOTOS) & {e["name"] for e in train}
+    # The scikit-image training entries are photos the embedded default source trains on too.
+    assert {e["name"] for e in train if e["source"] == "scikit-image"} <= set(TRAIN_PHOTOS)
