@@ -92,10 +92,13 @@ def render(
         + (" (the EMA of the weights)" if train.get("ema_decay") else ""),
         f"- sha256: `{digest}` (checked by infer.py and evaluate.py before loading; also in SHA256SUMS)",
         f"- Phase: {phase}"
-        + (" (Charbonnier loss only)" if phase == "pretrain" else f" ({adversarial_description(adv)} fine-tuning)"),
+        + (f" ({_pixel_loss(train)})" if phase == "pretrain" else f" ({adversarial_description(adv)} fine-tuning)"),
         f"- Steps: {bundle.get('step')}, batch {train.get('batch_size')}, {data.get('crop_size')} px crops",
         f"- Hardware: {hardware}",
     ]
+    if phase == "pretrain" and train.get("init"):
+        lines.append(f"- Started from: `{train['init']}` (generator weights only; the steps and time here are this "
+                     "run's alone)")
     if run is not None:
         lines.append(f"- Training time: {_duration(training_seconds(run / 'tensorboard'))} "
                      "(from the run's TensorBoard events; pauses between stretches left out)")
@@ -119,8 +122,9 @@ def render(
     if phase == "adv":
         lines.append(
             f"- Generator loss: {adv.get('w_charbonnier')} x Charbonnier + {adv.get('w_perceptual')} x VGG19 "
-            f"perceptual + {adv.get('w_adv')} x adversarial ({adv.get('gan_type')}, critic {adv.get('critic')}, "
-            f"{adv.get('n_critic')} critic steps per generator step); started from `{adv.get('init')}`"
+            f"perceptual{_detail_terms(train)} + {adv.get('w_adv')} x adversarial ({adv.get('gan_type')}, "
+            f"critic {adv.get('critic')}, {adv.get('n_critic')} critic steps per generator step); started from "
+            f"`{adv.get('init')}`"
         )
     if metrics.get("val_psnr") is not None:
         lines.append(
@@ -135,3 +139,13 @@ def render(
                   "Scored with: " + "; ".join(f"`python {s['command']}`" for s in summaries)]
     lines += ["", "## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def _detail_terms(train: dict) -> str:
+    """`` + 0.7 x fft`` for each detail loss of ``train.detail_losses`` (losses/detail.py), in config order."""
+    return "".join(f" + {weight:g} x {name}" for name, weight in (train.get("detail_losses") or {}).items())
+
+
+def _pixel_loss(train: dict) -> str:
+    terms = _detail_terms(train)
+    return f"Charbonnier{terms} loss" if terms else "Charbonnier loss only"

@@ -69,7 +69,8 @@ def test_training_time_leaves_out_the_pause_between_sessions(tmp_path):
 def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
     network = build_network("light_unet", start_filters=4, levels=2)
     config = {"data": {"crop_size": 32, "kernels": {"trajectory": 1.0}, "sharp_dir": "photos"},
-              "train": {"batch_size": 2, "ema_decay": 0.0}}
+              "train": {"batch_size": 2, "ema_decay": 0.0, "init": "weights/light_unet_pretrain.pt",
+                        "detail_losses": {"fft": 0.7}}}
     checkpoint = tmp_path / "step-00000003.pt"
     save_checkpoint({"phase": "pretrain", "model": {"name": "light_unet", "start_filters": 4, "levels": 2},
                      "generator": network.state_dict(), "step": 3, "config": config}, checkpoint)
@@ -102,6 +103,8 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
     card = (weights / "light_unet_pretrain.md").read_text()
     assert shipped in card
     assert "Steps: 3, batch 2, 32 px crops" in card and "Hardware: a 2-core CPU" in card
+    assert "Phase: pretrain (Charbonnier + 0.7 x fft loss)" in card
+    assert "Started from: `weights/light_unet_pretrain.pt`" in card
     assert "2 sharp images from `photos`" in card and "1 more held out" in card
     assert "**motion-v1**" in card and "| model bundled | 31.25 | 0.9000 | n/a | n/a | n/a | n/a | 0.125 | 48 |" in card
     assert "| Blurred input | 30.07 |" in card and "python train_gan.py --pretrain" in card
