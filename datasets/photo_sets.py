@@ -2,16 +2,15 @@
 
 Training photos come from Debian wallpaper packages (real photographs, many megapixels) and scikit-image (the
 embedded source's training photos, with fine natural texture), validation and benchmark photos from pip packages
-(scikit-image's coffee and chelsea, sporco), and the two splits never share a photo. Every source file is checked against the sha256
-pinned in ``photo_manifest.json`` (Debian releases change files; a changed file changes every result). JPEG
-sources are downscaled by 2, which averages away JPEG blocking and sensor noise so the "sharp" targets really are
-sharp; lossless PNG sources are kept at full size. ``--scales 2 3 4`` adds tiles of the same JPEG photos reduced by
-3 and 4: a wallpaper reduced by 2 is mostly smooth at the pixel level (median tile texture 0.008 against 0.024 for
-the benchmark photos, which are whole scenes at 768x512), and stronger reductions pack more scene detail into each
-pixel, as those photos do. Photos are cut into square tiles and flat tiles (sky, fog,
-out-of-focus background, whose pairs teach nothing about deblurring) are dropped. The output folder gets
-``train/``, ``val/`` and a ``manifest.json`` of what was used, dropped and why; train with
-``configs/photos.yaml``.
+(scikit-image's coffee and chelsea, sporco), and the two splits never share a photo. Every source file is checked
+against the sha256 pinned in ``photo_manifest.json`` (Debian releases change files; a changed file changes every
+result). JPEG sources are downscaled by 2, which averages away JPEG blocking and sensor noise so the "sharp" targets
+really are sharp; lossless PNG sources are kept at full size. ``--scales 2 3 4`` adds tiles of the same JPEG photos
+reduced by 3 and 4: a wallpaper reduced by 2 is mostly smooth at the pixel level (median tile texture 0.008 against
+0.024 for the benchmark photos, which are whole scenes at 768x512), and stronger reductions pack more scene detail
+into each pixel, as those photos do. Photos are cut into square tiles and flat tiles (sky, fog, out-of-focus
+background, whose pairs teach nothing about deblurring) are dropped. The output folder gets ``train/``, ``val/`` and
+a ``manifest.json`` of what was used, dropped and why; train with ``configs/photos.yaml``.
 """
 
 from __future__ import annotations
