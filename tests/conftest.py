@@ -7,12 +7,6 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-# pytest-xdist workers each running torch's default of one thread per core oversubscribe the CPU, and OpenMP's
-# spinning threads then slow the many small ops of these tiny networks by an order of magnitude. Each worker, and
-# every script it starts (they inherit the environment), gets an equal share of the cores instead.
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1:
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
 
 from helpers import run_cli, save_pair, smooth_photo  # noqa: E402
 

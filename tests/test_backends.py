@@ -25,16 +25,9 @@ def _model(norm: str = "instance") -> torch.nn.Module:
     return model.eval()
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("export-cache")
-
-
 @pytest.fixture(autouse=True)
-def export_cache(shared_cache, monkeypatch):
-    """One export cache for this file, never the user's: the tests of the same tiny weights reuse one ONNX export
-    (about 20 s each here), as repeated infer.py runs do. The test of the cache itself uses its own."""
-    monkeypatch.setenv("LIGHTDEBLUR_CACHE", str(shared_cache))
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIGHTDEBLUR_CACHE", str(tmp_path / "cache"))
 
 
 def test_the_weights_key_follows_the_values_not_the_memory_format():
@@ -47,8 +40,7 @@ def test_the_weights_key_follows_the_values_not_the_memory_format():
 
 
 @pytest.mark.skipif(not RUNTIMES, reason="neither onnxruntime nor openvino is installed")
-def test_the_export_is_written_once_per_weights_and_leaves_no_partial_files(tmp_path, monkeypatch):
-    monkeypatch.setenv("LIGHTDEBLUR_CACHE", str(tmp_path / "cache"))
+def test_the_export_is_written_once_per_weights_and_leaves_no_partial_files(tmp_path):
     model = _model()
     path = cached_onnx(model)
     assert path.is_file() and path.parent.name == f"{weights_sha256(model)}-{backends.EXPORT_VERSION}"
