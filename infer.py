@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.export_onnx is not None:
         return export(args)
     try:
-        jobs = plan_jobs(args.input, args.output, args.compare)
+        jobs = plan_jobs(args.input, args.output, args.compare, args.sharp if args.compare else None)
         device = pick_device(args.device)
         checkpoint = args.checkpoint or default_checkpoint(args.model)
         restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap, args.tile_batch,
@@ -115,14 +115,12 @@ def main(argv: list[str] | None = None) -> int:
 def export(args: argparse.Namespace) -> int:
     import torch
 
-    from restore.export import export_onnx
+    from restore.export import check_export_paths, export_onnx
     from restore.inference import default_checkpoint, load_generator
 
     try:
-        if args.export_onnx.exists() and not args.overwrite:
-            print(f"error: {args.export_onnx} exists; pass --overwrite to replace it", file=sys.stderr)
-            return 2
         checkpoint = args.checkpoint or default_checkpoint(args.model)
+        check_export_paths(args.export_onnx, checkpoint, args.overwrite)
         minimum = export_onnx(load_generator(checkpoint, torch.device("cpu")), args.export_onnx)
     except RESTORE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)

@@ -45,15 +45,21 @@ def list_images(folder: str | Path, what: str = "data folder") -> list[Path]:
     return files
 
 
+def check_pixel_limit(width: int, height: int, path: str | Path) -> None:
+    """A DataError when a file's header declares more pixels than ``max_pixels()``: every decoder (Pillow's and
+    OpenCV's) is called only after this check, so a few-byte "decompression bomb" never allocates its pixels."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise DataError(f"image {path} declares {width}x{height} = {width * height:,} pixels, more than the limit "
+                        f"of {limit:,} (set LIGHTDEBLUR_MAX_PIXELS to raise it)")
+
+
 def open_image(path: str | Path) -> Image.Image:
     """The decoded image, upright (EXIF orientation applied); a DataError naming the file if it cannot be read."""
     path = Path(path)
-    limit = max_pixels()
     try:
         with Image.open(path) as image:
-            if image.width * image.height > limit:
-                raise DataError(f"image {path} declares {image.width}x{image.height} = {image.width * image.height:,} "
-                                f"pixels, more than the limit of {limit:,} (set LIGHTDEBLUR_MAX_PIXELS to raise it)")
+            check_pixel_limit(image.width, image.height, path)
             image = ImageOps.exif_transpose(image)
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -89,12 +95,59 @@ def image_size(path: str | Path, verify: bool = False) -> tuple[int, int]:
                 image.verify()
         with Image.open(path) as image:
             width, height = image.size
-            rotated = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+            check_pixel_limit(width, height, path)
+            rotated = _orientation(image, path) in (5, 6, 7, 8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"cannot read image {path}: {error}") from None
     if width == 0 or height == 0:
         raise DataError(f"image {path} is empty (0 pixels)")
     return (height, width) if rotated else (width, height)
+
+
+def exif_orientation(path: str | Path) -> int:
+    """The file's EXIF orientation (1-8; 1 when it has none), read without decoding its pixels."""
+    try:
+        with Image.open(path) as image:
+            check_pixel_limit(image.width, image.height, path)
+            return _orientation(image, path)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+
+
+def _orientation(image: Image.Image, path: str | Path) -> int:
+    # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixel data; the chunk
+    # list is read here instead, skipping the pixel data unread.
+    if image.format == "PNG" and "exif" not in image.info:
+        exif = Image.Exif()
+        found = _png_exif_chunk(Path(path))
+        if found:
+            exif.load(found)
+        return exif.get(ORIENTATION_TAG, 1)
+    return image.getexif().get(ORIENTATION_TAG, 1)
+
+
+def _png_exif_chunk(path: Path) -> bytes | None:
+    """The payload of a PNG's eXIf chunk, found by walking the chunk headers (the pixel data is seeked over)."""
+    with open(path, "rb") as file:
+        file.seek(8)  # the signature
+        while True:
+            header = file.read(8)
+            if len(header) < 8:
+                return None
+            length, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind == b"eXIf":
+                return file.read(length)
+            if kind == b"IEND":
+                return None
+            file.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+
+
+def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
+    """An H x W (x C) array turned upright as ``ImageOps.exif_transpose`` turns an image with that orientation."""
+    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+             8: lambda a: np.rot90(a, 1)}
+    return np.ascontiguousarray(turns[orientation](array)) if orientation in turns else array
 
 
 class CachedImages:

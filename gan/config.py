@@ -60,6 +60,13 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 2  # epochs without a better validation PSNR before the rate drops
     weight_decay: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's; NAFNet trains with [0.9, 0.9]
+    # Cosine over a global step: a run that continues a long one starts at start_step of a schedule_steps-long
+    # cosine (0: the schedule is this run alone). warmup_steps ramp the rate linearly from 0 at this run's start,
+    # for an optimiser whose moments start afresh.
+    schedule_steps: int = 0
+    start_step: int = 0
+    warmup_steps: int = 0
     charbonnier_eps: float = 1e-3
     # Sharper-detail terms added to the pixel loss in both phases, by name with a weight (losses/detail.py):
     # gradient (Sobel edges), fft (Fourier spectrum, MIMO-UNet), tv (total variation), e.g. {gradient: 0.1}.
@@ -99,6 +106,16 @@ class TrainConfig:
                 problems.append(f"train.detail_losses: unknown loss {name!r}; known: {', '.join(DETAIL_LOSSES)}")
             elif not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
                 problems.append(f"train.detail_losses.{name} must be a number >= 0, got {weight!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            problems.append(f"train.betas must be two numbers in [0, 1), got {self.betas}")
+        for key in ("schedule_steps", "start_step", "warmup_steps"):
+            if getattr(self, key) < 0:
+                problems.append(f"train.{key} must be >= 0, got {getattr(self, key)}")
+        if self.schedule_steps and self.start_step >= self.schedule_steps:
+            problems.append(f"train.start_step ({self.start_step}) must be below train.schedule_steps "
+                            f"({self.schedule_steps}): the schedule would already be over")
+        if self.schedule != "cosine" and (self.schedule_steps or self.start_step or self.warmup_steps):
+            problems.append("train.schedule_steps, start_step and warmup_steps need train.schedule=cosine")
         if not 0 < self.plateau_factor < 1 or self.plateau_patience < 0:
             problems.append("train.plateau_factor must be in (0, 1) and train.plateau_patience >= 0")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.charbonnier_eps <= 0:

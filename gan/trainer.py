@@ -524,15 +524,16 @@ class PretrainTrainer(Trainer):
     def __init__(self, config: Config, experiment: Experiment):
         super().__init__(config, experiment)
         train = config.train
-        self.optimizer = torch.optim.AdamW(self.generator.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.generator.parameters(), lr=train.lr, weight_decay=train.weight_decay,
+                                           betas=tuple(train.betas))
         if train.schedule == "plateau":  # the seed report's schedule: halve the rate when validation PSNR stalls
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, mode="max", factor=train.plateau_factor, patience=train.plateau_patience,
                 min_lr=train.lr_min,
             )
         else:
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer, T_max=self.total_steps, eta_min=train.lr_min
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, cosine_with_warmup(train, self.total_steps)
             )
 
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
@@ -556,8 +557,29 @@ class PretrainTrainer(Trainer):
 
     def restore(self, state: dict[str, Any], path: Path) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        scheduler = state["scheduler"]
+        if self.config.train.schedule == "cosine" and "lr_lambdas" not in scheduler:
+            # Written by CosineAnnealingLR: the same curve, closed-form here; its step count is what carries over.
+            scheduler = {"last_epoch": scheduler["last_epoch"], "base_lrs": scheduler["base_lrs"],
+                         "_last_lr": scheduler["_last_lr"], "lr_lambdas": [None]}
+        self.scheduler.load_state_dict(scheduler)
         super().restore(state, path)  # last: the random generators are restored after everything else
+
+
+def cosine_with_warmup(train, run_steps: int):
+    """The rate's multiplier after ``step`` steps of this run: a cosine from ``train.lr`` to ``train.lr_min`` over
+    ``train.schedule_steps`` global steps (this run's ``run_steps`` when 0), entered at ``train.start_step``, times
+    a linear warm-up over this run's first ``train.warmup_steps`` steps."""
+    length = train.schedule_steps or run_steps
+    floor = train.lr_min / train.lr
+
+    def multiplier(step: int) -> float:
+        progress = min(train.start_step + step, length) / max(length, 1)
+        cosine = floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        warmup = min(1.0, (step + 1) / train.warmup_steps) if train.warmup_steps else 1.0
+        return cosine * warmup
+
+    return multiplier
 
 
 def ema_with_warmup(decay: float):

@@ -85,24 +85,29 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 
 class DSConv(nn.Sequential):
-    """Depthwise 3x3 conv, pointwise 1x1 conv, norm, ReLU."""
+    """Depthwise 3x3 conv, pointwise 1x1 conv, norm, ReLU (``relu=False``: the norm's output, signed)."""
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str = "instance"):
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "instance", relu: bool = True):
         # A bias before a normalisation layer is cancelled by its mean subtraction: only keep it without norm.
         super().__init__(
             nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False),
             nn.Conv2d(in_channels, out_channels, 1, bias=norm == "none"),
             make_norm(norm, out_channels),
-            nn.ReLU(inplace=True),
+            *([nn.ReLU(inplace=True)] if relu else []),
         )
 
 
 class LightResBlock(nn.Module):
-    """Two DSConvs with an identity skip."""
+    """Two DSConvs with an identity skip: ``x + F(x)``.
 
-    def __init__(self, channels: int, norm: str = "instance"):
+    ``branch_relu=True`` ends ``F`` in a ReLU, so the block can only add to its input (``F >= 0``); He et al. 2016
+    ("Identity mappings in deep residual networks") found ReLU before the addition clearly worse. ``False`` ends
+    the branch at its normalisation layer (same parameters, so weights load either way).
+    """
+
+    def __init__(self, channels: int, norm: str = "instance", branch_relu: bool = True):
         super().__init__()
-        self.body = nn.Sequential(DSConv(channels, channels, norm), DSConv(channels, channels, norm))
+        self.body = nn.Sequential(DSConv(channels, channels, norm), DSConv(channels, channels, norm, branch_relu))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)

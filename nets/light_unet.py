@@ -18,6 +18,8 @@ class LightUNet(ResidualUNet):
     Bottleneck: DSConv + LightResBlock + DSConv. Decoder level: x2 upsampling (PixelShuffle by default),
     concatenation with the skip, a DSConv that fuses the two back to the level's width, a LightResBlock. Head: a
     3x3 conv to RGB, zero-initialised.
+
+    ``branch_relu``: whether every LightResBlock's residual branch ends in a ReLU (see ``LightResBlock``).
     """
 
     def __init__(
@@ -30,7 +32,9 @@ class LightUNet(ResidualUNet):
         plain_last_decoder_blocks: int = 0,
         upsample: str = "pixelshuffle",
         global_residual: bool = True,
+        branch_relu: bool = True,
     ):
+        self.branch_relu = branch_relu  # read by the make_* methods, which the base __init__ calls
         super().__init__(
             in_channels, out_channels, start_filters, levels, norm, plain_last_decoder_blocks, upsample, global_residual
         )
@@ -39,16 +43,18 @@ class LightUNet(ResidualUNet):
         return nn.Conv2d(in_channels, width, 3, padding=1)
 
     def make_encoder(self, in_channels: int, width: int, norm: str) -> nn.Module:
-        return nn.Sequential(DSConv(in_channels, width, norm), LightResBlock(width, norm))
+        return nn.Sequential(DSConv(in_channels, width, norm), LightResBlock(width, norm, self.branch_relu))
 
     def make_downsampler(self, width: int) -> nn.Module:
         return nn.Conv2d(width, width, 3, stride=2, padding=1)
 
     def make_bottleneck(self, in_channels: int, width: int, norm: str) -> nn.Module:
-        return nn.Sequential(DSConv(in_channels, width, norm), LightResBlock(width, norm), DSConv(width, width, norm))
+        return nn.Sequential(
+            DSConv(in_channels, width, norm), LightResBlock(width, norm, self.branch_relu), DSConv(width, width, norm)
+        )
 
     def make_decoder(self, in_channels: int, width: int, norm: str) -> nn.Module:
-        return nn.Sequential(DSConv(in_channels, width, norm), LightResBlock(width, norm))
+        return nn.Sequential(DSConv(in_channels, width, norm), LightResBlock(width, norm, self.branch_relu))
 
     def make_head(self, width: int, out_channels: int) -> nn.Conv2d:
         return nn.Conv2d(width, out_channels, 3, padding=1)

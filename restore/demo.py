@@ -18,6 +18,7 @@ import json
 import queue
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -104,7 +105,17 @@ class DemoApp:
         job = Job(job_id, model_id, Path(name).name or "image", self.folder / job_id)
         job.folder.mkdir()
         # The upload keeps its suffix so the readers pick the right decoder (16-bit PNG/TIFF need it).
-        (job.folder / f"input{suffix}").write_bytes(body)
+        upload = job.folder / f"input{suffix}"
+        upload.write_bytes(body)
+        try:  # the header alone, before any job: an image over the limit is never queued, let alone decoded
+            job.width, job.height = _read_upload(upload, job.name, image_size)
+            if job.width * job.height > self.max_pixels:
+                raise DataError(f"{job.name} is {job.width}x{job.height} = {job.width * job.height / 1e6:.1f} MP, "
+                                f"over this demo's limit of {self.max_pixels / 1e6:g} MP (start it with "
+                                "--max-megapixels)")
+        except DataError:
+            shutil.rmtree(job.folder, ignore_errors=True)
+            raise
         with self.lock:
             self.jobs[job.id] = job
             self._forget_old_jobs()
@@ -144,12 +155,7 @@ class DemoApp:
                         upload.unlink(missing_ok=True)
 
     def _restore(self, job: Job) -> None:
-        upload = next(job.folder.glob("input.*"))
-        # The header first: an image over the limit is refused before its pixels are decoded.
-        job.width, job.height = _read_upload(upload, job.name, image_size)
-        if job.width * job.height > self.max_pixels:
-            raise DataError(f"{job.name} is {job.width}x{job.height} = {job.width * job.height / 1e6:.1f} MP, over "
-                            f"this demo's limit of {self.max_pixels / 1e6:g} MP (start it with --max-megapixels)")
+        upload = next(job.folder.glob("input.*"))  # its header passed the pixel limit in submit()
         image, info = _read_upload(upload, job.name, read_image_for_inference)
         job.height, job.width = image.shape[-2:]
         preview = job.folder / "input.png"
@@ -178,6 +184,13 @@ def _read_upload(path: Path, name: str, reader: Callable):
         # The reader names the temporary file; the user knows their file by its own name.
         reason = _one_line(error).replace(f"cannot read image {path}: ", "").replace(str(path), name)
         raise DataError(f"{name} is not an image this demo can read ({reason})") from None
+
+
+def download_name(name: str) -> str:
+    """``<stem>_deblurred.png`` for the client's file name, kept to characters that are safe inside a quoted
+    header value: a CR/LF or quote in ``name=`` must never reach the response headers."""
+    stem = re.sub(r"[^A-Za-z0-9._ -]", "_", Path(name).stem)[:100].strip() or "image"
+    return f"{stem}_deblurred.png"
 
 
 def _one_line(error: BaseException) -> str:
@@ -209,7 +222,7 @@ class DemoHandler(BaseHTTPRequestHandler):
             return self._json(HTTPStatus.CONFLICT, {"error": f"job {job.id} has no such image yet ({job.state})"})
         headers = {}
         if file.name == "restored.png":
-            headers["Content-Disposition"] = f'attachment; filename="{Path(job.name).stem}_deblurred.png"'
+            headers["Content-Disposition"] = f'attachment; filename="{download_name(job.name)}"'
         self._send(HTTPStatus.OK, file.read_bytes(), "image/png", headers)
 
     def do_POST(self) -> None:
@@ -228,6 +241,10 @@ class DemoHandler(BaseHTTPRequestHandler):
                          f"{self.app.max_upload_bytes / 2**20:g} MiB (start it with --max-upload-mb)"})
             return self._discard_body(length)
         body = self.rfile.read(length)
+        if len(body) < length:  # the client closed mid-upload: a partial file is never restored
+            print(f"demo: an upload ended after {len(body)} of {length} bytes; dropped", file=sys.stderr)
+            self.close_connection = True
+            return
         model = query.get("model", [next(iter(self.app.models))])[0]
         try:
             job = self.app.submit(model, query.get("name", ["image"])[0], body)

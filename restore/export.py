@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -33,6 +36,24 @@ class PaddedForExport(nn.Module):
         return self.network.add_residual(blurred, self.network.residual(padded))
 
 
+def export_files(path: Path) -> list[Path]:
+    """What an export to ``path`` writes: the graph, and its weights as external data beside it."""
+    return [path, path.with_name(path.name + ".data")]
+
+
+def check_export_paths(path: Path, checkpoint: Path, overwrite: bool) -> None:
+    """An ``ExperimentError`` when the export would replace the checkpoint it reads (under any name, links too),
+    or an existing file without ``overwrite``."""
+    for output in export_files(path):
+        if output.exists() and checkpoint.exists() and os.path.samefile(output, checkpoint):
+            raise ExperimentError(f"--export-onnx {path} would replace the checkpoint {checkpoint} it exports; "
+                                  "choose another path")
+        if output.exists() and not overwrite:
+            raise ExperimentError(f"{output} exists; pass --overwrite to replace it")
+        if output.is_dir():
+            raise ExperimentError(f"{output} is a folder; choose a file path for --export-onnx")
+
+
 def export_onnx(network: nn.Module, path: Path, opset: int = 18) -> int:
     """Write ``network`` as ONNX (input ``blurred``, output ``restored``: N x 3 x H x W in [0, 1]).
 
@@ -52,6 +73,22 @@ def export_onnx(network: nn.Module, path: Path, opset: int = 18) -> int:
     width = torch.export.Dim("width", min=minimum, max=16384)
     batch = torch.export.Dim("batch", min=1, max=256)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Written in a temporary folder beside the target and moved into place once complete, so a failed export
+    # leaves the user's files as they were; the external-data file keeps the name the graph refers to.
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        _export(wrapper, example, staging / path.name, batch, height, width, opset)
+        for written, final in zip(export_files(staging / path.name), export_files(path)):
+            if written.exists():
+                os.replace(written, final)
+            elif final.exists():
+                final.unlink()  # an older export's weights, which the new graph does not use
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return minimum
+
+
+def _export(wrapper: nn.Module, example: torch.Tensor, path: Path, batch, height, width, opset: int) -> None:
     torch.onnx.export(
         wrapper,
         (example,),
@@ -62,4 +99,3 @@ def export_onnx(network: nn.Module, path: Path, opset: int = 18) -> int:
         opset_version=opset,
         dynamo=True,
     )
-    return minimum

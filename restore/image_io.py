@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from datasets.errors import DataError
-from datasets.images import open_image
+from datasets.images import exif_orientation, open_image, orient_array
 
 # OpenCV's TIFF reader warns on every extra-sample (alpha) file it reads correctly anyway.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -41,9 +41,10 @@ class ImageInfo:
 def read_image_for_inference(path: Path) -> tuple[torch.Tensor, ImageInfo]:
     """3 x H x W float32 RGB in [0, 1], and what is needed to write the result back like the input."""
     if path.suffix.lower() in SIXTEEN_BIT_SUFFIXES:
-        array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        orientation = exif_orientation(path)  # checks the pixel limit from the header before OpenCV decodes
+        array = _opencv_decode(path)
         if array is not None and array.dtype == np.uint16 and array.ndim == 3:
-            return _from_16bit_colour(array)
+            return _from_16bit_colour(orient_array(array, orientation))
     image = open_image(path)
     icc = image.info.get("icc_profile")
     if image.mode in GRAY_MODES:
@@ -67,6 +68,15 @@ def read_image_for_inference(path: Path) -> tuple[torch.Tensor, ImageInfo]:
         rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0  # palette, CMYK, YCbCr -> RGB
     converted = image.mode if image.mode not in ("RGB", "RGBA") else None
     return _tensor(rgb, path), ImageInfo(False, 8, alpha, icc, converted)
+
+
+def _opencv_decode(path: Path) -> np.ndarray | None:
+    """OpenCV's decode of the file's bytes (``cv2.imread`` crashes on file names that are not valid UTF-8)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise DataError(f"cannot read image {path}: {error.strerror}") from None
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
 
 
 def _from_16bit_colour(array: np.ndarray) -> tuple[torch.Tensor, ImageInfo]:

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from datasets.images import IMAGE_SUFFIXES, list_images
+from datasets.images import IMAGE_SUFFIXES, image_files, list_images
 
 from .backends import RuntimeNetwork, resolve_backend
 from .bundled import bundled_path
@@ -186,12 +186,13 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def plan_jobs(input_path: Path, output_path: Path, compare: bool = False) -> list[Job]:
+def plan_jobs(input_path: Path, output_path: Path, compare: bool = False, sharp: Path | None = None) -> list[Job]:
     """Map inputs to outputs: one file to a file (or into a folder), or a folder tree to a mirrored folder tree;
     with ``compare``, each output also gets its ``<stem>_compare.png`` panel.
 
     Refuses any plan that would write over an input (by any name: links count), or put outputs inside the input
-    folder (a rerun would then take them for inputs).
+    folder (a rerun would then take them for inputs). The files of the ``sharp`` folder (``--sharp``) are inputs
+    too: ground truth is never written over, whatever ``--overwrite`` says.
     """
     if not input_path.exists():
         raise ExperimentError(f"input {input_path} does not exist")
@@ -205,8 +206,14 @@ def plan_jobs(input_path: Path, output_path: Path, compare: bool = False) -> lis
     if compare:
         for job in jobs:
             job.compare = job.target.with_name(f"{job.target.stem}_compare.png")
-    sources = {_identity(job.source): job.source for job in jobs}
-    resolved = {job.source.resolve(): job.source for job in jobs}
+    inputs = [job.source for job in jobs]
+    if sharp is not None and sharp.is_dir():
+        target_root = (output_path if not input_path.is_file() else jobs[0].target.parent).resolve()
+        if target_root == sharp.resolve() or sharp.resolve() in target_root.parents:
+            raise ExperimentError(f"output {output_path} is inside the --sharp folder {sharp}; choose another")
+        inputs += image_files(sharp)
+    sources = {_identity(path): path for path in inputs}
+    resolved = {path.resolve(): path for path in inputs}
     for job in jobs:
         for output in job.outputs:
             clash = resolved.get(output.resolve()) or sources.get(_identity(output) or (-1, -1))

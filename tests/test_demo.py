@@ -113,11 +113,11 @@ def test_an_uploaded_png_comes_back_restored_at_full_size(tmp_path, checkpoint):
 
 
 def test_bad_uploads_get_one_clear_message_and_the_server_keeps_serving(server):
+    # What the header read refuses never becomes a job: 400 with one line naming the client's file.
     status, reply = server.upload(b"this is not an image", "notes.png")
-    state = server.finished(reply["job"])
-    assert state["state"] == "error" and state["error"].startswith("notes.png is not an image this demo can read")
-    assert "/tmp" not in state["error"] and "\n" not in state["error"]
-    corrupt = _png()[:200]  # a PNG cut short
+    assert status == 400 and reply["error"].startswith("notes.png is not an image this demo can read")
+    assert "/tmp" not in reply["error"] and "\n" not in reply["error"]
+    corrupt = _png()[:200]  # a PNG cut short: its header reads, its pixels do not
     state = server.finished(server.upload(corrupt, "cut.png")[1]["job"])
     assert state["state"] == "error" and "cut.png" in state["error"]
     assert server.upload(b"", "empty.png") == (400, {"error": "the upload is empty: choose an image file"})
@@ -125,8 +125,8 @@ def test_bad_uploads_get_one_clear_message_and_the_server_keeps_serving(server):
     assert status == 400 and "unknown model 'nope'" in reply["error"]
     status, reply = server.upload(os.urandom(2 * 1024 * 1024), "huge.png")
     assert status == 413 and "over this demo's limit of 1 MiB" in reply["error"]
-    state = server.finished(server.upload(_png(300, 200), "big.png")[1]["job"])  # 0.06 MP > 0.05
-    assert state["state"] == "error" and "over this demo's limit of 0.05 MP" in state["error"]
+    status, reply = server.upload(_png(300, 200), "big.png")  # 0.06 MP > 0.05, refused from the header
+    assert status == 400 and "over this demo's limit of 0.05 MP" in reply["error"]
     assert server.request("/api/jobs/000000000000")[0] == 404
     # Still serving after all of that.
     state = server.finished(server.upload(_png(), "fine.png")[1]["job"])

@@ -1,0 +1,170 @@
+"""Hostile files: headers that declare huge images, names OpenCV cannot take, outputs that would replace inputs.
+
+Every case runs on real files; a refused case leaves every file it was given byte for byte as it was.
+"""
+
+import os
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasets.errors import DataError
+from datasets.images import exif_orientation, image_size, orient_array
+from helpers import run_cli, smooth_photo
+from restore.image_io import read_image_for_inference
+
+
+def png_header_only(path: Path, width: int, height: int, bit_depth: int = 8) -> Path:
+    """A tiny PNG whose header declares ``width`` x ``height`` RGB pixels and whose data is a few bytes: the
+    decompression bomb's shape (a decoder that trusts the header allocates every declared pixel)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def save_photo(path: Path, seed: int = 0, size=(48, 64)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(smooth_photo(np.random.default_rng(seed), *size)).save(path)
+    return path
+
+
+# -- decompression bombs ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bit_depth, side", [(8, 100_000), (16, 14_200)])
+def test_a_png_that_declares_too_many_pixels_is_refused_from_its_header(tmp_path, bit_depth, side):
+    bomb = png_header_only(tmp_path / "bomb.png", side, side, bit_depth)
+    assert bomb.stat().st_size < 100
+    for read in (image_size, exif_orientation, read_image_for_inference):
+        with pytest.raises(DataError, match=f"declares {side}x{side}"):
+            read(bomb)
+
+
+def test_infer_refuses_a_bomb_in_one_line(tmp_path, checkpoint):
+    bomb = png_header_only(tmp_path / "bomb.png", 100_000, 100_000, 16)
+    result = run_cli("-m", "infer", "--input", str(bomb), "--output", str(tmp_path / "out.png"),
+                     "--checkpoint", str(checkpoint), cwd=tmp_path)
+    assert "declares 100000x100000" in one_error_line(result)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_the_demo_refuses_a_bomb_before_it_becomes_a_job(tmp_path):
+    from restore.demo import DemoApp, Model, download_name
+
+    def never_loaded():
+        raise AssertionError("a refused upload must not load a model")
+
+    app = DemoApp([Model("m", "model", never_loaded)], max_megapixels=1)
+    try:
+        body = png_header_only(tmp_path / "bomb.png", 100_000, 100_000).read_bytes()
+        with pytest.raises(DataError, match="declares 100000x100000"):
+            app.submit("m", "bomb.png", body)
+        big = tmp_path / "big.png"
+        Image.fromarray(np.zeros((1100, 1000, 3), np.uint8)).save(big)
+        with pytest.raises(DataError, match="1.1 MP, over this demo's limit of 1 MP"):
+            app.submit("m", "big.png", big.read_bytes())
+        assert app.jobs == {} and list(app.folder.iterdir()) == []
+    finally:
+        app.close()
+    # The download name a client chose never carries a header break or a quote into the response.
+    assert download_name('a"\r\nSet-Cookie: x=1.png') == "a___Set-Cookie_ x_1_deblurred.png"
+
+
+# -- OpenCV's reader ---------------------------------------------------------------------------------------------
+
+
+def test_a_sixteen_bit_photo_whose_name_is_not_utf8_is_read(tmp_path):
+    pixels = (np.random.default_rng(0).random((20, 30, 3)) * 65535).astype(np.uint16)
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: not valid UTF-8
+    path = tmp_path / name
+    assert cv2.imencode(".png", pixels)[0]
+    path.write_bytes(cv2.imencode(".png", pixels)[1].tobytes())
+    image, info = read_image_for_inference(path)
+    assert info.bits == 16
+    np.testing.assert_allclose(image.numpy().transpose(1, 2, 0), pixels[..., ::-1] / 65535.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orient_array_turns_as_pillow_does(orientation):
+    from PIL import ImageOps
+
+    pixels = smooth_photo(np.random.default_rng(orientation), 6, 9)
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.info["exif"] = exif.tobytes()
+    expected = np.asarray(ImageOps.exif_transpose(image))
+    np.testing.assert_array_equal(orient_array(pixels, orientation), expected)
+
+
+def test_a_sixteen_bit_png_with_exif_orientation_is_turned_upright_like_an_eight_bit_one(tmp_path):
+    pixels8 = smooth_photo(np.random.default_rng(1), 20, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the upright image is 30 x 20
+    eight = tmp_path / "eight.png"
+    Image.fromarray(pixels8).save(eight, exif=exif.tobytes())
+    sixteen = tmp_path / "sixteen.png"
+    # OpenCV writes the 16-bit pixels; the eXIf chunk is spliced in before IEND, where cameras' tools put it.
+    data = cv2.imencode(".png", pixels8[..., ::-1].astype(np.uint16) * 257)[1].tobytes()
+    body = exif.tobytes()
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    sixteen.write_bytes(data[:-12] + chunk + data[-12:])
+    assert exif_orientation(sixteen) == 6 and image_size(sixteen) == (20, 30)
+    upright8, _ = read_image_for_inference(eight)
+    upright16, info = read_image_for_inference(sixteen)
+    assert info.bits == 16 and upright16.shape == upright8.shape == (3, 30, 20)
+    np.testing.assert_allclose(upright16.numpy(), upright8.numpy(), atol=1e-6)
+
+
+# -- outputs never replace inputs --------------------------------------------------------------------------------
+
+
+def test_sharp_files_are_inputs_and_never_overwritten(tmp_path, checkpoint):
+    blur, sharp = tmp_path / "blur", tmp_path / "sharp"
+    save_photo(blur / "a.png", seed=0)
+    truth = save_photo(sharp / "a.png", seed=1)
+    before = truth.read_bytes()
+    args = ["-m", "infer", "--input", str(blur), "--output", str(sharp), "--checkpoint", str(checkpoint),
+            "--compare", "--sharp", str(sharp), "--overwrite"]
+    assert "--sharp folder" in one_error_line(run_cli(*args, cwd=tmp_path))
+    assert truth.read_bytes() == before and sorted(p.name for p in sharp.iterdir()) == ["a.png"]
+    # A single file written onto a sharp counterpart through a link is refused too.
+    (tmp_path / "alias.png").symlink_to(truth)
+    args = ["-m", "infer", "--input", str(blur / "a.png"), "--output", str(tmp_path / "alias.png"),
+            "--checkpoint", str(checkpoint), "--compare", "--sharp", str(sharp), "--overwrite"]
+    assert "is the input file" in one_error_line(run_cli(*args, cwd=tmp_path))
+    assert truth.read_bytes() == before
+
+
+def test_an_onnx_export_never_replaces_the_checkpoint_or_unasked_files(tmp_path, checkpoint):
+    own = tmp_path / "model.pt"
+    own.write_bytes(checkpoint.read_bytes())
+    before = own.read_bytes()
+    # The checkpoint named as the export: refused with --overwrite too.
+    for extra in ([], ["--overwrite"]):
+        result = run_cli("-m", "infer", "--checkpoint", str(own), "--export-onnx", str(own), *extra, cwd=tmp_path)
+        assert "would replace the checkpoint" in one_error_line(result) or "exists" in one_error_line(result)
+    assert own.read_bytes() == before
+    # The external-data file of an earlier export counts as an existing output.
+    data = tmp_path / "x.onnx.data"
+    data.write_bytes(b"someone's file")
+    result = run_cli("-m", "infer", "--checkpoint", str(own), "--export-onnx", str(tmp_path / "x.onnx"),
+                     cwd=tmp_path)
+    assert "x.onnx.data exists" in one_error_line(result)
+    assert data.read_bytes() == b"someone's file" and not (tmp_path / "x.onnx").exists()
