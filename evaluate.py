@@ -173,7 +173,13 @@ METHODS = tuple(BUILDERS)
 
 
 def safe_folder_name(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
+    """The run folder's name below --out for a row label: never empty, '.' or '..', so never outside --out."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
+    if not name.strip("."):
+        from datasets.errors import DataError
+
+        raise DataError(f"--label {label!r} makes no folder name below --out; use letters, digits, '-', '_' or '.'")
+    return name
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,7 +124,7 @@ def folder_items(restored: Path, sharp: Path, blurred: Path | None = None) -> li
     for name in sorted(set(restored_files) & set(sharp_files)):
         paths = [restored_files[name],
                  sharp_files[name]] + ([blurred_files[name]] if blurred_files and name in blurred_files else [])
-        sizes = {path: image_size(path) for path in paths}
+        sizes = {path: image_size(path, verify=True) for path in paths}  # verify: a truncated file fails here
         if len(set(sizes.values())) > 1:
             problems.append("sizes differ: " + ", ".join(f"{p} is {w}x{h}" for p, (w, h) in sizes.items()))
             continue

@@ -17,7 +17,12 @@ from losses.adversarial import build_adversarial_loss, feature_matching, gradien
 from losses.detail import detail_terms
 from losses.perceptual import PerceptualLoss
 from nets import build_network
-from restore.checkpoint import best_checkpoints_newest_first, generator_from_checkpoint, load_checkpoint
+from restore.checkpoint import (
+    best_checkpoints_newest_first,
+    generator_from_checkpoint,
+    load_checkpoint,
+    network_options,
+)
 
 from .config import Config
 from .distributed import broadcast_parameters
@@ -54,7 +59,7 @@ class AdversarialTrainer(Trainer):
         if config.train.init:
             raise ConfigError("train.init starts a --pretrain run; --adv starts from a pretrain run (adv.init)")
         self.init_path, self._init_state = find_pretrain_checkpoint(config.adv.init, config.experiment.root)
-        config.model = dict(self._init_state["model"])
+        config.model = network_options(self._init_state, self.init_path)
         config.adv.init = str(self.init_path)
         super().__init__(config, experiment)
         adv = config.adv

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import torch
 
-from restore.checkpoint import generator_weights, load_checkpoint, step_checkpoints
+from restore.checkpoint import (
+    first_non_finite_weight,
+    generator_weights,
+    load_checkpoint,
+    network_options,
+    step_checkpoints,
+)
 
 from .errors import ExperimentError
 
@@ -29,22 +35,26 @@ def load_init_weights(model: torch.nn.Module, path: str | Path, network: str) ->
     """Load the generator weights of checkpoint or bundled file ``path`` into ``model`` (``train.init``); an
     ``ExperimentError`` naming the file when it is no generator of the configured network."""
     state = load_checkpoint(path)
+    options = network_options(state, path)
     own = model.state_dict()
     try:
         weights = {name: tensor.to(own[name].dtype) if name in own else tensor
-                   for name, tensor in generator_weights(state).items()}
+                   for name, tensor in generator_weights(state, path).items()}
         model.load_state_dict(weights)
     except (RuntimeError, TypeError) as error:
         raise ExperimentError(
             f"train.init {path} is not a generator of the configured network {network!r} "
-            f"(it holds {state['model'].get('name')!r} {dict(state['model'])}): {str(error).splitlines()[0]}"
+            f"(it holds {options['name']!r} {options}): {str(error).splitlines()[0]}"
         ) from None
+    broken = first_non_finite_weight(model)
+    if broken:
+        raise ExperimentError(f"train.init {path}: weight {broken} is not finite (inf or nan)")
 
 def first_non_finite(modules: list[torch.nn.Module]) -> str:
     """The name of the first parameter or buffer holding inf or nan ("" when all are finite): such weights are
     never saved, since every later load would restore the broken model."""
     for module in modules:
-        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                return name
+        broken = first_non_finite_weight(module)
+        if broken:
+            return broken
     return ""

@@ -18,38 +18,88 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from datasets.hashing import sha256
 from nets import build_network
 from restore.bundled import BUNDLED_MODELS, FORMAT, WEIGHTS_DIR
-from restore.checkpoint import SUMS, generator_weights, load_checkpoint, read_sums, save_checkpoint, verify
+from restore.checkpoint import (
+    SUMS,
+    file_mode,
+    generator_from_checkpoint,
+    generator_weights,
+    load_checkpoint,
+    read_sums,
+    save_checkpoint,
+    verify,
+)
 from restore.errors import ExperimentError
 
 from .model_card import render
 
+# The phase each bundled slot holds, as train_gan.py's checkpoints name it.
+PHASES = {"pretrain": "pretrain", "gan": "adv"}
+NETWORK = "light_unet"  # the bundled files' names say LightUNet, and every reader builds one from them
 
-def export(state: dict[str, Any], target: Path, source: str) -> str:
-    """Write the generator of checkpoint ``state`` as fp16 to ``target``; returns its sha256 (also recorded)."""
+
+def compact_state(state: dict[str, Any], model: str, source: str) -> dict[str, Any]:
+    """The bundled form of checkpoint ``state`` (generator only, fp16), once it is known to be what slot ``model``
+    holds: a LightUNet of that phase whose weights load into the network it names and stay finite in fp16.
+    Anything else is an ``ExperimentError`` before a file is touched."""
+    options = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(options, dict) or options.get("name") != NETWORK:
+        name = options.get("name") if isinstance(options, dict) else options
+        raise ExperimentError(f"{source} holds network {name!r}, not a {NETWORK}: the bundled files are LightUNets")
+    if state.get("phase") != PHASES[model]:
+        raise ExperimentError(f"{source} is a {state.get('phase')!r} checkpoint; --model {model} ships a "
+                              f"{PHASES[model]!r} one")
+    if not isinstance(state.get("generator"), dict):
+        raise ExperimentError(f"{source} has no generator weights")
+    generator_from_checkpoint(state, source)  # the architecture: every weight loads, none is missing
     weights = {name: tensor.half() if tensor.is_floating_point() else tensor
                for name, tensor in generator_weights(state).items()}
-    compact = {
+    broken = [name for name, tensor in weights.items() if tensor.is_floating_point() and
+              not bool(torch.isfinite(tensor).all())]
+    if broken:
+        raise ExperimentError(f"{source}: weight {broken[0]} is not finite in fp16 ({len(broken)} tensors are not); "
+                              "nothing was shipped")
+    return {
         "format": FORMAT,
         "phase": state.get("phase"),
-        "model": dict(state["model"]),
+        "model": dict(options),
         "generator": weights,
         "step": state.get("step"),
         "source_checkpoint": source,
         "metrics": state.get("metrics"),
         "config": state.get("config"),  # plain values: what the model card reports
     }
-    save_checkpoint(compact, target)
-    digest = sha256(target)
-    sums = read_sums(target.parent)
-    sums[target.name] = digest
-    (target.parent / SUMS).write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
+
+
+def export(state: dict[str, Any], target: Path, source: str, model: str) -> str:
+    """Write the generator of checkpoint ``state`` as fp16 to ``target`` and its line in SHA256SUMS; returns the
+    sha256. Everything is checked (the checkpoint, the existing SUMS file) before either file is replaced, and
+    each is replaced whole, keeping its permissions."""
+    compact = compact_state(state, model, source)
+    sums = read_sums(target.parent)  # a malformed list fails here, before the weights change
+    sums_path = target.parent / SUMS
+    staged, staged_sums = (path.with_name(f".{path.name}.staged") for path in (target, sums_path))
+    try:
+        save_checkpoint(compact, staged)
+        digest = sha256(staged)
+        sums[target.name] = digest
+        staged_sums.write_text("".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
+        os.chmod(staged, file_mode(target))
+        os.chmod(staged_sums, file_mode(sums_path))
+        os.replace(staged, target)  # both files are complete on disk before either is replaced
+        os.replace(staged_sums, sums_path)
+    finally:
+        staged.unlink(missing_ok=True)
+        staged_sums.unlink(missing_ok=True)
     return digest
 
 
@@ -98,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             state = load_checkpoint(args.checkpoint)
             args.out.mkdir(parents=True, exist_ok=True)
             target = args.out / BUNDLED_MODELS[args.model]
-            digest = export(state, target, str(args.checkpoint))
+            digest = export(state, target, str(args.checkpoint), args.model)
             size = target.stat().st_size / 2**20
             print(f"wrote {target} ({size:.1f} MiB, fp16, step {state.get('step')}), sha256 {digest}")
         if args.card:

@@ -9,6 +9,7 @@ import os
 import pickle
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ def _write_atomically(data: memoryview, path: Path) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, file_mode(path))
         os.replace(temporary, path)
         temporary = None
         _fsync_folder(path.parent)  # the rename itself survives a power cut
@@ -69,6 +71,17 @@ def _write_atomically(data: memoryview, path: Path) -> None:
     finally:
         if temporary is not None:
             Path(temporary).unlink(missing_ok=True)
+
+
+def file_mode(path: Path) -> int:
+    """The permissions a rewritten ``path`` keeps: its own where it exists, else what ``open()`` would give a new
+    file under the process's umask (mkstemp's temporaries are 0600, which a shipped file must not become)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _check_free_space(folder: Path) -> None:
@@ -92,17 +105,27 @@ def _fsync_folder(folder: Path) -> None:
 
 
 SUMS = "SHA256SUMS"
+SUM_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](\S.*)")
 
 
 def read_sums(folder: Path) -> dict[str, str]:
+    """``SHA256SUMS`` as {file name: sha256}; an ``ExperimentError`` naming the line where one is not
+    ``<64 hex digits>  <name>`` (sha256sum's format), so a damaged list is never half-read or rewritten."""
     path = folder / SUMS
     if not path.is_file():
         return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ExperimentError(f"cannot read {path}: {error}") from None
     sums = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.lstrip("*")] = digest
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        found = SUM_LINE.fullmatch(line.strip())
+        if found is None:
+            raise ExperimentError(f"{path} line {number} is not '<sha256>  <file name>': {line[:80]!r}")
+        sums[found.group(2)] = found.group(1).lower()
     return sums
 
 
@@ -183,22 +206,46 @@ def previous_good_checkpoint(path: Path) -> Path | None:
     return None
 
 
-def generator_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+def generator_weights(state: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, torch.Tensor]:
     """The weights to deblur with: the EMA of the generator when the run kept one (validation scored those)."""
-    return state.get("generator_ema") or state["generator"]
+    weights = state.get("generator_ema") or state.get("generator")
+    if not isinstance(weights, dict) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
+        raise ExperimentError(f"checkpoint {path} holds no generator weights (a mapping of tensors)")
+    return weights
+
+
+def network_options(state: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
+    """The checkpoint's ``model`` section: a mapping with the network's registered ``name``."""
+    options = state.get("model")
+    if not isinstance(options, dict) or not isinstance(options.get("name"), str):
+        raise ExperimentError(f"checkpoint {path} does not name its network (its 'model' is {str(options)[:60]!r}, "
+                              "not a mapping with a name)")
+    return dict(options)
 
 
 def generator_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint") -> torch.nn.Module:
     """Rebuild the generator a checkpoint was trained with and load its weights."""
-    options = dict(state["model"])
+    options = network_options(state, path)
     name = options.pop("name")
     try:
         model = build_network(name, **options)
-        model.load_state_dict(generator_weights(state))
-    except (ValueError, RuntimeError) as error:
+        model.load_state_dict(generator_weights(state, path))
+    except (ValueError, RuntimeError, TypeError) as error:
         reason = str(error).splitlines()[0]
         raise ExperimentError(f"checkpoint {path} does not match network {name!r}: {reason}") from None
+    broken = first_non_finite_weight(model)
+    if broken:
+        raise ExperimentError(f"checkpoint {path}: weight {broken} is not finite (inf or nan); it would restore "
+                              "every image to nan")
     return model
+
+
+def first_non_finite_weight(module: torch.nn.Module) -> str:
+    """The name of the first parameter or buffer holding inf or nan ("" when all are finite)."""
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return ""
 
 
 def best_checkpoints_newest_first(root: str | Path) -> list[Path]:

@@ -115,3 +115,57 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
                          "--scores", summary(name, scored, 40.0), cwd=ROOT)
         assert result.returncode == 2 and f"{name} does not score" in result.stderr, result.stderr
     assert "31.25" in (weights / "light_unet_pretrain.md").read_text()  # the refused card did not replace it
+
+
+def _tiny_checkpoint(path, phase="pretrain", name="light_unet", poison=False):
+    torch.manual_seed(1)
+    options = {"name": name, "start_filters": 4, "levels": 2}
+    network = build_network(**options)
+    weights = network.state_dict()
+    if poison:
+        next(iter(weights.values()))[0] = float("nan")
+    save_checkpoint({"phase": phase, "model": options, "generator": weights, "step": 3}, path)
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("nan", "is not finite in fp16"),
+    ("other-network", "holds network 'unet', not a light_unet"),
+    ("gan-as-pretrain", "is a 'adv' checkpoint; --model pretrain ships a 'pretrain' one"),
+    ("bad-sums", "SHA256SUMS line 2 is not '<sha256>  <file name>'"),
+])
+def test_release_refuses_before_touching_the_shipped_files(tmp_path, case, message):
+    weights = tmp_path / "weights"
+    good = _tiny_checkpoint(tmp_path / "good.pt")
+    assert run_cli("-m", "release.bundled", "--checkpoint", str(good), "--model", "pretrain", "--out", str(weights),
+                   cwd=ROOT).returncode == 0
+    shipped, sums = weights / "light_unet_pretrain.pt", weights / SUMS
+    assert shipped.stat().st_mode & 0o044 and sums.stat().st_mode & 0o044  # readable by all, not mkstemp's 0600
+    if case == "bad-sums":
+        sums.write_text(sums.read_text() + "not a sum line\n")
+    bad = {"nan": lambda p: _tiny_checkpoint(p, poison=True),
+           "other-network": lambda p: _tiny_checkpoint(p, name="unet"),
+           "gan-as-pretrain": lambda p: _tiny_checkpoint(p, phase="adv"),
+           "bad-sums": lambda p: _tiny_checkpoint(p)}[case](tmp_path / "bad.pt")
+    if case == "bad-sums":  # another checkpoint, so the weights would change if anything were written
+        state = torch.load(bad, weights_only=True)
+        state["generator"] = {k: v + 1 if v.is_floating_point() else v for k, v in state["generator"].items()}
+        save_checkpoint(state, bad)
+    before = {path.name: (path.read_bytes(), path.stat().st_mode) for path in weights.iterdir()}
+    result = run_cli("-m", "release.bundled", "--checkpoint", str(bad), "--model", "pretrain", "--out", str(weights),
+                     cwd=ROOT)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    assert {path.name: (path.read_bytes(), path.stat().st_mode) for path in weights.iterdir()} == before
+
+
+def test_a_reshipped_file_keeps_its_permissions(tmp_path):
+    weights = tmp_path / "weights"
+    good = _tiny_checkpoint(tmp_path / "good.pt")
+    args = ["-m", "release.bundled", "--checkpoint", str(good), "--model", "pretrain", "--out", str(weights)]
+    assert run_cli(*args, cwd=ROOT).returncode == 0
+    shipped = weights / "light_unet_pretrain.pt"
+    shipped.chmod(0o640)
+    (weights / SUMS).chmod(0o604)
+    assert run_cli(*args, cwd=ROOT).returncode == 0
+    assert shipped.stat().st_mode & 0o777 == 0o640 and (weights / SUMS).stat().st_mode & 0o777 == 0o604

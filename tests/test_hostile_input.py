@@ -222,3 +222,46 @@ def test_a_sigma_cnn_file_that_is_not_a_state_dict_is_named_without_unsafe_advic
     save_checkpoint({"model": {"name": "light_unet"}, "generator": {}}, wrong)
     with pytest.raises(ExperimentError, match="not a file of python -m baselines.sigma_cnn"):
         load(wrong)
+
+
+# -- runs that share a folder, and what --overwrite may delete --------------------------------------------------
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    from gan.experiment import Experiment
+
+    assert run_cli("-m", "train_gan", "--pretrain", "--name", "done", "--set", *TINY, cwd=tmp_path).returncode == 0
+    finished = tmp_path / "experiments" / "done"
+    before = snapshot(finished)
+    for name, args in (("same", ["--name", "same", "--set", *TINY]), ("done", ["--resume", str(finished)])):
+        running = Experiment(tmp_path / "experiments" / name)
+        running.lock()  # as a train_gan.py still running on that folder holds it
+        result = run_cli("-m", "train_gan", "--pretrain", *args, cwd=tmp_path)
+        assert f"is in use by a running train_gan.py (pid {os.getpid()})" in one_error_line(result)
+    assert not (tmp_path / "experiments" / "same").exists() and snapshot(finished) == before
+
+
+@pytest.mark.parametrize("foreign", ["checkpoints/notes.txt", "tensorboard/mine/events.out.tfevents.1"])
+def test_overwrite_refuses_a_run_holding_nested_user_files(tmp_path, foreign):
+    assert run_cli("-m", "train_gan", "--pretrain", "--name", "r", "--set", *TINY, cwd=tmp_path).returncode == 0
+    run = tmp_path / "experiments" / "r"
+    mine = run / foreign
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("my notes\n")
+    before = snapshot(run)
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "r", "--overwrite", "--set", *TINY, cwd=tmp_path)
+    assert "--overwrite refuses to delete" in one_error_line(result) and foreign.split("/")[1] in result.stderr
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("label", ["..", ".", "/", "___"])
+def test_an_evaluation_label_never_writes_outside_out(tmp_path, label):
+    for index in range(2):
+        save_photo(tmp_path / "sharp" / f"p{index}.png", seed=index)
+        save_photo(tmp_path / "restored" / f"p{index}.png", seed=index + 5)
+    out = tmp_path / "evals" / "here"
+    result = run_cli(str(ROOT / "evaluate.py"), "--restored", str(tmp_path / "restored"), "--sharp",
+                     str(tmp_path / "sharp"), "--label", label, "--out", str(out), "--metrics", "psnr", "ssim",
+                     "--no-lpips", cwd=tmp_path)
+    assert "makes no folder name below --out" in one_error_line(result)
+    assert not (tmp_path / "evals").exists()
