@@ -12,6 +12,7 @@ The file names a base config, overrides for every variant, the seeds, and the va
     set: [train.epochs=4]            # applied to every variant
     seeds: [0, 1]                    # experiment.seed; each variant runs once per seed
     benchmark: benchmarks/motion-v1  # optional: score each run's final weights there with evaluate.py
+                                     # (or a list: [benchmarks/motion-v1, benchmarks/motion-v2])
     metrics: [psnr, ssim, flip]      # optional: what evaluate.py scores on the benchmark (default psnr ssim)
     variants:
       baseline: []
@@ -21,7 +22,8 @@ Each run is a ``train_gan.py`` subprocess in its own experiment folder: a finish
 command runs again), an interrupted one is resumed with ``--resume``. ``table.md`` and ``curves.png`` beside the runs
 give each variant's final validation PSNR and SSIM (and JOD or FLIP where the runs logged them) as the mean and
 standard deviation over its seeds; with a benchmark, also its scores there (``evaluate.py --methods model`` on the
-newest step checkpoint, EMA weights where the run kept them), each run's evaluation in ``benchmark/<run>/``.
+newest step checkpoint, EMA weights where the run kept them), each run's evaluation in ``benchmark/<run>/`` (with
+several benchmarks, ``benchmark/<benchmark name>/<run>/``, so ``evaluate.py --compare`` pairs one benchmark's runs).
 """
 
 from __future__ import annotations
@@ -76,17 +78,16 @@ class Grid:
     config: Path
     runs: list[Run]
     folder: Path
-    benchmark: Path | None = None
+    benchmarks: tuple[Path, ...] = ()
     metrics: tuple[str, ...] = ("psnr", "ssim")
 
-    @property
-    def evaluations(self) -> Path:
-        """evaluate.py's output folder: one run folder (named as the run) per scored run."""
-        return self.folder / "benchmark"
+    def evaluations(self, benchmark: Path) -> Path:
+        """evaluate.py's output folder for ``benchmark``: one run folder (named as the run) per scored run."""
+        return self.folder / "benchmark" / (benchmark.name if len(self.benchmarks) > 1 else "")
 
-    def summary(self, run: Run) -> Path:
-        """The summary.json of ``run``'s benchmark scores."""
-        return self.evaluations / run.folder.name / "summary.json"
+    def summary(self, run: Run, benchmark: Path) -> Path:
+        """The summary.json of ``run``'s scores on ``benchmark``."""
+        return self.evaluations(benchmark) / run.folder.name / "summary.json"
 
 
 def load_grid(path: Path) -> Grid:
@@ -113,7 +114,7 @@ def load_grid(path: Path) -> Grid:
     whole_numbers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     if not seeds or not whole_numbers:
         raise ConfigError(f"ablation file {path}: seeds must be a non-empty list of whole numbers, got {seeds!r}")
-    benchmark, metrics = _benchmark(path, raw)
+    benchmarks, metrics = _benchmarks(path, raw)
     config = Path(raw.get("config") or resource_dir("configs") / f"{phase}.yaml")
     if not config.is_absolute() and not config.is_file():
         config = ROOT / config
@@ -134,24 +135,28 @@ def load_grid(path: Path) -> Grid:
             except ConfigError as error:
                 raise ConfigError(f"ablation variant {variant!r}: {error}") from None
             runs.append(Run(variant, seed, folder / f"{variant}-seed{seed}", run_overrides))
-    return Grid(name, phase, config, runs, folder, benchmark, metrics)
+    return Grid(name, phase, config, runs, folder, benchmarks, metrics)
 
 
-def _benchmark(path: Path, raw: dict) -> tuple[Path | None, tuple[str, ...]]:
-    """The grid's benchmark folder (checked to be one, so a missing build fails before hours of training) and the
-    metrics to score there."""
-    benchmark, metrics = raw.get("benchmark"), raw.get("metrics", ["psnr", "ssim"])
+def _benchmarks(path: Path, raw: dict) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """The grid's benchmark folders (each checked to be one, so a missing build fails before hours of training)
+    and the metrics to score there."""
+    benchmarks, metrics = raw.get("benchmark"), raw.get("metrics", ["psnr", "ssim"])
     if not isinstance(metrics, list) or not metrics or not all(m in METRIC_CHOICES for m in metrics):
         raise ConfigError(f"ablation file {path}: metrics must be a non-empty list of {', '.join(METRIC_CHOICES)}, "
                           f"got {metrics!r}")
-    if benchmark is None:
+    if benchmarks is None:
         if "metrics" in raw:
             raise ConfigError(f"ablation file {path}: metrics is given without a benchmark to score them on")
-        return None, tuple(metrics)
-    if not isinstance(benchmark, str) or not (Path(benchmark) / "benchmark.json").is_file():
-        raise ConfigError(f"ablation file {path}: benchmark {benchmark!r} is not a benchmark folder (no "
-                          "benchmark.json); build it with python -m datasets.benchmark")
-    return Path(benchmark), tuple(dict.fromkeys(["psnr", "ssim", *metrics]))
+        return (), tuple(metrics)
+    for benchmark in benchmarks if isinstance(benchmarks, list) and benchmarks else [benchmarks]:
+        if not isinstance(benchmark, str) or not (Path(benchmark) / "benchmark.json").is_file():
+            raise ConfigError(f"ablation file {path}: benchmark {benchmark!r} is not a benchmark folder (no "
+                              "benchmark.json); build it with python -m datasets.benchmark")
+    folders = tuple(Path(b) for b in (benchmarks if isinstance(benchmarks, list) else [benchmarks]))
+    if len({folder.name for folder in folders}) < len(folders):
+        raise ConfigError(f"ablation file {path}: two benchmarks share a folder name ({[str(f) for f in folders]})")
+    return folders, tuple(dict.fromkeys(["psnr", "ssim", *metrics]))
 
 
 def command(grid: Grid, run: Run) -> list[str]:
@@ -161,30 +166,30 @@ def command(grid: Grid, run: Run) -> list[str]:
     return [*script, "--config", str(grid.config), "--set", *run.overrides]
 
 
-def evaluate_command(grid: Grid, run: Run) -> list[str]:
-    """evaluate.py on the grid's benchmark with the run's final weights (the newest step checkpoint)."""
+def evaluate_command(grid: Grid, run: Run, benchmark: Path) -> list[str]:
+    """evaluate.py on ``benchmark`` with the run's final weights (the newest step checkpoint)."""
     final = step_checkpoints(run.folder / "checkpoints")[0]
-    return [sys.executable, str(ROOT / "evaluate.py"), "--benchmark", str(grid.benchmark), "--methods", "model",
-            "--checkpoint", str(final), "--label", run.folder.name, "--out", str(grid.evaluations),
+    return [sys.executable, str(ROOT / "evaluate.py"), "--benchmark", str(benchmark), "--methods", "model",
+            "--checkpoint", str(final), "--label", run.folder.name, "--out", str(grid.evaluations(benchmark)),
             "--overwrite", "--metrics", *grid.metrics]
 
 
 def evaluate_runs(grid: Grid, say=print) -> list[Run]:
-    """Score every finished run that has no complete benchmark evaluation yet; returns the failed ones."""
-    if grid.benchmark is None:
-        return []
+    """Score every finished run on every benchmark where it has no complete evaluation yet; returns the runs
+    that failed."""
     failed = []
-    for run in grid.runs:
-        if not (run.folder / DONE).is_file() or _complete_summary(grid.summary(run)) is not None:
-            continue
-        say(f"scoring {run.folder.name} on {grid.benchmark}")
-        log_path = grid.folder / f"{run.folder.name}.log"  # after the run's own training log
-        with open(log_path, "a") as log:
-            process = subprocess.run(evaluate_command(grid, run), stdout=log, stderr=subprocess.STDOUT)
-        if process.returncode != 0 or _complete_summary(grid.summary(run)) is None:
-            failed.append(run)
-            say(f"scoring {run.folder.name} failed (exit {process.returncode}); see {log_path}")
-    return failed
+    for benchmark in grid.benchmarks:
+        for run in grid.runs:
+            if not (run.folder / DONE).is_file() or _complete_summary(grid.summary(run, benchmark)) is not None:
+                continue
+            say(f"scoring {run.folder.name} on {benchmark}")
+            log_path = grid.folder / f"{run.folder.name}.log"  # after the run's own training log
+            with open(log_path, "a") as log:
+                process = subprocess.run(evaluate_command(grid, run, benchmark), stdout=log, stderr=subprocess.STDOUT)
+            if process.returncode != 0 or _complete_summary(grid.summary(run, benchmark)) is None:
+                failed.append(run)
+                say(f"scoring {run.folder.name} on {benchmark} failed (exit {process.returncode}); see {log_path}")
+    return list(dict.fromkeys(failed))
 
 
 def _complete_summary(path: Path) -> dict | None:
@@ -246,13 +251,14 @@ def report(grid: Grid) -> str:
     shown = [column for column in COLUMNS if any(column[0] in s for s in scores.values())]
     columns = [(lambda run, tag=tag: scores[id(run)].get(tag), name, fmt)
                for tag, name, fmt in (*shown, (BLURRY, "blurred PSNR (dB)", "{:.2f}"))]
-    if grid.benchmark is not None:
-        bench = {id(run): _benchmark_scores(grid.summary(run)) for run in finished}
+    if grid.benchmarks:
         columns = [(getter, f"val {name}", fmt) for getter, name, fmt in columns]
-        columns += [(lambda run, key=key: bench[id(run)].get(key), f"{grid.benchmark.name} {name}", fmt)
+    for benchmark in grid.benchmarks:
+        bench = {id(run): _benchmark_scores(grid.summary(run, benchmark)) for run in finished}
+        columns += [(lambda run, key=key, bench=bench: bench[id(run)].get(key), f"{benchmark.name} {name}", fmt)
                     for metric, key, name, fmt in BENCHMARK_COLUMNS if metric in grid.metrics]
-        columns.append((lambda run: bench[id(run)].get("blurred_psnr"), f"{grid.benchmark.name} blurred PSNR (dB)",
-                        "{:.2f}"))
+        columns.append((lambda run, bench=bench: bench[id(run)].get("blurred_psnr"),
+                        f"{benchmark.name} blurred PSNR (dB)", "{:.2f}"))
     header = ["Variant", "seeds", *(name for _, name, _ in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in dict.fromkeys(run.variant for run in grid.runs):
@@ -263,8 +269,9 @@ def report(grid: Grid) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
     grid.folder.mkdir(parents=True, exist_ok=True)
-    where = "" if grid.benchmark is None else (f"; {grid.benchmark.name}: evaluate.py on the final weights of each "
-                                                "run, mean over the benchmark's images")
+    names = ", ".join(benchmark.name for benchmark in grid.benchmarks)
+    where = "" if not grid.benchmarks else (f"; {names}: evaluate.py on the final weights of each run, mean over "
+                                            "the benchmark's images")
     (grid.folder / "table.md").write_text(
         f"Final validation scores of `{grid.name}` (mean ± sample standard deviation over seeds{where})\n\n{table}")
     _plot(grid, finished, {key: run_curves["val/psnr"] for key, run_curves in curves.items()})

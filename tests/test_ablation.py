@@ -67,6 +67,24 @@ def test_a_grid_with_a_benchmark_scores_each_runs_final_weights_there_and_tabula
     assert again.returncode == 0 and "running" not in again.stdout and "scoring" not in again.stdout
 
 
+def test_a_grid_with_two_benchmarks_scores_and_tabulates_each(tmp_path, bench_folder):
+    other = tmp_path / "other-v1"
+    other.symlink_to(bench_folder)
+    grid = _grid(tmp_path, variants={"base": []}, seeds=[0], benchmark=[str(bench_folder), str(other)])
+    result = run_cli("-m", "gan.ablation", grid, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = tmp_path / "experiments" / "ablations" / "tiny"
+    for name in (bench_folder.name, "other-v1"):
+        summary = json.loads((folder / "benchmark" / name / "base-seed0" / "summary.json").read_text())
+        assert summary["complete"]
+        words = shlex.split(summary["command"])
+        assert Path(words[words.index("--benchmark") + 1]).name == name
+    header, _, row = [line for line in (folder / "table.md").read_text().splitlines() if line.startswith("|")]
+    assert f"{bench_folder.name} PSNR (dB)" in header and "other-v1 PSNR (dB)" in header
+    duplicate = _grid(tmp_path, benchmark=[str(bench_folder), str(bench_folder)])
+    assert "two benchmarks share a folder name" in run_cli("-m", "gan.ablation", duplicate, cwd=tmp_path).stderr
+
+
 def test_the_shipped_grids_are_valid_and_name_their_rows(tmp_path, bench_folder, monkeypatch):
     # The grids that score on motion-v1 need it built; any benchmark folder stands in for it here.
     (tmp_path / "benchmarks").mkdir()
@@ -79,7 +97,7 @@ def test_the_shipped_grids_are_valid_and_name_their_rows(tmp_path, bench_folder,
     assert {run.seed for run in seed_table.runs} == {0, 1} and len(seed_table.runs) == 22
     assert {"norm-none", "norm-batch", "norm-group", "norm-channel", "upsample-transpose", "plain-last-2",
             "filters-32", "plateau"} <= {run.variant for run in seed_table.runs}
-    assert grids["losses"].benchmark.name == "motion-v1" and "cvvdp" in grids["losses"].metrics
+    assert grids["losses"].benchmarks[0].name == "motion-v1" and "cvvdp" in grids["losses"].metrics
     assert grids["gan_objectives"].phase == "adv"
 
 
