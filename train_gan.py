@@ -6,6 +6,8 @@
     python train_gan.py --pretrain --set train.epochs=2 model.start_filters=32
     python train_gan.py --pretrain --resume experiments/pretrain-pretrain-20261121-100847  # continue a run
     python train_gan.py --adv --resume                             # continue the newest adversarial run
+    python train_gan.py --pretrain --continue-shipped              # the long run: resume it, or continue the
+                                                                   # shipped weights where its folder is gone
     torchrun --nproc_per_node 4 train_gan.py --pretrain --config configs/research.yaml  # 4 GPUs (DDP)
 
 SIGINT (Ctrl-C) or SIGTERM stops a run after the current step with a checkpoint saved; a second one exits at once.
@@ -23,6 +25,7 @@ from restore.resources import resource_dir
 
 CONFIGS = resource_dir("configs")
 DEFAULT_CONFIGS = {"pretrain": CONFIGS / "pretrain.yaml", "adv": CONFIGS / "adv.yaml"}
+LONG_RUN_CONFIG = CONFIGS / "long_run.yaml"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,7 +46,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="continue a run exactly where it stopped: its experiment folder or a checkpoint file in it "
         "(default: the folder named by --name, else the newest run of this phase)",
     )
+    parser.add_argument("--continue-shipped", action="store_true",
+                        help="continue the long run (default config: configs/long_run.yaml): resume its folder "
+                        "exactly, or start the next stretch from the shipped weights at their global step")
     args = parser.parse_args(argv)
+    if args.continue_shipped and (args.adv or args.resume is not None or args.overwrite or args.name):
+        parser.error("--continue-shipped continues the pretrain long run its config names; it takes neither --adv, "
+                     "--resume, --overwrite nor --name")
     if args.resume is not None and (args.config or args.overwrite):
         parser.error("--resume continues a run with its own config.yaml; it takes neither --config nor --overwrite")
     return args
@@ -56,15 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     from gan.config import load_config
     from gan.distributed import init_distributed, shutdown
     from gan.experiment import plan_shared_experiment
+    from gan.long_run import continuation
     from gan.resume import plan_resume
     from gan.trainer import PretrainTrainer
 
     phase = "adv" if args.adv else "pretrain"
     trainer_class = AdversarialTrainer if args.adv else PretrainTrainer
-    config_path = args.config or DEFAULT_CONFIGS[phase]
+    config_path = args.config or (LONG_RUN_CONFIG if args.continue_shipped else DEFAULT_CONFIGS[phase])
     try:
         world = init_distributed(load_config(config_path if args.resume is None else None, args.set).train.device)
         say = functools.partial(print, flush=True) if world.is_main else (lambda *_: None)  # rank 0 speaks for all
+        stretch = None
+        if args.continue_shipped:
+            folder, stretch = continuation(load_config(config_path, args.set), say)
+            args.resume = str(folder) if folder is not None else None
         if args.resume is not None:
             root = load_config(config_path, args.set).experiment.root
             target = args.resume or (str(Path(root) / args.name) if args.name else "")
@@ -78,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"resuming {experiment.folder} from {checkpoint} (step {trainer.step}/{trainer.total_steps})")
         else:
             overrides = args.set + ([f"experiment.name={args.name}"] if args.name else [])
-            config = load_config(config_path, overrides)
+            config = stretch or load_config(config_path, overrides)
             experiment = plan_shared_experiment(config, f"{phase}-{config_path.stem}", args.overwrite, world)
             if world.is_main:
                 experiment.lock()

@@ -31,9 +31,10 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
         path.unlink(missing_ok=True)
     return stale
 
-def load_init_weights(model: torch.nn.Module, path: str | Path, network: str) -> None:
+def load_init_weights(model: torch.nn.Module, path: str | Path, network: str) -> dict:
     """Load the generator weights of checkpoint or bundled file ``path`` into ``model`` (``train.init``); an
-    ``ExperimentError`` naming the file when it is no generator of the configured network."""
+    ``ExperimentError`` naming the file when it is no generator of the configured network. Returns the file's
+    state (its records: the long run's position among them)."""
     state = load_checkpoint(path)
     options = network_options(state, path)
     own = model.state_dict()
@@ -49,6 +50,7 @@ def load_init_weights(model: torch.nn.Module, path: str | Path, network: str) ->
     broken = first_non_finite_weight(model)
     if broken:
         raise ExperimentError(f"train.init {path}: weight {broken} is not finite (inf or nan)")
+    return state
 
 def first_non_finite(modules: list[torch.nn.Module]) -> str:
     """The name of the first parameter or buffer holding inf or nan ("" when all are finite): such weights are

@@ -41,6 +41,7 @@ from .distributed import all_true, any_true, average_gradients, init_distributed
 from .errors import ConfigError, ExperimentError, Interrupted, TrainingDiverged
 from .experiment import Experiment
 from .interrupt import GracefulInterrupt, ignore_interrupts_in_worker
+from .long_run import Stretch, device_name, previous_stretches, recipe_hash
 from .precision import choose_precision
 from .rng import capture_rng_state, restore_rng_state
 
@@ -64,6 +65,7 @@ class Trainer:
     def __init__(self, config: Config, experiment: Experiment):
         self.config = config
         self.experiment = experiment
+        self._init_stretches: list[dict] = []  # the long run's stretches behind train.init (build_generator)
         self._set_up_runtime()
         self._set_up_generator()
         self._set_up_precision()
@@ -179,6 +181,8 @@ class Trainer:
         self.bad_steps = 0
         self.resumed_from: Path | None = None
         self.scores: Scores | None = None
+        self.stretches = self._init_stretches  # earlier stretches of the long run (a resumed run: its own)
+        self.stretch: Stretch | None = None  # this one, from fit()
 
     def _set_up_validation_metrics(self) -> None:
         """LPIPS where its weights are there, and log.perceptual's scorer."""
@@ -203,7 +207,8 @@ class Trainer:
         except ValueError as error:
             raise ConfigError(f"model: {error}") from None
         if self.config.train.init:
-            load_init_weights(generator, self.config.train.init, self.config.model["name"])
+            init = load_init_weights(generator, self.config.train.init, self.config.model["name"])
+            self._init_stretches = previous_stretches(init)
         return generator
 
     # -- the loop -------------------------------------------------------------------------------------------
@@ -241,12 +246,13 @@ class Trainer:
         if main:
             remove_stale_temporaries(self.experiment.checkpoints)
         # purge_step hides the events a killed predecessor logged after the checkpoint this run resumed from.
-        purge_step = self.step + 1 if self.resumed_from is not None else None
+        purge_step = self.global_step + 1 if self.resumed_from is not None else None
         self.writer = SummaryWriter(str(self.experiment.tensorboard), purge_step=purge_step) if main else NullWriter()
         interactive = sys.stderr.isatty() and main
         progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step",
                         disable=not interactive)
         self.started, self.start_step = time.monotonic(), self.step
+        self.stretch = Stretch.begin(self.global_step, device_name(self.device))
         try:
             with GracefulInterrupt() as interrupt:
                 for epoch in range(self.epoch, config.train.epochs):
@@ -271,6 +277,21 @@ class Trainer:
             self.writer.close()
         return self.scores
 
+    @property
+    def global_step(self) -> int:
+        """The step on the long run's schedule (``train.start_step`` + this run's steps); the step of every logged
+        scalar, so the curves of successive stretches join up."""
+        return self.config.train.start_step + self.step
+
+    def long_run_record(self) -> dict[str, Any]:
+        """The position on the long schedule, saved in every checkpoint (gan/long_run.py)."""
+        stretches = list(self.stretches)
+        if getattr(self, "stretch", None) is not None:
+            self.stretch.last_step, self.stretch.seconds = self.global_step, time.monotonic() - self.started
+            stretches.append(dataclasses.asdict(self.stretch))
+        return {"recipe": recipe_hash(self.config), "global_step": self.global_step,
+                "schedule_steps": self.config.train.schedule_steps or self.total_steps, "stretches": stretches}
+
     def autocast(self):
         """Mixed precision for forward passes (``train.amp``); losses are then taken in fp32."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -292,7 +313,7 @@ class Trainer:
         self.running_loss += logs["loss"] if math.isfinite(logs["loss"]) else 0.0
         if self.step % self.config.log.scalar_every == 0:
             for key, value in logs.items():
-                self.writer.add_scalar(f"train/{key}", value, self.step)
+                self.writer.add_scalar(f"train/{key}", value, self.global_step)
         progress.update(1)
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
 
@@ -365,7 +386,7 @@ class Trainer:
                 return grad_norm
             optimizer.zero_grad(set_to_none=True)
         self.bad_steps += 1
-        self.writer.add_scalar("train/skipped_step", 1.0, self.step)
+        self.writer.add_scalar("train/skipped_step", 1.0, self.global_step)
         if self.bad_steps >= self.config.train.max_bad_steps:
             raise TrainingDiverged(
                 f"training diverged: {self.bad_steps} steps in a row with a non-finite loss or gradient at step "
@@ -414,13 +435,14 @@ class Trainer:
         for name, field in (("psnr", "psnr"), ("ssim", "ssim"), ("lpips", "lpips"), (perceptual, "perceptual")):
             value = getattr(scores, field)
             if value is not None:
-                self.writer.add_scalar(f"val/{name}", value, self.step)
-                self.writer.add_scalar(f"val/{name}_blurry_input", getattr(self.blurry_scores, field), self.step)
+                self.writer.add_scalar(f"val/{name}", value, self.global_step)
+                self.writer.add_scalar(f"val/{name}_blurry_input", getattr(self.blurry_scores, field),
+                                       self.global_step)
         if rows and all(row.shape == rows[0].shape for row in rows):  # one row per pair: blurred | restored | sharp
-            self.writer.add_image("val/blurred_restored_sharp", torch.cat(rows, dim=-2), self.step)
+            self.writer.add_image("val/blurred_restored_sharp", torch.cat(rows, dim=-2), self.global_step)
         else:  # whole validation images of different sizes: one image each
             for index, row in enumerate(rows):
-                self.writer.add_image(f"val/blurred_restored_sharp/{index}", row, self.step)
+                self.writer.add_image(f"val/blurred_restored_sharp/{index}", row, self.global_step)
         self.writer.flush()
         return scores
 
@@ -453,6 +475,7 @@ class Trainer:
             },
             "config": self.config.to_dict(),
             "precision": {"amp": self.precision.name, "reason": self.precision.reason},
+            "long_run": self.long_run_record(),
         }
 
     def _ema_state(self) -> dict[str, Any]:
@@ -509,6 +532,7 @@ class Trainer:
         self.running_loss, self.best_psnr = state["running_loss"], state["best_psnr"]
         self.bad_steps = state["bad_steps"]
         self.scores = Scores(**state["scores"]) if state["scores"] else None
+        self.stretches = previous_stretches(state)  # this resumed session is a stretch of its own
         self._saved_scalers = state.get("grad_scalers", [])  # loaded by _grad_scaler as optimisers appear
         restore_rng_state(state["rng"])
         self.resumed_from = path

@@ -77,6 +77,7 @@ def compact_state(state: dict[str, Any], model: str, source: str) -> dict[str, A
         "source_checkpoint": source,
         "metrics": state.get("metrics"),
         "config": state.get("config"),  # plain values: what the model card reports
+        "long_run": state.get("long_run"),  # where on the long schedule these weights are (gan/long_run.py)
     }
 
 

@@ -131,6 +131,7 @@ def render(
             f"- Validation (held-out training tiles, synthetic blur): PSNR {metrics['val_psnr']:.2f} dB, SSIM "
             f"{metrics['val_ssim']:.4f}; blurred input {metrics['blurry_psnr']:.2f} dB, {metrics['blurry_ssim']:.4f}"
         )
+    lines += _long_run_lines(bundle.get("long_run"))
     if notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in notes)]
     lines += ["", "## Commands", "", "```bash", *commands, "```"]
@@ -139,6 +140,21 @@ def render(
                   "Scored with: " + "; ".join(f"`python {s['command']}`" for s in summaries)]
     lines += ["", "## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def _long_run_lines(record: dict | None) -> list[str]:
+    """The long run's position and every stretch of it (gan/long_run.py), where the file records one."""
+    if not record:
+        return []
+    lines = ["", "## The long run", "",
+             f"Global step {record['global_step']} of a {record['schedule_steps']}-step schedule, recipe "
+             f"`{record['recipe']}` (`python train_gan.py --pretrain --continue-shipped` continues it).", "",
+             "| stretch | started | device | global steps | steps | hours |", "|---|---|---|---|---|---|"]
+    for index, stretch in enumerate(record.get("stretches", []), 1):
+        steps = stretch["last_step"] - stretch["first_step"]
+        lines.append(f"| {index} | {stretch['started']} | {stretch['device']} | {stretch['first_step']}-"
+                     f"{stretch['last_step']} | {steps} | {stretch['seconds'] / 3600:.2f} |")
+    return lines
 
 
 def _detail_terms(train: dict) -> str:

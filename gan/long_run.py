@@ -1,0 +1,138 @@
+"""One long training run that adds up across interruptions, sessions and machines.
+
+A long run is a pretrain config with ``train.schedule_steps`` (one cosine over a global step) and a fixed
+``experiment.name``. ``train_gan.py --pretrain --continue-shipped`` continues it in one command:
+
+- where its folder survives (the same machine), it resumes exactly from the newest checkpoint;
+- where it does not (a fresh machine), it starts a new stretch from ``train.init`` (the shipped weights) at the
+  global step those weights record, with a fresh optimiser warmed up over ``train.warmup_steps``, and says so.
+
+Every checkpoint records the position (``long_run``: the recipe's hash, the global step, the schedule's length and
+every stretch so far: its steps, hours and CPU); release.bundled copies it into the shipped file and its card.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from restore.checkpoint import load_checkpoint, step_checkpoints
+
+from .config import Config
+from .errors import ConfigError, ExperimentError
+
+# Keys that say where or how long one stretch runs, or how its work is spread, not what the recipe computes: a
+# continuation changes them, so the recipe's hash leaves them out.
+NOT_RECIPE = {
+    "experiment": ("name", "root", "seed"),
+    "train": ("init", "start_step", "epochs", "warmup_steps", "threads", "device", "checkpoint_every", "keep_last",
+              "compile", "channels_last"),
+    "data": ("num_workers",),
+    "log": ("scalar_every", "val_images", "lpips", "perceptual"),
+}
+
+
+def recipe_hash(config: Config) -> str:
+    """16 hex digits of sha256 over the config without ``NOT_RECIPE``'s keys: equal exactly for stretches of one
+    long run."""
+    recipe = copy.deepcopy(config.to_dict())
+    for section, keys in NOT_RECIPE.items():
+        for key in keys:
+            recipe[section].pop(key, None)
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device) -> str:
+    """What a stretch ran on, for its record: the CPU's or GPU's model name."""
+    if device.type == "cuda":
+        import torch
+
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {cpu_name()}" if device.type == "cpu" else device.type
+
+
+@dataclass
+class Stretch:
+    """One stretch of the long run, as recorded in checkpoints and on the model card."""
+
+    started: str  # UTC date and time
+    device: str
+    first_step: int  # global step at its start
+    last_step: int
+    seconds: float
+
+    @classmethod
+    def begin(cls, global_step: int, device: str) -> "Stretch":
+        return cls(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), device, global_step, global_step, 0.0)
+
+
+def previous_stretches(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stretches a checkpoint or shipped file records (none before the long run began)."""
+    record = state.get("long_run") if isinstance(state, dict) else None
+    return list(record.get("stretches", [])) if isinstance(record, dict) else []
+
+
+def continuation(config: Config, say=print) -> tuple[Path | None, Config]:
+    """What ``--continue-shipped`` does with ``config``: (the run folder to resume exactly, None) where it
+    survives, else (None, the config of a new stretch from the shipped weights). A ``ConfigError`` or
+    ``ExperimentError`` when the config, the shipped weights or the run folder do not belong to one long run."""
+    train = config.train
+    if not train.schedule_steps:
+        raise ConfigError("--continue-shipped needs a long run's config: train.schedule_steps (the schedule's "
+                          "length in global steps) is not set")
+    if not config.experiment.name:
+        raise ConfigError("--continue-shipped needs experiment.name in the config: the long run's folder")
+    recipe = recipe_hash(config)
+    folder = Path(config.experiment.root) / config.experiment.name
+    found = step_checkpoints(folder / "checkpoints") if (folder / "checkpoints").is_dir() else []
+    if found:
+        saved = load_checkpoint(found[0]).get("long_run") or {}
+        if saved.get("recipe") != recipe:
+            raise ExperimentError(f"run folder {folder} holds recipe {saved.get('recipe')}, the config is recipe "
+                                  f"{recipe}: they are not one long run (move the folder or restore the config)")
+        return folder, config
+    if not train.init:
+        raise ConfigError("--continue-shipped needs train.init: the shipped weights a fresh machine continues from")
+    shipped = load_checkpoint(train.init)
+    record = shipped.get("long_run")
+    if record is None:
+        start = 0
+        say(f"continuing {train.init} as global step 0 of a {train.schedule_steps}-step schedule (it records no "
+            "long run: it is where this one begins)")
+    else:
+        if record.get("schedule_steps") != train.schedule_steps:
+            raise ExperimentError(f"{train.init} is on a {record.get('schedule_steps')}-step schedule, the config "
+                                  f"says train.schedule_steps={train.schedule_steps}")
+        if record.get("recipe") != recipe:
+            raise ExperimentError(f"{train.init} was trained with recipe {record.get('recipe')}, the config is recipe "
+                                  f"{recipe}: continuing would silently start another schedule")
+        start = int(record["global_step"])
+        say(f"no run folder {folder}: continuing {train.init} at global step {start} of {train.schedule_steps} "
+            f"with a fresh optimiser, warmed up over {train.warmup_steps} steps")
+    if start >= train.schedule_steps:
+        raise ExperimentError(f"{train.init} is at global step {start}: the {train.schedule_steps}-step schedule "
+                              "is complete")
+    stretch = copy.deepcopy(config)
+    stretch.train.start_step = start
+    steps_per_epoch = max(1, stretch.data.train_pairs_per_epoch // stretch.train.batch_size)
+    stretch.train.epochs = math.ceil((train.schedule_steps - start) / steps_per_epoch)
+    stretch.experiment.seed = config.experiment.seed + start  # fresh pairs, not the first stretch's again
+    return None, stretch

@@ -1,0 +1,106 @@
+"""The long run: one cosine over a global step, continued exactly where its folder survives and from the shipped
+weights where it does not, refusing anything that would silently start another schedule."""
+
+import math
+import shutil
+
+import torch
+import yaml
+
+from evaluation.curves import read_scalars
+from gan.config import load_config
+from gan.long_run import recipe_hash
+from helpers import TINY, run_cli
+from restore.checkpoint import step_checkpoints
+
+SCHEDULE = 12  # global steps; TINY's epoch is 2 steps of batch 4, and its 2 epochs make a first stretch of 4
+FIRST = 4
+WARMUP = 2
+
+
+def _config(tmp_path, init=None):
+    raw = {"experiment": {"name": "long"}, "train": {"schedule_steps": SCHEDULE, "warmup_steps": WARMUP,
+                                                      "lr": 1e-3, "lr_min": 1e-5}}
+    if init is not None:
+        raw["train"]["init"] = str(init)
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _newest(folder):
+    return torch.load(step_checkpoints(folder / "checkpoints")[0], weights_only=True)
+
+
+def _multiplier(global_step, run_step):
+    floor = 1e-5 / 1e-3
+    cosine = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * global_step / SCHEDULE))
+    return cosine * min(1.0, (run_step + 1) / WARMUP)
+
+
+def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_path):
+    # The first stretch: 4 of the schedule's 12 steps, shipped as a bundled file.
+    config = _config(tmp_path)
+    first = run_cli("-m", "train_gan", "--pretrain", "--config", str(config), "--set", *TINY, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run = tmp_path / "experiments" / "long"
+    record = _newest(run)["long_run"]
+    assert record["global_step"] == FIRST and record["schedule_steps"] == SCHEDULE and len(record["stretches"]) == 1
+    assert record["recipe"] == recipe_hash(load_config(config, TINY))
+    weights = tmp_path / "weights"
+    assert run_cli("-m", "release.bundled", "--checkpoint", str(step_checkpoints(run / "checkpoints")[0]),
+                   "--model", "pretrain", "--out", str(weights), cwd=tmp_path).returncode == 0
+    shipped = weights / "light_unet_pretrain.pt"
+    assert torch.load(shipped, weights_only=True)["long_run"]["global_step"] == FIRST
+
+    # A fresh machine: the folder is gone, the shipped file carries on at global step 4.
+    shutil.rmtree(run)
+    config = _config(tmp_path, init=shipped)
+    second = run_cli("-m", "train_gan", "--pretrain", "--continue-shipped", "--config", str(config), "--set", *TINY,
+                     cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert f"continuing {shipped} at global step {FIRST} of {SCHEDULE}" in second.stdout
+    record = _newest(run)["long_run"]
+    assert record["global_step"] == SCHEDULE and [s["first_step"] for s in record["stretches"]] == [0, FIRST]
+    assert [s["last_step"] for s in record["stretches"]] == [FIRST, SCHEDULE]
+    # The rate follows the one long cosine from global step 4, with the fresh optimiser's warm-up; a step logs
+    # the rate it took, at the global step it ends on.
+    steps, rates = read_scalars(run, ["train/lr"])["train/lr"]
+    assert list(steps) == list(range(FIRST + 1, SCHEDULE + 1))
+    for step, rate in zip(steps, rates):
+        assert math.isclose(rate, 1e-3 * _multiplier(step - 1, step - 1 - FIRST), rel_tol=1e-5), (step, rate)
+
+    # The same machine: the folder survives, so the run is resumed, not restarted (its saved config holds the
+    # stretch's own length, so the command passes TINY without the epochs it replaced).
+    same = [item for item in TINY if not item.startswith("train.epochs=")]
+    again = run_cli("-m", "train_gan", "--pretrain", "--continue-shipped", "--config", str(config), "--set", *same,
+                    cwd=tmp_path)
+    assert again.returncode == 0 and "resuming experiments/long from" in again.stdout, again.stderr
+
+
+def test_a_continuation_that_is_not_the_same_long_run_is_one_line(tmp_path):
+    config = _config(tmp_path)
+    assert run_cli("-m", "train_gan", "--pretrain", "--config", str(config), "--set", *TINY,
+                   cwd=tmp_path).returncode == 0
+    run = tmp_path / "experiments" / "long"
+    weights = tmp_path / "weights"
+    assert run_cli("-m", "release.bundled", "--checkpoint", str(step_checkpoints(run / "checkpoints")[0]),
+                   "--model", "pretrain", "--out", str(weights), cwd=tmp_path).returncode == 0
+    config = _config(tmp_path, init=weights / "light_unet_pretrain.pt")
+    cases = {
+        "recipe": (["train.lr=2e-3"], "was trained with recipe"),  # with the folder there, and without it
+        "schedule": ([f"train.schedule_steps={SCHEDULE * 2}"], f"is on a {SCHEDULE}-step schedule"),
+        "no schedule": (["train.schedule_steps=0", "train.warmup_steps=0"], "needs a long run's config"),
+    }
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    result = run_cli("-m", "train_gan", "--pretrain", "--continue-shipped", "--config", str(config), "--set", *TINY,
+                     "train.lr=2e-3", cwd=tmp_path)
+    assert result.returncode == 2 and "holds recipe" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    shutil.rmtree(run)
+    for extra, message in cases.values():
+        result = run_cli("-m", "train_gan", "--pretrain", "--continue-shipped", "--config", str(config), "--set",
+                         *TINY, *extra, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+        assert not run.exists()
