@@ -117,19 +117,20 @@ def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
     assert "31.25" in (weights / "light_unet_pretrain.md").read_text()  # the refused card did not replace it
 
 
-def _tiny_checkpoint(path, phase="pretrain", name="light_unet", poison=False):
+def _tiny_checkpoint(path, phase="pretrain", name="light_unet", poison=None):
     torch.manual_seed(1)
     options = {"name": name, "start_filters": 4, "levels": 2}
     network = build_network(**options)
     weights = network.state_dict()
-    if poison:
-        next(iter(weights.values()))[0] = float("nan")
+    if poison is not None:
+        next(iter(weights.values()))[0] = poison
     save_checkpoint({"phase": phase, "model": options, "generator": weights, "step": 3}, path)
     return path
 
 
 @pytest.mark.parametrize("case, message", [
-    ("nan", "is not finite in fp16"),
+    ("nan", "weight stem.weight is not finite (inf or nan)"),
+    ("fp16-overflow", "weight stem.weight is not finite in fp16"),
     ("other-network", "holds network 'unet', not a light_unet"),
     ("gan-as-pretrain", "is a 'adv' checkpoint; --model pretrain ships a 'pretrain' one"),
     ("bad-sums", "SHA256SUMS line 2 is not '<sha256>  <file name>'"),
@@ -143,7 +144,8 @@ def test_release_refuses_before_touching_the_shipped_files(tmp_path, case, messa
     assert shipped.stat().st_mode & 0o044 and sums.stat().st_mode & 0o044  # readable by all, not mkstemp's 0600
     if case == "bad-sums":
         sums.write_text(sums.read_text() + "not a sum line\n")
-    bad = {"nan": lambda p: _tiny_checkpoint(p, poison=True),
+    bad = {"nan": lambda p: _tiny_checkpoint(p, poison=float("nan")),
+           "fp16-overflow": lambda p: _tiny_checkpoint(p, poison=1e6),  # finite in fp32, inf once shipped
            "other-network": lambda p: _tiny_checkpoint(p, name="unet"),
            "gan-as-pretrain": lambda p: _tiny_checkpoint(p, phase="adv"),
            "bad-sums": lambda p: _tiny_checkpoint(p)}[case](tmp_path / "bad.pt")
