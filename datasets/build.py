@@ -110,6 +110,8 @@ def degradation_from(config: DataConfig) -> Degradation:
         field_probability=config.field_probability,
         field_grid=config.field_grid,
         max_roll_degrees=config.max_roll_degrees,
+        kernel_bank=config.kernel_bank,
+        kernel_bank_seed=config.kernel_bank_seed,
     )
 
 

@@ -57,6 +57,10 @@ class DataConfig:
     field_probability: float = 0.0
     field_grid: int = 3
     max_roll_degrees: float = 1.0
+    # A fixed family of kernel_bank kernels drawn once from data.kernels (seeded by kernel_bank_seed), one per pair,
+    # for the training pairs and (without val_degradation) validation alike; 0: a new kernel for every pair.
+    kernel_bank: int = 0
+    kernel_bank_seed: int = 0
     poisson_peak: float = 0.0  # shot noise: photons at white, log-uniform in [peak, 100 peak] per pair; 0 off
     saturation: float = 0.0  # linear-light gain U(1, 1 + saturation) per pair: clipped highlights and streaks
     # Training pairs: the loader workers cut and augment the sharp window and draw the kernel and noise levels;
@@ -100,7 +104,7 @@ class DataConfig:
         for key in ("crop_size", "val_crops_per_photo"):
             if getattr(self, key) < 1:
                 problems.append(f"data.{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("train_pairs_per_epoch", "val_crop_size", "num_workers"):
+        for key in ("train_pairs_per_epoch", "val_crop_size", "num_workers", "kernel_bank", "kernel_bank_seed"):
             if getattr(self, key) < 0:
                 problems.append(f"data.{key} must be >= 0, got {getattr(self, key)}")
         if self.blur_on_device and not self.synthetic:
@@ -148,6 +152,11 @@ class DataConfig:
         if self.field_grid < 1 or self.max_roll_degrees < 0:
             problems.append(f"data.field_grid must be >= 1 and data.max_roll_degrees >= 0, got {self.field_grid} and "
                             f"{self.max_roll_degrees}")
+        if self.kernel_bank > 100_000:
+            problems.append(f"data.kernel_bank must be at most 100000 kernels (drawn when the run starts), got "
+                            f"{self.kernel_bank}")
+        if self.kernel_bank and self.field_probability > 0:
+            problems.append("data.kernel_bank holds single kernels; it cannot be combined with data.field_probability")
         if self.field_probability > 0 and self.blur_on_device:
             problems.append("data.field_probability needs data.blur_on_device off (fields are drawn in the loader "
                             "workers)")

@@ -54,10 +54,19 @@ class Degradation:
     field_probability: float = 0.0
     field_grid: int = 3
     max_roll_degrees: float = 1.0
+    # A fixed family of kernels: kernel_bank > 0 draws that many kernels from the mix once (seeded by
+    # kernel_bank_seed) and blurs every pair with one of them, so how hard a family is to learn can be measured
+    # against its size (one kernel, eight, ..., a new kernel per pair with 0).
+    kernel_bank: int = 0
+    kernel_bank_seed: int = 0
 
     def __post_init__(self) -> None:
         extent = tuple(self.blur_extent) if self.blur_extent is not None else None
         self.mix = KernelMix(self.kernel_size, dict(self.kernels), extent, self.blur_extent_law)
+        if self.kernel_bank < 0:
+            raise ValueError(f"kernel_bank must be >= 0, got {self.kernel_bank}")
+        bank_rng = np.random.default_rng([self.kernel_bank_seed, self.kernel_bank])
+        self.bank = [self.mix(bank_rng) for _ in range(self.kernel_bank)]
         if self.noise_space not in DEGRADATION_NOISE_SPACES:
             raise ValueError(f"noise_space must be one of {', '.join(DEGRADATION_NOISE_SPACES)}, "
                              f"got {self.noise_space!r}")
@@ -114,6 +123,8 @@ class Degradation:
             extent = tuple(self.blur_extent) if self.blur_extent is not None else (5.0, self.kernel_size - 3.0)
             field = shake_field(self.kernel_size, self.field_grid, height, width, rng, extent, self.max_roll_degrees)
             return field, FIELD_KIND
+        if self.bank:
+            return self.bank[int(rng.integers(len(self.bank)))]
         return self.mix(rng)
 
     def _draw_jpeg_quality(self, rng: np.random.Generator) -> int:
