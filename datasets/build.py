@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import Dataset
 
 from .augment import PairedAugment
 from .config import DataConfig
+from .dead_leaves import DeadLeaves, photo_palette
 from .errors import DataError
 from .images import CachedImages, image_size, list_images, read_image
 from .paired import (
@@ -123,12 +124,14 @@ def _synthetic(config: DataConfig, seed: int) -> Datasets:
     degradation = degradation_from(config)
     window = config.crop_size + degradation.margin
     common = dict(crop_size=config.crop_size, degradation=degradation, seed=seed,
-                  augment=training_augment(config, crop=False), blur_on_device=config.blur_on_device)
+                  augment=training_augment(config, crop=False), blur_on_device=config.blur_on_device,
+                  leaves_share=config.leaves)
     skipped: list[str] = []
     if config.source == "embedded":
         photos = embedded_photos("train")
         train = SyntheticBlurPairs(photos, len(photos), length=config.train_pairs_per_epoch or len(photos),
-                                   describe=TRAIN_PHOTOS.__getitem__, **common)
+                                   describe=TRAIN_PHOTOS.__getitem__, leaves=_leaves(config, lambda: photos, seed),
+                                   **common)
         val_photos, val_names, train_names = embedded_photos("val"), list(VAL_PHOTOS), list(TRAIN_PHOTOS)
     else:
         files, problems = _check_photos(list_images(config.sharp_dir), window)
@@ -142,9 +145,11 @@ def _synthetic(config: DataConfig, seed: int) -> Datasets:
             train_files, val_files = _split_files(files, config.val_fraction, seed, config.sharp_dir)
         if not train_files or not val_files:
             raise DataError(f"no usable {'training' if not train_files else 'validation'} photos are left")
-        train = SyntheticBlurPairs(PhotoFiles(train_files), len(train_files),
-                                   length=config.train_pairs_per_epoch or len(train_files),
-                                   describe=lambda i: str(train_files[i]), **common)
+        loader = PhotoFiles(train_files)
+        train = SyntheticBlurPairs(loader, len(train_files), length=config.train_pairs_per_epoch or len(train_files),
+                                   describe=lambda i: str(train_files[i]),
+                                   leaves=_leaves(config, lambda: [loader(i) for i in range(len(train_files))], seed),
+                                   **common)
         val_photos = [read_image(path) for path in val_files]
         val_names, train_names = [str(p) for p in val_files], [str(p) for p in train_files]
     val_degradation = preset_degradation(config.val_degradation) if config.val_degradation else degradation
@@ -152,6 +157,12 @@ def _synthetic(config: DataConfig, seed: int) -> Datasets:
                      degradation=val_degradation, seed=config.val_seed, names=val_names)
     split = {"source": config.source, "train": train_names, "val": val_names, "skipped": skipped}
     return Datasets(train, val, split)
+
+
+def _leaves(config: DataConfig, photos: Callable[[], list[torch.Tensor]], seed: int) -> DeadLeaves | None:
+    """The dead-leaves generator for data.leaves, painting with the colours of the training photos (read only
+    where the leaves are asked for)."""
+    return DeadLeaves(photo_palette(photos(), seed=seed)) if config.leaves > 0 else None
 
 
 def list_pairs(config: DataConfig, split: str = "train") -> tuple[list[Pair], list[str]]:

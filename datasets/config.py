@@ -57,6 +57,9 @@ class DataConfig:
     field_probability: float = 0.0
     field_grid: int = 3
     max_roll_degrees: float = 1.0
+    # Synthetic sources: the share of training pairs cut from dead-leaves images (datasets/dead_leaves.py, painted
+    # with the training photos' colours) instead of photos; validation stays on photos. 0: photos only.
+    leaves: float = 0.0
     # A fixed family of kernel_bank kernels drawn once from data.kernels (seeded by kernel_bank_seed), one per pair,
     # for the training pairs and (without val_degradation) validation alike; 0: a new kernel for every pair.
     kernel_bank: int = 0
@@ -147,6 +150,10 @@ class DataConfig:
             elif not self.synthetic:
                 problems.append("data.val_degradation needs a synthetic source (embedded, folder), "
                                 f"not {self.source!r}")
+        if not 0 <= self.leaves <= 1:
+            problems.append(f"data.leaves must be a share in [0, 1], got {self.leaves}")
+        elif self.leaves and not self.synthetic:
+            problems.append(f"data.leaves needs a synthetic source (embedded, folder), not {self.source!r}")
         if not 0 <= self.field_probability <= 1:
             problems.append(f"data.field_probability must be in [0, 1], got {self.field_probability}")
         if self.field_grid < 1 or self.max_roll_degrees < 0:

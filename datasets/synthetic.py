@@ -189,6 +189,8 @@ class SyntheticBlurPairs(Dataset):
         augment: PairedAugment | None = None,
         describe: Callable[[int], str] = str,
         blur_on_device: bool = False,
+        leaves: Callable[[int, np.random.Generator], torch.Tensor] | None = None,
+        leaves_share: float = 0.0,
     ):
         self.load = photos if callable(photos) else photos.__getitem__
         self.num_photos = num_photos
@@ -199,6 +201,7 @@ class SyntheticBlurPairs(Dataset):
         self.augment = augment
         self.describe = describe
         self.blur_on_device = blur_on_device
+        self.leaves, self.leaves_share = leaves, leaves_share  # a procedural source for that share of the pairs
 
     def __len__(self) -> int:
         return self.length
@@ -206,9 +209,13 @@ class SyntheticBlurPairs(Dataset):
     def __getitem__(self, key: int | Key) -> dict[str, torch.Tensor | str]:
         epoch, index = split_key(key)
         rng = np.random.default_rng([self.seed, epoch, index])
-        photo_index = int(rng.integers(self.num_photos))
         size = self.crop_size + self.degradation.margin
-        window = _window(self.load(photo_index), size, rng, self.describe(photo_index))
+        # The draw is made only where a procedural source is configured, so photo-only runs keep their streams.
+        if self.leaves is not None and rng.random() < self.leaves_share:
+            window = self.leaves(size, rng)
+        else:
+            photo_index = int(rng.integers(self.num_photos))
+            window = _window(self.load(photo_index), size, rng, self.describe(photo_index))
         if self.augment is not None:
             array = np.ascontiguousarray(tensor_to_array(window))
             window = array_to_tensor(self.augment(array, seed=int(rng.integers(2**31))))
