@@ -173,6 +173,7 @@ class AdvConfig:
 @dataclass
 class LogConfig:
     scalar_every: int = 10  # steps between TensorBoard scalar writes
+    progress_every: int = 50  # steps between progress lines when stderr is not a terminal (no progress bar)
     val_images: int = 4  # validation pairs shown as blurred | restored | sharp rows
     lpips: bool = True  # also score validation with LPIPS when its ImageNet weights are there (costs time)
     # none | flip | cvvdp: an offline perceptual metric on validation too (val/flip or val/jod in TensorBoard;
@@ -181,8 +182,9 @@ class LogConfig:
 
     def check(self) -> list[str]:
         problems = choice_problems(self, "log")
-        if self.scalar_every < 1:
-            problems.append(f"log.scalar_every must be >= 1, got {self.scalar_every}")
+        for key in ("scalar_every", "progress_every"):
+            if getattr(self, key) < 1:
+                problems.append(f"log.{key} must be >= 1, got {getattr(self, key)}")
         return problems
 
 

@@ -35,7 +35,7 @@ NOT_RECIPE = {
     "train": ("init", "start_step", "epochs", "warmup_steps", "threads", "device", "checkpoint_every", "keep_last",
               "compile", "channels_last"),
     "data": ("num_workers",),
-    "log": ("scalar_every", "val_images", "lpips", "perceptual"),
+    "log": ("scalar_every", "progress_every", "val_images", "lpips", "perceptual"),
 }
 
 

@@ -21,6 +21,7 @@ CHANGEABLE_ON_RESUME = (
     "train.checkpoint_every",
     "train.keep_last",
     "log.scalar_every",
+    "log.progress_every",
     "log.val_images",
     "log.lpips",
 )

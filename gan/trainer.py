@@ -316,6 +316,13 @@ class Trainer:
                 self.writer.add_scalar(f"train/{key}", value, self.global_step)
         progress.update(1)
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
+        if progress.disable and self.world.is_main and self.step % self.config.log.progress_every == 0:
+            # No progress bar (output to a file or pipe): a plain line now and then shows the run is alive.
+            elapsed = time.monotonic() - self.started
+            rate = (self.step - self.start_step) / max(elapsed, 1e-9)
+            lr = f"  lr {logs['lr']:.2e}" if "lr" in logs else ""
+            print(f"step {self.step}/{self.total_steps} (global {self.global_step})  loss {logs['loss']:.4f}{lr}  "
+                  f"{1 / max(rate, 1e-9):.2f} s/step  elapsed {_clock(elapsed)}", flush=True)
 
     def _end_epoch(self, progress: tqdm, interactive: bool) -> None:
         config = self.config

@@ -21,7 +21,8 @@ def _folder_snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
-    result = run_cli("-m", "train_gan", "--pretrain", "--name", "tiny", "--set", *TINY, cwd=workdir)
+    result = run_cli("-m", "train_gan", "--pretrain", "--name", "tiny", "--set", *TINY, "log.progress_every=3",
+                     cwd=workdir)
     assert result.returncode == 0, result.stderr
     return workdir / "experiments" / "tiny", result
 
@@ -29,6 +30,9 @@ def tiny_run(tmp_path_factory):
 def test_pretrain_prints_blurry_and_restored_psnr(tiny_run):
     _, result = tiny_run
     assert "epoch 2/2" in result.stdout
+    # Output to a pipe has no progress bar: a progress line every log.progress_every steps instead.
+    progress = [line for line in result.stdout.splitlines() if line.startswith("step ")]
+    assert len(progress) == 1 and progress[0].startswith("step 3/4 (global 3)  loss ") and " s/step" in progress[0]
     assert "Validation PSNR: blurry input" in result.stdout and "-> restored" in result.stdout
 
 
