@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             root = load_config(config_path, args.set).experiment.root
             target = args.resume or (str(Path(root) / args.name) if args.name else "")
             config, experiment, state, checkpoint = plan_resume(target, phase, args.set, root)
-            if world.is_main:
-                experiment.lock()
             trainer = trainer_class(config, experiment)
+            if world.is_main:
+                experiment.lock()  # after set-up has validated everything: a refused command writes nothing
             experiment.check_same_data(trainer.data_split)
             trainer.restore(state, checkpoint)
             del state
@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             overrides = args.set + ([f"experiment.name={args.name}"] if args.name else [])
             config = stretch or load_config(config_path, overrides)
             experiment = plan_shared_experiment(config, f"{phase}-{config_path.stem}", args.overwrite, world)
-            if world.is_main:
-                experiment.lock()
             trainer = trainer_class(config, experiment)  # validates everything before anything is written
+            if world.is_main:
+                experiment.lock()  # before the first write (fit): a second run on this folder stops here
             say(f"experiment folder: {experiment.folder}")
         if trainer.lpips_unavailable:
             say(trainer.lpips_unavailable)

@@ -10,6 +10,8 @@ from .synthetic import DEGRADATION_NOISE_SPACES
 
 SOURCES = ("embedded", "folder", "gopro", "realblur", "hide", "paired")
 SYNTHETIC_SOURCES = ("embedded", "folder")
+MAX_FIELD_GRID = 16  # a field holds field_grid^2 kernels per pair
+MAX_VAL_CROPS_PER_PHOTO = 1000
 
 
 @dataclass
@@ -156,9 +158,15 @@ class DataConfig:
             problems.append(f"data.leaves needs a synthetic source (embedded, folder), not {self.source!r}")
         if not 0 <= self.field_probability <= 1:
             problems.append(f"data.field_probability must be in [0, 1], got {self.field_probability}")
-        if self.field_grid < 1 or self.max_roll_degrees < 0:
-            problems.append(f"data.field_grid must be >= 1 and data.max_roll_degrees >= 0, got {self.field_grid} and "
-                            f"{self.max_roll_degrees}")
+        if not 1 <= self.field_grid <= MAX_FIELD_GRID or not 0 <= self.max_roll_degrees <= 90:
+            problems.append(f"data.field_grid must be in [1, {MAX_FIELD_GRID}] and data.max_roll_degrees in [0, 90], "
+                            f"got {self.field_grid} and {self.max_roll_degrees}")
+        for key in ("val_seed", "kernel_bank_seed"):
+            if not 0 <= getattr(self, key) < 2**63:
+                problems.append(f"data.{key} must be in [0, 2**63), got {getattr(self, key)}")
+        if self.val_crops_per_photo > MAX_VAL_CROPS_PER_PHOTO:
+            problems.append(f"data.val_crops_per_photo must be at most {MAX_VAL_CROPS_PER_PHOTO} (the validation set "
+                            f"is made when the run starts), got {self.val_crops_per_photo}")
         if self.kernel_bank > 100_000:
             problems.append(f"data.kernel_bank must be at most 100000 kernels (drawn when the run starts), got "
                             f"{self.kernel_bank}")

@@ -49,6 +49,11 @@ class ExperimentConfig:
     root: str = "experiments"
     seed: int = 0
 
+    def check(self) -> list[str]:
+        if not 0 <= self.seed < 2**63:
+            return [f"experiment.seed must be in [0, 2**63), got {self.seed}"]
+        return []
+
 
 @dataclass
 class TrainConfig:
@@ -247,7 +252,8 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     config.model = _check_network(config.model, "model", "light_unet", problems)
     config.adv.critic = _check_network(config.adv.critic, "adv.critic", "patchgan", problems)
     # Ill-typed values were left at their defaults above, so the sections' own checks see well-typed values.
-    problems += config.data.check() + config.train.check() + config.adv.check() + config.log.check()
+    problems += (config.experiment.check() + config.data.check() + config.train.check() + config.adv.check()
+                 + config.log.check())
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:

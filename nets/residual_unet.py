@@ -30,6 +30,10 @@ class ResidualUNet(nn.Module):
         global_residual: bool,
     ):
         super().__init__()
+        # Checked before any weight is allocated: a mistyped width would otherwise ask for gigabytes.
+        if not 1 <= start_filters <= 1024 or not 1 <= levels <= 8:
+            raise ValueError(f"start_filters must be in [1, 1024] and levels in [1, 8], got {start_filters} and "
+                             f"{levels}")
         if global_residual and in_channels != out_channels:
             raise ValueError("global_residual needs in_channels == out_channels")
         if not 0 <= plain_last_decoder_blocks <= levels:

@@ -19,4 +19,12 @@ def pick_device(name: str = "auto") -> torch.device:
         raise ConfigError(f"device {name!r} was asked for but torch sees no CUDA GPU")
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device 'mps' was asked for but torch sees no Apple GPU")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {name!r} is not one torch knows; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {name!r}: this project runs on auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+    return device

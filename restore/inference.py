@@ -19,7 +19,7 @@ from .checkpoint import best_checkpoints_newest_first, generator_from_checkpoint
 from .cpu_features import native_bf16_flags
 from .errors import ConfigError, ExperimentError
 from .image_norm import ImageStatistics
-from .tiling import NORM_STATISTICS, tiled_apply
+from .tiling import NORM_STATISTICS, tiled_apply, tiling_problem
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -127,6 +127,8 @@ class Restorer:
         self.statistics = ImageStatistics(self.model) if norm_statistics == "image" else None
         self.multiple = getattr(self.model, "size_multiple", 1)
         self.min_size = getattr(self.model, "min_size", 0)
+        if tile and tiling_problem(tile, overlap, self.multiple, self.min_size):
+            raise ConfigError(tiling_problem(tile, overlap, self.multiple, self.min_size))
         # onnxruntime runs fp32 only: there `auto` means fp32, an explicit bf16 is refused by resolve_backend.
         self.dtype = torch.float32 if precision == "auto" and backend == "onnxruntime" else resolve_precision(
             precision, device)

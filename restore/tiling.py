@@ -28,6 +28,22 @@ Network = Callable[[torch.Tensor], torch.Tensor]
 NORM_STATISTICS = ("image", "tile")
 
 
+def aligned_tile(tile: int, multiple: int, min_size: int) -> int:
+    """The tile side tiled_apply uses for ``--tile``: a multiple of the network's ``multiple``, at least its
+    smallest input."""
+    return max(multiple, tile // multiple * multiple, -(-min_size // multiple) * multiple)
+
+
+def tiling_problem(tile: int, overlap: int, multiple: int, min_size: int) -> str:
+    """Why ``tile`` and ``overlap`` cannot tile an image for a network with that ``multiple`` and ``min_size``
+    ("" when they can): the overlap, rounded up to whole multiples, must leave tiles a stride to advance by."""
+    side = aligned_tile(tile, multiple, min_size)
+    if overlap < 0 or side - math.ceil(overlap / multiple) * multiple < multiple:
+        return (f"--tile {tile} --overlap {overlap}: tiles are {side} px once aligned to the network's multiple of "
+                f"{multiple}, so the overlap must be between 0 and {side - multiple} px")
+    return ""
+
+
 def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
     """Start offsets of tiles of size ``tile`` covering ``[0, length)`` with at least ``overlap`` shared pixels,
     every start a multiple of ``multiple`` (``length`` and ``tile`` must be multiples of it)."""
@@ -110,11 +126,14 @@ def tiled_apply(
         raise ValueError(f"overlap must be in [0, tile), got overlap={overlap}, tile={tile}")
     padded, _ = pad_to_multiple(image, multiple, min_size)
     full_h, full_w = padded.shape[-2:]
-    aligned = max(multiple, tile // multiple * multiple, -(-min_size // multiple) * multiple)
+    aligned = aligned_tile(tile, multiple, min_size)
     tile_h, tile_w = min(aligned, full_h), min(aligned, full_w)
     if overlap >= min(tile_h, tile_w) and (full_h > tile_h or full_w > tile_w):
         raise ValueError(f"overlap {overlap} must be smaller than the tile ({tile_h}x{tile_w} after aligning to "
                          f"{multiple})")
+    problem = tiling_problem(tile, overlap, multiple, min_size)
+    if problem:
+        raise ValueError(problem)
     tops, lefts = tile_starts(full_h, tile_h, overlap, multiple), tile_starts(full_w, tile_w, overlap, multiple)
     boxes = [(top, left) for top in tops for left in lefts]
     owned_rows = dict(zip(tops, owned_bounds(tops, tile_h, full_h, multiple)))

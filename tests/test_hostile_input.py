@@ -7,6 +7,7 @@ experiment folders are byte for byte as they were.
 import io
 import os
 import pickle
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -265,3 +266,36 @@ def test_an_evaluation_label_never_writes_outside_out(tmp_path, label):
                      "--no-lpips", cwd=tmp_path)
     assert "makes no folder name below --out" in one_error_line(result)
     assert not (tmp_path / "evals").exists()
+
+
+# -- values that used to reach a traceback ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("experiment.seed=-1", "experiment.seed must be in [0, 2**63)"),
+    ("experiment.seed=99999999999999999999", "experiment.seed must be in [0, 2**63)"),
+    ("data.val_seed=-5", "data.val_seed must be in [0, 2**63)"),
+    ("data.field_grid=100000", "data.field_grid must be in [1, 16]"),
+    ("data.val_crops_per_photo=1000000", "data.val_crops_per_photo must be at most 1000"),
+])
+def test_out_of_range_values_are_config_errors_before_any_work(setting, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [setting])
+
+
+@pytest.mark.parametrize("width", [-4, 100_000])
+def test_a_network_width_out_of_range_is_refused_before_allocating(tmp_path, width):
+    result = run_cli("-m", "train_gan", "--pretrain", "--set", *TINY, f"model.start_filters={width}", cwd=tmp_path)
+    assert "start_filters must be in [1, 1024]" in one_error_line(result)
+    assert not (tmp_path / "experiments").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tile", "48", "--overlap", "47"], "so the overlap must be between 0 and 32 px"),
+    (["--device", "potato"], "device 'potato' is not one torch knows"),
+])
+def test_tile_and_device_problems_are_one_line(tmp_path, checkpoint, args, message):
+    photo = save_photo(tmp_path / "a.png", size=(96, 96))
+    result = run_cli("-m", "infer", "--input", str(photo), "--output", str(tmp_path / "out.png"), "--checkpoint",
+                     str(checkpoint), *args, cwd=tmp_path)
+    assert message in one_error_line(result) and not (tmp_path / "out.png").exists()
