@@ -46,7 +46,7 @@ from evaluation.offline_metrics import METRIC_CHOICES
 from restore.checkpoint import step_checkpoints
 from restore.resources import resource_dir
 
-from .config import load_config
+from .config import load_config, load_yaml
 from .errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ class Grid:
 def load_grid(path: Path) -> Grid:
     """The grid in ``path``, every variant's config checked before anything runs (one ConfigError otherwise)."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"cannot read ablation file {path}: {str(error).splitlines()[0]}") from None
     if not isinstance(raw, dict):

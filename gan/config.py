@@ -207,13 +207,31 @@ class Config:
         return dataclasses.asdict(self)
 
 
+# YAML aliases (*name) are references: a few hundred bytes of nested aliases ("billion laughs") describe a value of
+# billions of items that every later walk over the config would expand. No config needs more than a few.
+MAX_YAML_ALIASES = 32
+MAX_ECHO = 200  # characters of a value an error message repeats back
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses more than MAX_YAML_ALIASES aliases (a ``yaml.YAMLError``)."""
+    aliases = sum(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader))
+    if aliases > MAX_YAML_ALIASES:
+        raise yaml.YAMLError(f"it uses {aliases} aliases (*name), more than the {MAX_YAML_ALIASES} a config may")
+    return yaml.safe_load(text)
+
+
+def _shorten(problem: str) -> str:
+    return problem if len(problem) <= 3 * MAX_ECHO else problem[: 3 * MAX_ECHO] + "... (cut)"
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     """Defaults, then the YAML file, then ``section.key=value`` overrides (values parsed as YAML)."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = load_yaml(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
         except IsADirectoryError:
@@ -238,7 +256,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
             if not isinstance(target, dict):
                 raise ConfigError(f"override {item!r}: config section {'.'.join(path[: depth + 1])!r} is not a mapping")
         try:
-            target[name] = yaml.safe_load(value)
+            target[name] = load_yaml(value)
         except yaml.YAMLError as error:
             reason = str(error).splitlines()[0]
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({reason})") from None
@@ -254,10 +272,12 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     # Ill-typed values were left at their defaults above, so the sections' own checks see well-typed values.
     problems += (config.experiment.check() + config.data.check() + config.train.check() + config.adv.check()
                  + config.log.check())
+    problems = [_shorten(problem) for problem in problems]  # a value echoed back is never a flood
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:
-        raise ConfigError(f"{len(problems)} config problems: " + "; ".join(problems))
+        raise ConfigError(f"{len(problems)} config problems: " + "; ".join(problems[:10])
+                          + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""))
     return config
 
 

@@ -299,3 +299,29 @@ def test_tile_and_device_problems_are_one_line(tmp_path, checkpoint, args, messa
     result = run_cli("-m", "infer", "--input", str(photo), "--output", str(tmp_path / "out.png"), "--checkpoint",
                      str(checkpoint), *args, cwd=tmp_path)
     assert message in one_error_line(result) and not (tmp_path / "out.png").exists()
+
+
+BILLION_LAUGHS = "\n".join(
+    [f'l0: &l0 [{", ".join(["lol"] * 9)}]']
+    + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 7)]
+)
+
+
+@pytest.mark.parametrize("where", ["config", "set", "ablation"])
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, where):
+    if where == "config":
+        (tmp_path / "bomb.yaml").write_text(BILLION_LAUGHS + "\ntrain:\n  epochs: *l6\n")
+        args = ["-m", "train_gan", "--pretrain", "--config", str(tmp_path / "bomb.yaml")]
+    elif where == "set":
+        args = ["-m", "train_gan", "--pretrain", "--set", "train.epochs={" + BILLION_LAUGHS.replace("\n", ", ") + "}"]
+    else:
+        (tmp_path / "grid.yaml").write_text(BILLION_LAUGHS + "\nname: g\nseeds: *l6\nvariants: {a: []}\n")
+        args = ["-m", "gan.ablation", str(tmp_path / "grid.yaml")]
+    result = run_cli(*args, cwd=tmp_path)  # run_cli's timeout would fail a hang
+    assert "aliases (*name), more than the 32" in one_error_line(result)
+    assert len(result.stderr) < 1000 and not (tmp_path / "experiments").exists()
+
+
+def test_an_error_never_echoes_a_huge_value_whole(tmp_path):
+    result = run_cli("-m", "train_gan", "--pretrain", "--set", "train.epochs=" + "x" * 100_000, cwd=tmp_path)
+    assert "train.epochs" in one_error_line(result) and len(result.stderr) < 1000
