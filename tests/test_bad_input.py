@@ -162,7 +162,10 @@ def test_a_full_disk_stops_the_run_keeping_every_checkpoint(workdir):
 
     result = subprocess.run(
         [sys.executable, "-m", "train_gan", "--pretrain", "--resume", str(checkpoints / "step-00000002.pt")],
-        cwd=workdir, env={"PYTHONPATH": str(ROOT), "NO_ALBUMENTATIONS_UPDATE": "1", "PATH": "/usr/bin:/bin"},
+        # No bytecode: under the limit a module compiled by this process would be cached truncated (the write is
+        # cut short without an error), and every later import of it would fail.
+        cwd=workdir, env={"PYTHONPATH": str(ROOT), "NO_ALBUMENTATIONS_UPDATE": "1", "PATH": "/usr/bin:/bin",
+                          "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True, text=True, preexec_fn=small_files_only, timeout=300,
     )
     line = one_error_line(result)
