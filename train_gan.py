@@ -84,8 +84,6 @@ def main(argv: list[str] | None = None) -> int:
             target = args.resume or (str(Path(root) / args.name) if args.name else "")
             config, experiment, state, checkpoint = plan_resume(target, phase, args.set, root)
             trainer = trainer_class(config, experiment)
-            if world.is_main:
-                experiment.lock()  # after set-up has validated everything: a refused command writes nothing
             experiment.check_same_data(trainer.data_split)
             trainer.restore(state, checkpoint)
             del state
@@ -95,8 +93,6 @@ def main(argv: list[str] | None = None) -> int:
             config = stretch or load_config(config_path, overrides)
             experiment = plan_shared_experiment(config, f"{phase}-{config_path.stem}", args.overwrite, world)
             trainer = trainer_class(config, experiment)  # validates everything before anything is written
-            if world.is_main:
-                experiment.lock()  # before the first write (fit): a second run on this folder stops here
             say(f"experiment folder: {experiment.folder}")
         if trainer.lpips_unavailable:
             say(trainer.lpips_unavailable)
@@ -109,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{config.model['name']} on {trainer.device}; {trainer.total_steps} steps, {batch}, "
             f"{config.data.crop_size}px crops; validation: {len(trainer.val_set)} fixed pairs"
         )
+        if world.is_main:
+            # After every check and before the first write (fit): a refused command writes nothing, and a
+            # second train_gan.py on this folder stops here instead of interleaving checkpoints.
+            experiment.lock()
         scores = trainer.fit()
     except Interrupted as stop:
         if world.is_main:

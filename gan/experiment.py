@@ -30,7 +30,7 @@ class Experiment:
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            raise ExperimentError(f"cannot lock experiment folder {self.folder}: {error.strerror}") from None
+            raise ExperimentError(f"cannot write experiment folder {self.folder}: {error.strerror}") from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -86,19 +86,22 @@ def test_a_grid_with_two_benchmarks_scores_and_tabulates_each(tmp_path, bench_fo
 
 
 def test_the_shipped_grids_are_valid_and_name_their_rows(tmp_path, bench_folder, monkeypatch):
-    # The grids that score on motion-v1 need it built; any benchmark folder stands in for it here.
+    # The grids that score on motion-v1 and motion-v2 need them built; any benchmark folder stands in here.
     (tmp_path / "benchmarks").mkdir()
-    (tmp_path / "benchmarks" / "motion-v1").symlink_to(bench_folder)
+    for name in ("motion-v1", "motion-v2"):
+        (tmp_path / "benchmarks" / name).symlink_to(bench_folder)
     monkeypatch.chdir(tmp_path)
     files = sorted((ROOT / "configs" / "ablations").glob("*.yaml"))
     grids = {path.stem: load_grid(path) for path in files}
-    assert {"seed_table", "losses", "gan_objectives"} <= set(grids)
+    assert {"seed_table", "losses", "gan_objectives", "learning", "ladder"} <= set(grids)
     seed_table = grids["seed_table"]
     assert {run.seed for run in seed_table.runs} == {0, 1} and len(seed_table.runs) == 22
     assert {"norm-none", "norm-batch", "norm-group", "norm-channel", "upsample-transpose", "plain-last-2",
             "filters-32", "plateau"} <= {run.variant for run in seed_table.runs}
     assert grids["losses"].benchmarks[0].name == "motion-v1" and "cvvdp" in grids["losses"].metrics
     assert grids["gan_objectives"].phase == "adv"
+    assert [b.name for b in grids["learning"].benchmarks] == ["motion-v2", "motion-v1"]
+    assert {run.variant for run in grids["ladder"].runs} == {"one-kernel", "eight-kernels", "family"}
 
 
 def test_bad_ablation_files_are_one_line_and_run_nothing(tmp_path):
