@@ -56,3 +56,22 @@ def save_pair(blur_path: Path, sharp_path: Path, rng: np.random.Generator, heigh
     for path, image in ((blur_path, blurred.round().astype(np.uint8)), (sharp_path, sharp)):
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(path)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` and its bytes: what a refused command must leave as it was."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single ``error:`` line a refused command prints, with exit code 2 (asserted)."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def save_photo(path: Path, seed: int = 0, size=(48, 64)) -> Path:
+    """A photo-like PNG (or any format the suffix names) at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(smooth_photo(np.random.default_rng(seed), *size)).save(path)
+    return path

@@ -15,14 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, TINY, run_cli
+from helpers import ROOT, TINY, one_error_line, run_cli, snapshot
 from restore.checkpoint import load_checkpoint
 
 SAVE_EVERY_STEP = [*TINY, "train.checkpoint_every=1", "train.keep_last=10"]
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def train_in_process(*args: str, cwd: Path, monkeypatch, capsys) -> subprocess.CompletedProcess:
@@ -37,12 +33,6 @@ def train_in_process(*args: str, cwd: Path, monkeypatch, capsys) -> subprocess.C
         code = exit.code
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(args, code, out, err)
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

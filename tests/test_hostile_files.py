@@ -5,7 +5,6 @@ Every case runs on real files; a refused case leaves every file it was given byt
 
 import os
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from PIL import Image
 
 from datasets.errors import DataError
 from datasets.images import exif_orientation, image_size, orient_array
-from helpers import run_cli, smooth_photo
+from helpers import one_error_line, run_cli, save_photo, smooth_photo
 from restore.image_io import read_image_for_inference
 
 
@@ -29,18 +28,6 @@ def png_header_only(path: Path, width: int, height: int, bit_depth: int = 8) -> 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, 2, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
                      + chunk(b"IEND", b""))
-    return path
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
-def save_photo(path: Path, seed: int = 0, size=(48, 64)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(smooth_photo(np.random.default_rng(seed), *size)).save(path)
     return path
 
 

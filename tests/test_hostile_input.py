@@ -9,8 +9,6 @@ import os
 import pickle
 import re
 import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,25 +22,8 @@ from gan.config import load_config
 from gan.errors import ConfigError, TrainingDiverged
 from gan.experiment import plan_experiment
 from gan.trainer import PretrainTrainer
-from helpers import ROOT, TINY, run_cli, smooth_photo
+from helpers import ROOT, TINY, one_error_line, run_cli, save_photo, snapshot
 from restore.checkpoint import save_checkpoint
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
-def save_photo(path: Path, seed: int = 0, size=(48, 64)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(smooth_photo(np.random.default_rng(seed), *size)).save(path)
-    return path
-
 
 # -- data loss ---------------------------------------------------------------------------------------------
 
