@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import shutil
 import sys
 from dataclasses import dataclass
@@ -166,7 +167,8 @@ def write_benchmark(
     return meta
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with a preset's values as the defaults its flags override."""
     parser = argparse.ArgumentParser(prog="python -m datasets.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="benchmark folder to write (must not exist)")
     parser.add_argument("--photos", type=Path, help="folder of sharp held-out photos (default: the manifest's)")
@@ -192,6 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.preset:
         parser.set_defaults(**PRESETS[args.preset], version=args.preset)
         args = parser.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    problem = _argument_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.out.exists():
         print(f"error: {args.out} already exists; a benchmark is never rewritten in place (choose a new name)",
               file=sys.stderr)
@@ -213,6 +224,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote benchmark {meta['version']} ({meta['fingerprint']}): {len(meta['images'])} images of "
           f"{args.tile}x{args.tile}, kernels {', '.join(kinds)}, to {args.out}")
     return 0
+
+
+def _argument_problem(args: argparse.Namespace) -> str:
+    """Why these arguments cannot make a benchmark ("" when they can). A folder named like a published benchmark
+    must hold exactly that benchmark: its preset, with nothing overridden, so its scores compare with the tables."""
+    name = args.out.name
+    if name in PRESETS:
+        published = vars(parse_args(["--out", str(args.out), "--preset", name]))
+        changed = sorted(key for key, value in vars(args).items() if published[key] != value and key != "version")
+        if changed:
+            flags = ", ".join("--" + key.replace("_", "-") for key in changed)
+            return (f"{args.out} is named like the published benchmark {name}, but these settings differ from it: "
+                    f"{flags}; build it with --preset {name} and nothing else, or choose another folder name")
+    numbers = {"--tile": args.tile, "--crops-per-photo": args.crops_per_photo, "--kernel-size": args.kernel_size}
+    for flag, value in numbers.items():
+        if value < 1:
+            return f"{flag} must be >= 1, got {value}"
+    for flag, value in {"--noise-sigma": args.noise_sigma, "--max-roll-degrees": args.max_roll_degrees,
+                        "--field-probability": args.field_probability, "--min-texture": args.min_texture}.items():
+        if not math.isfinite(value) or value < 0:
+            return f"{flag} must be a finite number >= 0, got {value}"
+    return ""
 
 
 if __name__ == "__main__":

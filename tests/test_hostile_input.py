@@ -306,3 +306,16 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, where):
 def test_an_error_never_echoes_a_huge_value_whole(tmp_path):
     result = run_cli("-m", "train_gan", "--pretrain", "--set", "train.epochs=" + "x" * 100_000, cwd=tmp_path)
     assert "train.epochs" in one_error_line(result) and len(result.stderr) < 1000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "{tmp}/motion-v1"], "named like the published benchmark motion-v1, but these settings differ"),
+    (["--out", "{tmp}/motion-v2", "--preset", "motion-v2", "--tile", "192"], "differ from it: --tile;"),
+    (["--out", "{tmp}/mine", "--tile", "0"], "--tile must be >= 1"),
+    (["--out", "{tmp}/mine", "--max-roll-degrees", "nan"], "--max-roll-degrees must be a finite number >= 0"),
+])
+def test_a_benchmark_folder_named_like_a_published_one_holds_exactly_it(tmp_path, args, message):
+    args = [arg.format(tmp=tmp_path) for arg in args]
+    result = run_cli("-m", "datasets.benchmark", *args, cwd=tmp_path)
+    assert message in one_error_line(result)
+    assert list(tmp_path.iterdir()) == []
