@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from restore.cpu_allocator import reuse_freed_memory
     from restore.device import pick_device
     from restore.image_io import ImageInfo, read_image_for_inference, write_image_like
-    from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs
+    from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs, sharp_counterpart
 
     reuse_freed_memory()  # large activations reuse pages instead of faulting in new ones: 2x on CPU
 
@@ -88,14 +88,17 @@ def main(argv: list[str] | None = None) -> int:
             for note in write_image_like(restored, info, job.target):
                 print(f"note: {note}", file=sys.stderr)
             if args.compare:
-                panels = [image, restored]
+                panels, labels = [image, restored], ["blurred", "restored"]
                 if args.sharp is not None:
-                    sharp_path = args.sharp / job.relative
-                    if sharp_path.is_file():
+                    sharp_path = sharp_counterpart(args.sharp, job.relative)
+                    if sharp_path is not None:
                         panels.append(read_image_for_inference(sharp_path)[0])
+                        labels.append("sharp")
                     else:
-                        print(f"note: no sharp counterpart {sharp_path}; comparison without it", file=sys.stderr)
-                write_image_like(side_by_side(panels), ImageInfo(gray=False, bits=8, alpha=None), job.compare)
+                        print(f"note: no sharp counterpart of {job.relative} in {args.sharp}; comparison without it",
+                              file=sys.stderr)
+                write_image_like(side_by_side(panels, labels=labels), ImageInfo(gray=False, bits=8, alpha=None),
+                                 job.compare)
             done += 1
         except RESTORE_ERRORS as error:  # bad image files (DataError) among them
             if single:
@@ -104,11 +107,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped: {error}", file=sys.stderr)
             failed.append(job.source)
     elapsed = time.monotonic() - start
+    ran = f"{restore.last_backend}, {str(restore.dtype).removeprefix('torch.')} on {restore.device.type}"
     if single:
-        print(f"wrote {jobs[0].target} ({elapsed:.1f} s)")
+        panel = f" and {jobs[0].compare} (blurred | restored{' | sharp' if args.sharp else ''})" if args.compare else ""
+        print(f"wrote {jobs[0].target}{panel} ({elapsed:.1f} s; {ran})")
         return 0
     print(f"{done} restored, {skipped} kept (output exists; --overwrite replaces), {len(failed)} failed "
-          f"of {len(jobs)} images in {elapsed:.1f} s -> {args.output}")
+          f"of {len(jobs)} images in {elapsed:.1f} s ({ran}) -> {args.output}")
     return 1 if failed else 0
 
 

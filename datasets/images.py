@@ -202,13 +202,27 @@ def pil_to_array(image: Image.Image, path: str | Path = "<image>") -> np.ndarray
     return np.clip(array, 0.0, 1.0, out=array if array.flags.writeable else None)
 
 
-def side_by_side(images: list[torch.Tensor], gap: int = 8) -> torch.Tensor:
-    """Panels left to right on a white background, each 3 x H x W; heights may differ."""
-    height = max(image.shape[-2] for image in images)
+LABEL_HEIGHT = 16  # px of the white strip above labelled panels (Pillow's default bitmap font is 11 px high)
+
+
+def side_by_side(images: list[torch.Tensor], gap: int = 8, labels: list[str] | None = None) -> torch.Tensor:
+    """Panels left to right on a white background, each 3 x H x W; heights may differ. ``labels`` puts each
+    panel's name in a strip above it."""
+    top = LABEL_HEIGHT if labels else 0
+    height = max(image.shape[-2] for image in images) + top
     width = sum(image.shape[-1] for image in images) + gap * (len(images) - 1)
     canvas = torch.ones(3, height, width)
     left = 0
     for image in images:
-        canvas[:, : image.shape[-2], left : left + image.shape[-1]] = image
+        canvas[:, top : top + image.shape[-2], left : left + image.shape[-1]] = image
         left += image.shape[-1] + gap
+    if labels:
+        from PIL import ImageDraw
+
+        strip = Image.new("L", (width, top), 255)
+        draw, left = ImageDraw.Draw(strip), 0
+        for image, label in zip(images, labels):
+            draw.text((left + 2, 2), label, fill=0)
+            left += image.shape[-1] + gap
+        canvas[:, :top] = torch.from_numpy(np.asarray(strip, dtype=np.float32) / 255.0)
     return canvas

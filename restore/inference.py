@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from datasets.errors import DataError
 from datasets.images import IMAGE_SUFFIXES, image_files, list_images
 
 from .backends import RuntimeNetwork, resolve_backend
@@ -222,6 +224,21 @@ def plan_jobs(input_path: Path, output_path: Path, compare: bool = False, sharp:
             if clash is not None:
                 raise ExperimentError(f"output {output} is the input file {clash}; choose another output path")
     return jobs
+
+
+def sharp_counterpart(sharp_root: Path, relative: Path) -> Path | None:
+    """The sharp image of input ``relative`` below ``sharp_root``: the same relative path, else the one image file
+    with the same stem in the same folder (``x.jpg`` pairs with ``x.png``); two candidates are an error."""
+    exact = sharp_root / relative
+    if exact.is_file():
+        return exact
+    folder = exact.parent
+    found = sorted(path for path in folder.glob(f"{glob.escape(relative.stem)}.*")
+                   if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()) if folder.is_dir() else []
+    if len(found) > 1:
+        names = ", ".join(path.name for path in found)
+        raise DataError(f"{len(found)} sharp counterparts of {relative} in {folder} ({names}); keep one")
+    return found[0] if found else None
 
 
 def _folder_jobs(input_path: Path, output_path: Path) -> list[Job]:

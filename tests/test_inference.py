@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from datasets.images import LABEL_HEIGHT
 from helpers import run_cli, smooth_photo
 from nets import build_network
 from restore.checkpoint import save_checkpoint
@@ -210,7 +211,32 @@ def test_infer_folder_mirrors_the_tree_keeps_modes_and_writes_comparisons(tmp_pa
     assert "2 restored, 0 kept" in result.stdout
     assert Image.open(out / "nested" / "b.jpg").mode == "L"
     compare = Image.open(out / "a_compare.png")
-    assert compare.size == (3 * 90 + 2 * 8, 70)  # blurred | restored | sharp
+    assert compare.size == (3 * 90 + 2 * 8, 70 + LABEL_HEIGHT)  # blurred | restored | sharp, named above
+
+
+def test_compare_panels_are_labelled_and_sharp_files_pair_by_stem(tmp_path, checkpoint):
+    rng = np.random.default_rng(5)
+    blurred, sharp = tmp_path / "blurred", tmp_path / "sharp"
+    for folder in (blurred, sharp):
+        folder.mkdir()
+    Image.fromarray(smooth_photo(rng, 64, 80)).save(blurred / "x.jpg", quality=95)
+    Image.fromarray(smooth_photo(rng, 64, 80)).save(sharp / "x.png")  # another suffix: paired by its stem
+    result = run_cli("-m", "infer", "--input", str(blurred / "x.jpg"), "--output", str(tmp_path / "x.png"),
+                     "--checkpoint", str(checkpoint), "--compare", "--sharp", str(sharp), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"and {tmp_path / 'x_compare.png'} (blurred | restored | sharp)" in result.stdout
+    assert "torch" in result.stdout and "on cpu" in result.stdout  # the backend and precision that ran
+    panel = np.asarray(Image.open(tmp_path / "x_compare.png").convert("L"))
+    assert panel.shape == (64 + LABEL_HEIGHT, 3 * 80 + 2 * 8)
+    strip = panel[:LABEL_HEIGHT]
+    for left in (0, 88, 176):  # dark text at the start of each panel's strip, white elsewhere in it
+        assert strip[:, left : left + 40].min() < 128
+    # Two candidates with the same stem are ambiguous: named, not guessed.
+    Image.fromarray(smooth_photo(rng, 64, 80)).save(sharp / "x.tif")
+    result = run_cli("-m", "infer", "--input", str(blurred / "x.jpg"), "--output", str(tmp_path / "y.png"),
+                     "--checkpoint", str(checkpoint), "--compare", "--sharp", str(sharp), cwd=tmp_path)
+    assert result.returncode == 2 and "2 sharp counterparts of x.jpg" in result.stderr
+    assert "(x.png, x.tif); keep one" in result.stderr
 
 
 def test_infer_keeps_existing_outputs_and_reports_bad_files(tmp_path, photos, checkpoint):
