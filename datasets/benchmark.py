@@ -40,6 +40,9 @@ from .presets import LEGACY_KIND_NAMES, PRESETS, field_settings, kernel_mix
 from .synthetic import Degradation
 
 FORMAT_VERSION = 1
+# The published benchmarks' fingerprints: a folder of that name whose files give another fingerprint is not it.
+PUBLISHED = {"motion-v1": "c5fc1678cd8b65a7", "motion-v2": "7d2e86903126357a", "gaussian-v1": "0cdc8a49d6343cfd",
+             "motion-sv1": "ea72a1156ae33127"}
 
 @dataclass
 class Benchmark:
@@ -55,8 +58,16 @@ class Benchmark:
         if not meta_path.is_file():
             raise DataError(f"{folder} is not a benchmark folder (no benchmark.json); make one with "
                             "python -m datasets.benchmark --out FOLDER")
-        meta = json.loads(meta_path.read_text())
+        meta = _read_meta(meta_path)
         bench = cls(folder, meta)
+        found = fingerprint(meta["images"])
+        if meta.get("fingerprint") != found:
+            raise DataError(f"{meta_path} was edited: it records fingerprint {meta.get('fingerprint')}, its entries "
+                            f"give {found}; rebuild the benchmark with python -m datasets.benchmark")
+        published = PUBLISHED.get(meta.get("version"))
+        if published and found != published:
+            raise DataError(f"{folder} calls itself {meta['version']} but its fingerprint is {found}, not the "
+                            f"published {published}: its images differ; rebuild it with --preset {meta['version']}")
         if verify:
             for item in meta["images"]:
                 for key in ("blur", "sharp"):
@@ -158,17 +169,14 @@ def write_benchmark(
     if degradation.field_probability > 0:  # recorded only where used: older benchmark.json files stay as they were
         meta.update(field_probability=degradation.field_probability, field_grid=degradation.field_grid,
                     max_roll_degrees=degradation.max_roll_degrees)
-    # The fingerprint covers what motion-v1 recorded per image, under the names it used then (the extent was added
-    # later; its shake kernels were called "trajectory"), so a rebuilt preset shows the original's fingerprint.
-    legacy = [{**{k: v for k, v in item.items() if k not in ("extent", "kernel_sha256")},
-               "kernel": LEGACY_KIND_NAMES.get(item["kernel"], item["kernel"])} for item in images]
-    meta["fingerprint"] = hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+    meta["fingerprint"] = fingerprint(images)
     (out / "benchmark.json").write_text(json.dumps(meta, indent=1))
     return meta
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line, with a preset's values as the defaults its flags override."""
+def parse_args(argv: list[str] | None, name_changed_presets: bool = True) -> argparse.Namespace:
+    """The command line, with a preset's values as the defaults its flags override. A preset with settings changed
+    is another benchmark: ``name_changed_presets`` names it after its folder instead of the preset."""
     parser = argparse.ArgumentParser(prog="python -m datasets.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="benchmark folder to write (must not exist)")
     parser.add_argument("--photos", type=Path, help="folder of sharp held-out photos (default: the manifest's)")
@@ -194,7 +202,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.preset:
         parser.set_defaults(**PRESETS[args.preset], version=args.preset)
         args = parser.parse_args(argv)
+        if name_changed_presets and args.version == args.preset and changed_from_preset(args, args.preset):
+            args.version = None
     return args
+
+
+def fingerprint(images: list[dict]) -> str:
+    """16 hex digits over every image's entry (its files' sha256s among them). It covers what motion-v1 recorded per
+    image, under the names it used then (the extent was added later; its shake kernels were called "trajectory"),
+    so a rebuilt preset shows the original's fingerprint."""
+    legacy = [{**{k: v for k, v in item.items() if k not in ("extent", "kernel_sha256")},
+               "kernel": LEGACY_KIND_NAMES.get(item["kernel"], item["kernel"])} for item in images]
+    return hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_meta(path: Path) -> dict:
+    """benchmark.json, checked to be a mapping with a list of image entries (else a DataError naming it)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"cannot read {path}: {error}") from None
+    images = meta.get("images") if isinstance(meta, dict) else None
+    entries = isinstance(images, list) and images and all(
+        isinstance(item, dict) and {"name", "blur_sha256", "sharp_sha256", "kernel"} <= set(item) for item in images)
+    if not entries:
+        raise DataError(f"{path} is not a benchmark description (it needs a list of images with names, kernels and "
+                        "sha256s); rebuild the benchmark with python -m datasets.benchmark")
+    return meta
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,13 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def changed_from_preset(args: argparse.Namespace, preset: str) -> list[str]:
+    """The settings in which ``args`` differ from published benchmark ``preset`` (its name aside)."""
+    published = vars(parse_args(["--out", str(args.out), "--preset", preset], name_changed_presets=False))
+    return sorted(key for key, value in vars(args).items() if published[key] != value and key != "version")
+
+
 def _argument_problem(args: argparse.Namespace) -> str:
     """Why these arguments cannot make a benchmark ("" when they can). A folder named like a published benchmark
     must hold exactly that benchmark: its preset, with nothing overridden, so its scores compare with the tables."""
     name = args.out.name
     if name in PRESETS:
-        published = vars(parse_args(["--out", str(args.out), "--preset", name]))
-        changed = sorted(key for key, value in vars(args).items() if published[key] != value and key != "version")
+        changed = changed_from_preset(args, name)
         if changed:
             flags = ", ".join("--" + key.replace("_", "-") for key in changed)
             return (f"{args.out} is named like the published benchmark {name}, but these settings differ from it: "

@@ -407,10 +407,22 @@ def load_runs(paths: list[Path]) -> list[tuple[Path, dict]]:
     runs = []
     for path in paths:
         if (path / "summary.json").is_file():
-            runs.append((path, json.loads((path / "summary.json").read_text())))
+            runs.append((path, read_summary(path / "summary.json")))
             continue
         found = sorted(path.glob("*/summary.json")) if path.is_dir() else []
         if not found:
             raise DataError(f"{path} has no summary.json (nor do its sub-folders): is it an evaluate.py output?")
-        runs += [(p.parent, json.loads(p.read_text())) for p in found]
+        runs += [(p.parent, read_summary(p)) for p in found]
     return runs
+
+
+def read_summary(path: Path) -> dict:
+    """An evaluate.py summary.json, checked to hold what the tables and comparisons read (else a DataError)."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"cannot read {path}: {error}") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("label"), str) \
+            or not isinstance(summary.get("metrics"), dict):
+        raise DataError(f"{path} is not an evaluate.py summary (it needs a label and metrics); rerun evaluate.py")
+    return summary

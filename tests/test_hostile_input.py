@@ -147,6 +147,54 @@ def test_a_changed_benchmark_kernel_is_named(tmp_path, photo_folder):
         Benchmark.load(tmp_path / "b")
 
 
+def test_replaced_images_with_edited_hashes_do_not_pass_as_the_benchmark(tmp_path, photo_folder):
+    import json
+
+    from datasets.benchmark import Benchmark
+    from datasets.benchmark import main as build
+    from datasets.hashing import sha256
+
+    assert build(["--out", str(tmp_path / "b"), "--photos", str(photo_folder), "--tile", "32",
+                  "--crops-per-photo", "1", "--min-texture", "0"]) == 0
+    meta_path = tmp_path / "b" / "benchmark.json"
+    meta = json.loads(meta_path.read_text())
+    first = meta["images"][0]["name"]
+    save_photo(tmp_path / "b" / "sharp" / f"{first}.png", seed=9, size=(32, 32))  # another sharp image...
+    meta["images"][0]["sharp_sha256"] = sha256(tmp_path / "b" / "sharp" / f"{first}.png")  # ...its hash edited in
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="was edited: it records fingerprint"):
+        Benchmark.load(tmp_path / "b")
+    meta["fingerprint"] = "0" * 16  # a recomputed fingerprint is not enough to pass as a published benchmark
+    from datasets.benchmark import fingerprint
+
+    meta["fingerprint"], meta["version"] = fingerprint(meta["images"]), "motion-v1"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="calls itself motion-v1 but its fingerprint is .* not the published"):
+        Benchmark.load(tmp_path / "b")
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"version": "x"}', '{"images": [{"name": "a"}]}'])
+def test_a_malformed_benchmark_description_is_one_line(tmp_path, content):
+    from datasets.benchmark import Benchmark
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "benchmark.json").write_text(content)
+    with pytest.raises(DataError, match="benchmark.json"):
+        Benchmark.load(tmp_path / "b")
+    result = run_cli(str(ROOT / "evaluate.py"), "--benchmark", str(tmp_path / "b"), "--methods", "wiener",
+                     "--no-lpips", "--metrics", "psnr", "ssim", "--out", str(tmp_path / "e"), cwd=tmp_path)
+    assert "benchmark.json" in one_error_line(result)
+
+
+@pytest.mark.parametrize("content", ["{broken", '{"label": "x"}', "[]"])
+def test_compare_on_a_corrupt_or_incomplete_summary_is_one_line(tmp_path, content):
+    for run in ("a", "b"):
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        (tmp_path / "runs" / run / "summary.json").write_text(content)
+    result = run_cli(str(ROOT / "evaluate.py"), "--compare", str(tmp_path / "runs"), cwd=tmp_path)
+    assert "summary.json" in one_error_line(result)
+
+
 def test_a_pairs_list_that_points_outside_its_folder_is_refused(tmp_path):
     outside = save_photo(tmp_path / "elsewhere" / "s.png")
     save_photo(tmp_path / "list" / "b.png")

@@ -70,7 +70,7 @@ def test_a_spatially_varying_benchmark_records_its_fields(tmp_path, photo_folder
 
 @pytest.mark.parametrize("settings, message", [
     ({"field_probability": 1.5}, "data.field_probability must be in [0, 1]"),
-    ({"field_grid": 0}, "data.field_grid must be >= 1"),
+    ({"field_grid": 0}, "data.field_grid must be in [1, 16]"),
     ({"field_probability": 0.5, "blur_on_device": True}, "data.field_probability needs data.blur_on_device off"),
 ])
 def test_field_settings_that_cannot_work_are_named(settings, message):
