@@ -11,6 +11,7 @@ answers a file it cannot use (not an image, corrupt, too large) with one message
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from pathlib import Path
@@ -36,8 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be in 0-65535, got {args.port}")
-    if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
-        parser.error("--max-upload-mb and --max-megapixels must be positive")
+    limits = (args.max_upload_mb, args.max_megapixels)
+    if not all(math.isfinite(limit) and limit > 0 for limit in limits):
+        parser.error(f"--max-upload-mb and --max-megapixels must be positive finite numbers, got {limits[0]} and "
+                     f"{limits[1]}")
     if args.no_bundled and not args.checkpoint:
         parser.error("--no-bundled needs at least one --checkpoint")
     return args

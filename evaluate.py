@@ -77,6 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--data needs --root")
     if args.restored and not args.sharp:
         parser.error("--restored needs --sharp")
+    if args.restored and args.sharp and args.restored.resolve() == args.sharp.resolve():
+        parser.error(f"--restored and --sharp are the same folder ({args.sharp}): every image would score as perfect")
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         parser.error(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
@@ -269,7 +271,8 @@ def collect_items(args: argparse.Namespace):
 
 
 def run_in_pipeline() -> int:
-    """main(), where a reader that stops early (``| head``) ends the output quietly instead of with a traceback."""
+    """main(), where a reader that stops early (``| head``) ends the output quietly instead of with a traceback,
+    and so does Ctrl-C (exit 130)."""
     try:
         code = main()
         sys.stdout.flush()
@@ -278,6 +281,10 @@ def run_in_pipeline() -> int:
         # Point stdout at devnull, so the interpreter's own flush at exit does not fail a second time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1  # as Python's documentation does for EPIPE
+    except KeyboardInterrupt:
+        print("interrupted: the run being scored has no complete summary.json; score it again with --overwrite",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

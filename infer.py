@@ -48,11 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from datasets.images import side_by_side
     from restore.cpu_allocator import reuse_freed_memory
     from restore.device import pick_device
-    from restore.image_io import ImageInfo, read_image_for_inference, write_image_like
-    from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs, sharp_counterpart
+    from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs
 
     reuse_freed_memory()  # large activations reuse pages instead of faulting in new ones: 2x on CPU
 
@@ -71,41 +69,28 @@ def main(argv: list[str] | None = None) -> int:
     single = args.input.is_file()
     done, skipped, failed = 0, 0, []
     start = time.monotonic()
-    for job in tqdm(jobs, desc="deblurring", unit="image", disable=single or not sys.stderr.isatty()):
-        existing = [output for output in job.outputs if output.exists()]
-        if existing and not args.overwrite:
-            if single:
-                print(f"error: output {existing[0]} exists; pass --overwrite to replace it", file=sys.stderr)
-                return 2
-            skipped += 1
-            continue
-        try:
-            image, info = read_image_for_inference(job.source)
-            restored = restore(image)
-            if restore.last_backend != restore.backend:
-                print(f"note: {job.source} ran in torch, not {restore.backend}: exact InstanceNorm tiles need torch's "
-                      "statistics hooks (--norm-stats tile keeps the runtime)", file=sys.stderr)
-            for note in write_image_like(restored, info, job.target):
-                print(f"note: {note}", file=sys.stderr)
-            if args.compare:
-                panels, labels = [image, restored], ["blurred", "restored"]
-                if args.sharp is not None:
-                    sharp_path = sharp_counterpart(args.sharp, job.relative)
-                    if sharp_path is not None:
-                        panels.append(read_image_for_inference(sharp_path)[0])
-                        labels.append("sharp")
-                    else:
-                        print(f"note: no sharp counterpart of {job.relative} in {args.sharp}; comparison without it",
-                              file=sys.stderr)
-                write_image_like(side_by_side(panels, labels=labels), ImageInfo(gray=False, bits=8, alpha=None),
-                                 job.compare)
-            done += 1
-        except RESTORE_ERRORS as error:  # bad image files (DataError) among them
-            if single:
-                print(f"error: {error}", file=sys.stderr)
-                return 2
-            print(f"skipped: {error}", file=sys.stderr)
-            failed.append(job.source)
+    try:
+        for job in tqdm(jobs, desc="deblurring", unit="image", disable=single or not sys.stderr.isatty()):
+            existing = [output for output in job.outputs if output.exists()]
+            if existing and not args.overwrite:
+                if single:
+                    print(f"error: output {existing[0]} exists; pass --overwrite to replace it", file=sys.stderr)
+                    return 2
+                skipped += 1
+                continue
+            try:
+                restore_job(job, restore, args)
+                done += 1
+            except RESTORE_ERRORS as error:  # bad image files (DataError) among them
+                if single:
+                    print(f"error: {error}", file=sys.stderr)
+                    return 2
+                print(f"skipped: {error}", file=sys.stderr)
+                failed.append(job.source)
+    except KeyboardInterrupt:  # Ctrl-C between or inside images: what was written is whole (atomic writes)
+        print(f"interrupted: {done} restored, {skipped} kept, {len(failed)} failed of {len(jobs)} images; every "
+              "output written is complete", file=sys.stderr)
+        return 130
     elapsed = time.monotonic() - start
     ran = f"{restore.last_backend}, {str(restore.dtype).removeprefix('torch.')} on {restore.device.type}"
     if single:
@@ -115,6 +100,33 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{done} restored, {skipped} kept (output exists; --overwrite replaces), {len(failed)} failed "
           f"of {len(jobs)} images in {elapsed:.1f} s ({ran}) -> {args.output}")
     return 1 if failed else 0
+
+
+def restore_job(job, restore, args: argparse.Namespace) -> None:
+    """Read one input, restore it, write the result (and its --compare panel) as the input was stored."""
+    from datasets.images import side_by_side
+    from restore.image_io import ImageInfo, read_image_for_inference, write_image_like
+    from restore.inference import sharp_counterpart
+
+    image, info = read_image_for_inference(job.source)
+    restored = restore(image)
+    if restore.last_backend != restore.backend:
+        print(f"note: {job.source} ran in torch, not {restore.backend}: exact InstanceNorm tiles need torch's "
+              "statistics hooks (--norm-stats tile keeps the runtime)", file=sys.stderr)
+    for note in write_image_like(restored, info, job.target):
+        print(f"note: {note}", file=sys.stderr)
+    if not args.compare:
+        return
+    panels, labels = [image, restored], ["blurred", "restored"]
+    if args.sharp is not None:
+        sharp_path = sharp_counterpart(args.sharp, job.relative)
+        if sharp_path is not None:
+            panels.append(read_image_for_inference(sharp_path)[0])
+            labels.append("sharp")
+        else:
+            print(f"note: no sharp counterpart of {job.relative} in {args.sharp}; comparison without it",
+                  file=sys.stderr)
+    write_image_like(side_by_side(panels, labels=labels), ImageInfo(gray=False, bits=8, alpha=None), job.compare)
 
 
 def export(args: argparse.Namespace) -> int:
@@ -135,5 +147,14 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def interruptible(main):
+    """``main`` with Ctrl-C during set-up (before any image) as one line and exit 130, not a traceback."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("interrupted before any image was written", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(interruptible(main))

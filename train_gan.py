@@ -137,4 +137,8 @@ def launcher(world) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # during set-up: training itself stops gracefully with a checkpoint (gan/interrupt.py)
+        print("interrupted during set-up; no checkpoint was written", file=sys.stderr)
+        sys.exit(130)

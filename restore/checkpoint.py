@@ -181,8 +181,12 @@ def load_weights_only(path: Path, what: str = "checkpoint", map_location: str | 
 
 
 def _load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    if path.is_dir():
+        raise ExperimentError(f"checkpoint {path} is a folder; name a checkpoint file in it (a run's checkpoints are "
+                              "in <run>/checkpoints/, e.g. best.pt)")
     if not path.is_file():
-        raise ExperimentError(f"checkpoint {path} does not exist")
+        raise ExperimentError(f"checkpoint {path} does not exist" if not path.exists() else
+                              f"checkpoint {path} is not a regular file")
     state = load_weights_only(path, "checkpoint", map_location)
     if not isinstance(state, dict) or "generator" not in state or "model" not in state:
         raise CorruptCheckpoint(f"checkpoint {path} is not a checkpoint of this project (no generator/model entries)")

@@ -200,6 +200,8 @@ def plan_jobs(input_path: Path, output_path: Path, compare: bool = False, sharp:
     """
     if not input_path.exists():
         raise ExperimentError(f"input {input_path} does not exist")
+    if not input_path.is_file() and not input_path.is_dir():
+        raise ExperimentError(f"input {input_path} is neither an image file nor a folder (a pipe or device?)")
     if input_path.is_file():
         target = output_path / input_path.name if output_path.is_dir() else output_path
         if target.suffix.lower() not in IMAGE_SUFFIXES:
@@ -218,11 +220,16 @@ def plan_jobs(input_path: Path, output_path: Path, compare: bool = False, sharp:
         inputs += image_files(sharp)
     sources = {_identity(path): path for path in inputs}
     resolved = {path.resolve(): path for path in inputs}
+    written: dict[Path, Path] = {}
     for job in jobs:
         for output in job.outputs:
             clash = resolved.get(output.resolve()) or sources.get(_identity(output) or (-1, -1))
             if clash is not None:
                 raise ExperimentError(f"output {output} is the input file {clash}; choose another output path")
+            other = written.setdefault(output.resolve(), job.source)
+            if other != job.source:  # e.g. a_compare.png is both an input's output and a.png's panel
+                raise ExperimentError(f"{other} and {job.source} would both be written to {output}; rename one of "
+                                      "them (or drop --compare)")
     return jobs
 
 

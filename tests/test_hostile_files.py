@@ -4,7 +4,11 @@ Every case runs on real files; a refused case leaves every file it was given byt
 """
 
 import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -15,7 +19,7 @@ from PIL import Image
 
 from datasets.errors import DataError
 from datasets.images import exif_orientation, image_size, orient_array
-from helpers import one_error_line, run_cli, save_photo, smooth_photo
+from helpers import ROOT, one_error_line, run_cli, save_photo, smooth_photo
 from restore.image_io import read_image_for_inference
 
 
@@ -155,3 +159,58 @@ def test_an_onnx_export_never_replaces_the_checkpoint_or_unasked_files(tmp_path,
                      cwd=tmp_path)
     assert "x.onnx.data exists" in one_error_line(result)
     assert data.read_bytes() == b"someone's file" and not (tmp_path / "x.onnx").exists()
+
+
+# -- inputs that are not what they seem ---------------------------------------------------------------------------
+
+
+def test_a_checkpoint_folder_and_a_pipe_input_are_named_for_what_they_are(tmp_path, checkpoint):
+    photo = save_photo(tmp_path / "a.png")
+    result = run_cli("-m", "infer", "--input", str(photo), "--output", str(tmp_path / "o.png"), "--checkpoint",
+                     str(tmp_path), cwd=tmp_path)
+    assert f"checkpoint {tmp_path} is a folder" in one_error_line(result)
+    os.mkfifo(tmp_path / "pipe.png")
+    result = run_cli("-m", "infer", "--input", str(tmp_path / "pipe.png"), "--output", str(tmp_path / "o.png"),
+                     "--checkpoint", str(checkpoint), cwd=tmp_path)
+    assert "is neither an image file nor a folder" in one_error_line(result)
+
+
+def test_two_inputs_that_would_write_one_output_are_refused(tmp_path, checkpoint):
+    save_photo(tmp_path / "in" / "a.png")
+    save_photo(tmp_path / "in" / "a_compare.png", seed=1)  # its output is a.png's panel
+    result = run_cli("-m", "infer", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                     "--checkpoint", str(checkpoint), "--compare", cwd=tmp_path)
+    assert "would both be written to" in one_error_line(result) and not (tmp_path / "out").exists()
+
+
+def test_restored_and_sharp_the_same_folder_is_refused(tmp_path):
+    save_photo(tmp_path / "s" / "a.png")
+    result = run_cli(str(ROOT / "evaluate.py"), "--restored", str(tmp_path / "s"), "--sharp", str(tmp_path / "s"),
+                     cwd=tmp_path)
+    assert result.returncode == 2 and "are the same folder" in result.stderr
+
+
+@pytest.mark.parametrize("flag, value", [("--max-megapixels", "nan"), ("--max-upload-mb", "inf")])
+def test_demo_limits_must_be_finite(tmp_path, flag, value):
+    result = run_cli(str(ROOT / "demo.py"), flag, value, cwd=tmp_path)
+    assert result.returncode == 2 and "must be positive finite numbers" in result.stderr
+
+
+def test_ctrl_c_in_a_folder_run_says_what_was_done_and_exits_130(tmp_path, checkpoint):
+    for index in range(60):
+        save_photo(tmp_path / "in" / f"p{index:02d}.png", seed=index, size=(96, 128))
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infer", "--input", str(tmp_path / "in"), "--output", str(out), "--checkpoint",
+         str(checkpoint)], cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(out.iterdir())) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted: ") and "of 60 images" in lines[0], stderr
+    written = sorted(out.iterdir())
+    assert 0 < len(written) < 60 and all(Image.open(path).size == (128, 96) for path in written)  # each one whole
