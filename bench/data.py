@@ -2,6 +2,7 @@
 
     python bench/data.py                         # 256x256 crops, 31x31 kernels, embedded photos
     python bench/data.py --crop 256 --kernel 31 --repeats 5 --workers 0 2 --json bench/data.json
+    python bench/data.py --config configs/long_run.yaml  # also: the training pairs of a config, as its run makes them
 
 Each figure is the median of --repeats timed runs after a warm-up run. Pairs are made exactly as in training
 (random window, albumentations augmentation, kernel, linear-light blur, noise) from the embedded photos, which
@@ -46,6 +47,19 @@ def loader_pairs_per_second(
     return median_rate(lambda loader=loader: [None for _ in loader], count, repeats)
 
 
+def config_pairs_per_second(config_path: Path, count: int, repeats: int) -> dict[str, float]:
+    """Training pairs per second of a config's own training set (its photos, kernels, noise, JPEG, leaves), one
+    process, one thread: what one loader worker delivers, to set against the training step."""
+    from datasets import build_datasets
+    from gan.config import load_config
+
+    torch.set_num_threads(1)
+    config = load_config(config_path)
+    dataset = build_datasets(config.data, seed=0).train
+    rate = median_rate(lambda: [dataset[(0, i)] for i in range(count)], count, repeats)
+    return {f"pairs/s of {config_path.name}'s training set ({config.data.crop_size} px), 1 thread": rate}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--crop", type=int, default=256)
@@ -54,6 +68,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--config", type=Path, help="also time the training pairs of this experiment config")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -81,6 +96,9 @@ def main() -> None:
         rows[f"loader pairs/s {args.crop}x{args.crop}, batch 8, {workers} workers"] = median_rate(
             lambda loader=loader: [None for _ in loader], args.count, args.repeats
         )
+
+    if args.config is not None:
+        rows.update(config_pairs_per_second(args.config, args.count, args.repeats))
 
     width = max(map(len, rows))
     print(f"{'figure':<{width}}  median")

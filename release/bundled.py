@@ -42,8 +42,11 @@ from restore.errors import ExperimentError
 
 from .model_card import render
 
-# The phase each bundled slot holds, as train_gan.py's checkpoints name it.
-PHASES = {"pretrain": "pretrain", "gan": "adv"}
+# What release writes: the bundled models, and the long run's newest stretch (where the next stretch continues on a
+# fresh machine; gan/long_run.py), which infer.py and the demo do not offer until it is shipped as the pretrain model.
+SLOTS = {**BUNDLED_MODELS, "long-run": "light_unet_long_run.pt"}
+# The phase each slot holds, as train_gan.py's checkpoints name it.
+PHASES = {"pretrain": "pretrain", "gan": "adv", "long-run": "pretrain"}
 NETWORK = "light_unet"  # the bundled files' names say LightUNet, and every reader builds one from them
 
 
@@ -108,7 +111,7 @@ def write_card(model: str, folder: Path, run: Path | None, scores: list[Path], h
                commands: list[str], notes: list[str] = ()) -> Path:
     """Write ``light_unet_<model>.md`` beside the bundled file, from its records (release/model_card.py)."""
 
-    path = folder / BUNDLED_MODELS[model]
+    path = folder / SLOTS[model]
     digest = verify(path)
     bundle = load_checkpoint(path)
     summaries = []
@@ -131,7 +134,8 @@ def write_card(model: str, folder: Path, run: Path | None, scores: list[Path], h
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, help="a train_gan.py checkpoint to export")
-    parser.add_argument("--model", choices=sorted(BUNDLED_MODELS), required=True)
+    parser.add_argument("--model", choices=sorted(SLOTS), required=True,
+                        help="pretrain or gan (the bundled models), or long-run (the long run's newest stretch)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder (default: weights/)")
     card_options = parser.add_argument_group("model card (written for the bundled file, after evaluate.py has scored "
                                              "it)")
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is not None:
             state = load_checkpoint(args.checkpoint)
             args.out.mkdir(parents=True, exist_ok=True)
-            target = args.out / BUNDLED_MODELS[args.model]
+            target = args.out / SLOTS[args.model]
             digest = export(state, target, str(args.checkpoint), args.model)
             size = target.stat().st_size / 2**20
             print(f"wrote {target} ({size:.1f} MiB, fp16, step {state.get('step')}), sha256 {digest}")

@@ -49,8 +49,8 @@ def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_
     assert record["recipe"] == recipe_hash(load_config(config, TINY))
     weights = tmp_path / "weights"
     assert run_cli("-m", "release.bundled", "--checkpoint", str(step_checkpoints(run / "checkpoints")[0]),
-                   "--model", "pretrain", "--out", str(weights), cwd=tmp_path).returncode == 0
-    shipped = weights / "light_unet_pretrain.pt"
+                   "--model", "long-run", "--out", str(weights), cwd=tmp_path).returncode == 0
+    shipped = weights / "light_unet_long_run.pt"  # where the next stretch continues, shipped or not
     assert torch.load(shipped, weights_only=True)["long_run"]["global_step"] == FIRST
 
     # A fresh machine: the folder is gone, the shipped file carries on at global step 4.
