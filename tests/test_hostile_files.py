@@ -205,12 +205,15 @@ def test_ctrl_c_in_a_folder_run_says_what_was_done_and_exits_130(tmp_path, check
          str(checkpoint)], cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 120
-    while not (out.is_dir() and any(out.iterdir())) and time.monotonic() < deadline and process.poll() is None:
+    def finished_outputs():  # not the hidden partial file of an image being written
+        return [path for path in out.iterdir() if not path.name.startswith(".")] if out.is_dir() else []
+
+    while not finished_outputs() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("interrupted: ") and "of 60 images" in lines[0], stderr
-    written = sorted(out.iterdir())
+    written = sorted(out.iterdir())  # no partial file is left behind either
     assert 0 < len(written) < 60 and all(Image.open(path).size == (128, 96) for path in written)  # each one whole
