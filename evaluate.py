@@ -236,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     except (*USER_ERRORS, DataError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # --out under a file, a read-only or full disk
+        from datasets.errors import os_error_line
+
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
+        return 2
     table = markdown_table(summaries)
     print(table)
     for summary in summaries:

@@ -132,6 +132,7 @@ def restore_job(job, restore, args: argparse.Namespace) -> None:
 def export(args: argparse.Namespace) -> int:
     import torch
 
+    from datasets.errors import os_error_line
     from restore.export import check_export_paths, export_onnx
     from restore.inference import default_checkpoint, load_generator
 
@@ -141,6 +142,9 @@ def export(args: argparse.Namespace) -> int:
         minimum = export_onnx(load_generator(checkpoint, torch.device("cpu")), args.export_onnx)
     except RESTORE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the export's folder is a file, or the disk is read-only or full
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
         return 2
     print(f"wrote {args.export_onnx}: input 'blurred' N x 3 x H x W in [0, 1], H and W >= {minimum}; "
           "output 'restored', same shape")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import DataError
+from .errors import DataError, os_error_line
 from .hashing import sha256
 from .images import array_to_tensor, list_images, read_array, tensor_to_array
 from .kernels import kernel_extent
@@ -249,9 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                                   noise_space=args.noise_space, **field_settings(vars(args)))
         meta = write_benchmark(staging, benchmark_photos(args.photos), degradation, args.seed, args.tile,
                                args.min_texture, args.version or args.out.name, args.crops_per_photo)
-    except (DataError, ValueError) as error:
+    except (DataError, ValueError, OSError) as error:  # OSError: the folder is a file, or the disk read-only
         shutil.rmtree(staging, ignore_errors=True)
-        print(f"error: {error}", file=sys.stderr)
+        message = os_error_line(error) if isinstance(error, OSError) else error
+        print(f"error: {message}", file=sys.stderr)
         return 2
     staging.rename(args.out)
     kinds = sorted({item["kernel"] for item in meta["images"]})

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datasets.errors import DataError
+from datasets.errors import DataError, os_error_line
 from datasets.images import exif_orientation, open_image, orient_array
 
 # OpenCV's TIFF reader warns on every extra-sample (alpha) file it reads correctly anyway.
@@ -115,7 +115,10 @@ def write_image_like(restored: torch.Tensor, info: ImageInfo, path: Path) -> lis
     pixels = np.round(pixels * scale).astype(dtype)
     if alpha is not None and alpha.dtype != dtype:
         alpha = (alpha.astype(np.float32) * (257.0 if dtype == np.uint16 else 1 / 257.0)).round().astype(dtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file where a folder should be, a read-only disk
+        raise DataError(f"output {path}: {os_error_line(error)}") from None
     if bits == 16 and not info.gray:
         channels = pixels[..., ::-1] if alpha is None else np.dstack([pixels[..., ::-1], alpha])
         with replaced_atomically(path) as partial:

@@ -217,3 +217,22 @@ def test_ctrl_c_in_a_folder_run_says_what_was_done_and_exits_130(tmp_path, check
     assert len(lines) == 1 and lines[0].startswith("interrupted: ") and "of 60 images" in lines[0], stderr
     written = sorted(out.iterdir())  # no partial file is left behind either
     assert 0 < len(written) < 60 and all(Image.open(path).size == (128, 96) for path in written)  # each one whole
+
+
+@pytest.mark.parametrize("tool", ["infer", "export", "evaluate", "benchmark"])
+def test_an_output_under_a_file_is_one_line_and_leaves_no_partial_folder(tmp_path, checkpoint, tool):
+    (tmp_path / "afile").write_text("mine\n")
+    photo = save_photo(tmp_path / "in" / "a.png", size=(64, 64))
+    save_photo(tmp_path / "sharp" / "a.png", seed=1, size=(64, 64))
+    args = {
+        "infer": ["-m", "infer", "--input", str(photo), "--output", str(tmp_path / "afile" / "o.png"),
+                  "--checkpoint", str(checkpoint)],
+        "export": ["-m", "infer", "--checkpoint", str(checkpoint), "--export-onnx", str(tmp_path / "afile" / "x.onnx")],
+        "evaluate": [str(ROOT / "evaluate.py"), "--restored", str(tmp_path / "in"), "--sharp", str(tmp_path / "sharp"),
+                     "--out", str(tmp_path / "afile" / "ev"), "--metrics", "psnr", "ssim", "--no-lpips"],
+        "benchmark": ["-m", "datasets.benchmark", "--out", str(tmp_path / "afile" / "b"), "--photos",
+                      str(tmp_path / "in"), "--tile", "32", "--min-texture", "0"],
+    }[tool]
+    assert "a file stands where a folder is needed" in one_error_line(run_cli(*args, cwd=tmp_path))
+    assert (tmp_path / "afile").read_text() == "mine\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in", "sharp"]
