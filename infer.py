@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
+    from datasets.images import IMAGE_SUFFIXES
     from restore.cpu_allocator import reuse_freed_memory
     from restore.device import pick_device
     from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs
@@ -67,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     single = args.input.is_file()
+    if not single:
+        others = sorted(path.name for path in args.input.rglob("*") if path.is_file() and not path.name.startswith(".")
+                        and path.suffix.lower() not in IMAGE_SUFFIXES)
+        if others:  # an animated GIF, a RAW file, notes: counted and named, never silently passed over
+            named = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            print(f"note: {len(others)} file(s) in {args.input} are not images infer.py reads "
+                  f"({', '.join(IMAGE_SUFFIXES)}) and were left alone: {named}", file=sys.stderr)
     done, skipped, failed = 0, 0, []
     start = time.monotonic()
     try:

@@ -60,8 +60,10 @@ def open_image(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             check_pixel_limit(image.width, image.height, path)
+            frames = getattr(image, "n_frames", 1)  # animations and multi-page TIFFs: the first frame is read
             image = ImageOps.exif_transpose(image)
             image.load()
+            image.info["frames"] = frames
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"cannot read image {path}: {error}") from None
     if image.width == 0 or image.height == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -36,6 +36,7 @@ class ImageInfo:
     alpha: np.ndarray | None  # H x W, in the file's own dtype
     icc_profile: bytes | None = None
     converted_from: str | None = None  # a mode that cannot be written back faithfully (palette, CMYK)
+    read_notes: list[str] = field(default_factory=list)  # what reading changed: frames dropped, values clipped
 
 
 def read_image_for_inference(path: Path) -> tuple[torch.Tensor, ImageInfo]:
@@ -47,17 +48,26 @@ def read_image_for_inference(path: Path) -> tuple[torch.Tensor, ImageInfo]:
             return _from_16bit_colour(orient_array(array, orientation))
     image = open_image(path)
     icc = image.info.get("icc_profile")
+    notes = []
+    if image.info.get("frames", 1) > 1:
+        notes.append(f"{path.name} holds {image.info['frames']} frames or pages; only the first is restored")
     if image.mode in GRAY_MODES:
         alpha = np.asarray(image.getchannel("A")) if image.mode == "LA" else None
         bits = 16 if image.mode.startswith("I") else 8
-        if image.mode == "F":
-            gray = np.clip(np.asarray(image, dtype=np.float32), 0, 1)
+        if image.mode == "F" or image.mode == "I":
+            raw = np.asarray(image, dtype=np.float32)
+            scale = 1.0 if image.mode == "F" else 65535.0  # mode I: 16-bit samples Pillow widened to 32
+            gray = np.clip(raw / scale, 0, 1)
+            if np.isfinite(raw).all() and (raw.min() < 0 or raw.max() > scale):
+                kind = "floating-point" if image.mode == "F" else "32-bit integer"
+                notes.append(f"{path.name}: {kind} pixels span {raw.min():g} to {raw.max():g}; read as [0, {scale:g}],"
+                             " the rest clipped")
         elif bits == 16:
             gray = np.asarray(image, dtype=np.float32) / 65535.0
         else:
             gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
         rgb = np.repeat(gray[..., None], 3, axis=2)
-        return _tensor(rgb, path), ImageInfo(True, bits, alpha, icc)
+        return _tensor(rgb, path), ImageInfo(True, bits, alpha, icc, read_notes=notes)
     has_alpha = image.mode in ("RGBA", "PA", "RGBa") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = image.convert("RGBA")
@@ -67,7 +77,7 @@ def read_image_for_inference(path: Path) -> tuple[torch.Tensor, ImageInfo]:
         alpha = None
         rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0  # palette, CMYK, YCbCr -> RGB
     converted = image.mode if image.mode not in ("RGB", "RGBA") else None
-    return _tensor(rgb, path), ImageInfo(False, 8, alpha, icc, converted)
+    return _tensor(rgb, path), ImageInfo(False, 8, alpha, icc, converted, notes)
 
 
 def _opencv_decode(path: Path) -> np.ndarray | None:
@@ -97,7 +107,8 @@ def write_image_like(restored: torch.Tensor, info: ImageInfo, path: Path) -> lis
     Returns notes on anything the format could not keep (16 bits in a JPEG, alpha in a BMP), never silently.
     """
     suffix = path.suffix.lower()
-    notes = [f"{path.name}: {info.converted_from} input written as RGB"] if info.converted_from else []
+    notes = list(info.read_notes)
+    notes += [f"{path.name}: {info.converted_from} input written as RGB"] if info.converted_from else []
     bits = info.bits
     if bits == 16 and suffix not in SIXTEEN_BIT_SUFFIXES:
         notes.append(f"{path.name}: {suffix} cannot hold 16 bits; written as 8-bit")

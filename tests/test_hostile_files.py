@@ -236,3 +236,28 @@ def test_an_output_under_a_file_is_one_line_and_leaves_no_partial_folder(tmp_pat
     assert "a file stands where a folder is needed" in one_error_line(run_cli(*args, cwd=tmp_path))
     assert (tmp_path / "afile").read_text() == "mine\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in", "sharp"]
+
+
+# -- what reading changes is said, never silent -------------------------------------------------------------------
+
+
+def test_frames_beyond_the_first_and_clipped_values_are_noted(tmp_path, checkpoint):
+    frames = [Image.fromarray(smooth_photo(np.random.default_rng(k), 48, 64)) for k in range(3)]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:])  # an APNG of 3 frames
+    floats = np.random.default_rng(0).uniform(0, 255, (48, 64)).astype(np.float32)
+    Image.fromarray(floats, mode="F").save(tmp_path / "float.tif")  # 0..255 values in a float TIFF
+    for name, note in (("anim.png", "anim.png holds 3 frames or pages; only the first is restored"),
+                       ("float.tif", "float.tif: floating-point pixels span")):
+        result = run_cli("-m", "infer", "--input", str(tmp_path / name), "--output", str(tmp_path / f"out-{name}"),
+                         "--checkpoint", str(checkpoint), cwd=tmp_path)
+        assert result.returncode == 0 and f"note: {note}" in result.stderr, result.stderr
+
+
+def test_files_a_folder_run_cannot_read_are_counted(tmp_path, checkpoint):
+    save_photo(tmp_path / "in" / "a.png")
+    Image.fromarray(smooth_photo(np.random.default_rng(1), 48, 64)).save(tmp_path / "in" / "b.gif")
+    (tmp_path / "in" / "notes.txt").write_text("mine")
+    result = run_cli("-m", "infer", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                     "--checkpoint", str(checkpoint), cwd=tmp_path)
+    assert result.returncode == 0 and "1 restored" in result.stdout
+    assert "2 file(s) in" in result.stderr and "left alone: b.gif, notes.txt" in result.stderr
