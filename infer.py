@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from restore.cpu_allocator import reuse_freed_memory
     from restore.device import pick_device
     from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs
+    from restore.tiling import MIN_USEFUL_TILE, aligned_tile
 
     reuse_freed_memory()  # large activations reuse pages instead of faulting in new ones: 2x on CPU
 
@@ -66,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except RESTORE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.tile and args.tile < MIN_USEFUL_TILE:
+        side = aligned_tile(args.tile, restore.multiple, restore.min_size)
+        print(f"note: --tile {args.tile} runs {side} px tiles; under {MIN_USEFUL_TILE} px every tile sees too little "
+              "of the blur around it and large images need thousands of passes (use 256 or more, or 0 for whole "
+              "images)", file=sys.stderr)
 
     single = args.input.is_file()
     if not single:

@@ -26,6 +26,8 @@ from .image_norm import ImageStatistics, run_until_stopped
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 NORM_STATISTICS = ("image", "tile")
+# Tiles smaller than this see too little context for blurs of tens of pixels, and cost many passes (infer.py says so).
+MIN_USEFUL_TILE = 128
 
 
 def aligned_tile(tile: int, multiple: int, min_size: int) -> int:

@@ -261,3 +261,10 @@ def test_files_a_folder_run_cannot_read_are_counted(tmp_path, checkpoint):
                      "--checkpoint", str(checkpoint), cwd=tmp_path)
     assert result.returncode == 0 and "1 restored" in result.stdout
     assert "2 file(s) in" in result.stderr and "left alone: b.gif, notes.txt" in result.stderr
+
+
+def test_a_tile_too_small_to_be_useful_is_noted(tmp_path, checkpoint):
+    photo = save_photo(tmp_path / "a.png", size=(64, 64))
+    result = run_cli("-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"), "--checkpoint",
+                     str(checkpoint), "--tile", "3", "--overlap", "0", cwd=tmp_path)
+    assert result.returncode == 0 and "note: --tile 3 runs 32 px tiles; under 128 px" in result.stderr
