@@ -61,9 +61,11 @@ def open_image(path: str | Path) -> Image.Image:
         with Image.open(path) as image:
             check_pixel_limit(image.width, image.height, path)
             frames = getattr(image, "n_frames", 1)  # animations and multi-page TIFFs: the first frame is read
+            tiff_bits = image.tag_v2.get(258) if image.format == "TIFF" else None  # BitsPerSample
             image = ImageOps.exif_transpose(image)
             image.load()
             image.info["frames"] = frames
+            image.info["bits_per_sample"] = max(tiff_bits) if tiff_bits else 8
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"cannot read image {path}: {error}") from None
     if image.width == 0 or image.height == 0:

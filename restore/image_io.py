@@ -41,14 +41,20 @@ class ImageInfo:
 
 def read_image_for_inference(path: Path) -> tuple[torch.Tensor, ImageInfo]:
     """3 x H x W float32 RGB in [0, 1], and what is needed to write the result back like the input."""
+    opencv_failed = False
     if path.suffix.lower() in SIXTEEN_BIT_SUFFIXES:
         orientation = exif_orientation(path)  # checks the pixel limit from the header before OpenCV decodes
         array = _opencv_decode(path)
         if array is not None and array.dtype == np.uint16 and array.ndim == 3:
             return _from_16bit_colour(orient_array(array, orientation))
+        opencv_failed = array is None
     image = open_image(path)
     icc = image.info.get("icc_profile")
     notes = []
+    depth = image.info.get("bits_per_sample", 8)
+    if opencv_failed and image.mode in ("RGB", "RGBA") and depth > 8:
+        notes.append(f"{path.name}: its {depth}-bit samples could not be decoded at full depth (OpenCV failed on "
+                     "this TIFF); read through Pillow at 8 bits per channel")
     if image.info.get("frames", 1) > 1:
         notes.append(f"{path.name} holds {image.info['frames']} frames or pages; only the first is restored")
     if image.mode in GRAY_MODES:
@@ -86,7 +92,14 @@ def _opencv_decode(path: Path) -> np.ndarray | None:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise DataError(f"cannot read image {path}: {error.strerror}") from None
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if not data.size:
+        return None
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a failure here is handled, not printed
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def _from_16bit_colour(array: np.ndarray) -> tuple[torch.Tensor, ImageInfo]:

@@ -268,3 +268,15 @@ def test_a_tile_too_small_to_be_useful_is_noted(tmp_path, checkpoint):
     result = run_cli("-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"), "--checkpoint",
                      str(checkpoint), "--tile", "3", "--overlap", "0", cwd=tmp_path)
     assert result.returncode == 0 and "note: --tile 3 runs 32 px tiles; under 128 px" in result.stderr
+
+
+def test_a_sixteen_bit_tiff_read_at_eight_bits_says_so(tmp_path, checkpoint):
+    import tifffile
+
+    pixels = (np.random.default_rng(0).random((40, 48, 3)) * 65535).astype(np.uint16)
+    # LZMA: a compression OpenCV's TIFF reader lacks, so Pillow (8 bits per channel) reads it instead.
+    tifffile.imwrite(tmp_path / "deep.tif", pixels, photometric="rgb", compression="lzma")
+    result = run_cli("-m", "infer", "--input", str(tmp_path / "deep.tif"), "--output", str(tmp_path / "out.tif"),
+                     "--checkpoint", str(checkpoint), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note: deep.tif: its 16-bit samples could not be decoded at full depth" in result.stderr
