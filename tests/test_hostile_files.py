@@ -280,3 +280,48 @@ def test_a_sixteen_bit_tiff_read_at_eight_bits_says_so(tmp_path, checkpoint):
                      "--checkpoint", str(checkpoint), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "note: deep.tif: its 16-bit samples could not be decoded at full depth" in result.stderr
+
+
+@pytest.mark.parametrize("case, message", [
+    ("model-string", "does not name its network"),
+    ("model-list", "does not name its network"),
+    ("model-without-name", "does not name its network"),
+    ("generator-list", "holds no generator weights"),
+    ("nan-weights", "is not finite (inf or nan)"),
+])
+def test_a_malformed_checkpoint_is_one_line_wherever_it_is_loaded(tmp_path, checkpoint, case, message):
+    import torch
+
+    from restore.checkpoint import save_checkpoint
+
+    state = torch.load(checkpoint, weights_only=True)
+    if case == "model-string":
+        state["model"] = "light_unet"
+    elif case == "model-list":
+        state["model"] = ["light_unet"]
+    elif case == "model-without-name":
+        state["model"] = {"start_filters": 4}
+    elif case == "generator-list":
+        state["generator"] = [1, 2, 3]
+        state.pop("generator_ema", None)
+    else:
+        next(iter(state["generator"].values())).fill_(float("nan"))
+        state.pop("generator_ema", None)
+    bad = tmp_path / "bad.pt"
+    save_checkpoint(state, bad)
+    photo = save_photo(tmp_path / "in" / "a.png")
+    infer = run_cli("-m", "infer", "--input", str(photo), "--output", str(tmp_path / "o.png"), "--checkpoint",
+                    str(bad), cwd=tmp_path)
+    assert message in one_error_line(infer) and not (tmp_path / "o.png").exists()
+    train = run_cli("-m", "train_gan", "--pretrain", "--set", "model.start_filters=4", "data.crop_size=32",
+                    "data.kernel_size=7", f"train.init={bad}", cwd=tmp_path)
+    assert message in one_error_line(train)
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "demo"])
+def test_an_unknown_device_is_one_line_in_every_tool(tmp_path, tool, bench_folder):
+    args = {"evaluate": [str(ROOT / "evaluate.py"), "--benchmark", str(bench_folder), "--methods", "model",
+                         "--device", "potato", "--out", str(tmp_path / "e"), "--no-lpips", "--metrics", "psnr"],
+            "demo": [str(ROOT / "demo.py"), "--device", "potato", "--port", "0"]}[tool]
+    result = run_cli(*args, cwd=tmp_path)
+    assert "device 'potato' is not one torch knows" in one_error_line(result)
