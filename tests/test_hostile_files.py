@@ -325,3 +325,40 @@ def test_an_unknown_device_is_one_line_in_every_tool(tmp_path, tool, bench_folde
             "demo": [str(ROOT / "demo.py"), "--device", "potato", "--port", "0"]}[tool]
     result = run_cli(*args, cwd=tmp_path)
     assert "device 'potato' is not one torch knows" in one_error_line(result)
+
+
+def test_ctrl_c_during_training_set_up_is_one_line(tmp_path):
+    # A thousand validation crops per photo take seconds to make: the signal arrives during set-up.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "train_gan", "--pretrain", "--set", "data.val_crops_per_photo=1000"], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    time.sleep(4)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and stderr.strip().splitlines() == [
+        "interrupted during set-up; no checkpoint was written"], stderr
+    assert not (tmp_path / "experiments").exists()
+
+
+def test_an_upload_cut_short_never_becomes_a_job(tmp_path):
+    import socket
+    import threading
+
+    from restore.demo import DemoApp, Model, make_server
+
+    app = DemoApp([Model("m", "model", lambda: (lambda image, progress: image))])
+    server = make_server(app, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        body = save_photo(tmp_path / "a.png").read_bytes()
+        with socket.create_connection(server.server_address[:2]) as connection:
+            connection.sendall(b"POST /api/restore?model=m&name=a.png HTTP/1.1\r\nHost: x\r\n"
+                               + f"Content-Length: {len(body) + 5000}\r\n\r\n".encode() + body)
+            connection.shutdown(socket.SHUT_WR)  # the client goes away before the rest of its body
+            assert connection.recv(100) == b""  # no reply: nothing was accepted
+        assert app.jobs == {} and list(app.folder.iterdir()) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.close()
