@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     except (*USER_ERRORS, DataError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # a reader that stopped early: run_in_pipeline ends quietly
     except OSError as error:  # --out under a file, a read-only or full disk
         from datasets.errors import os_error_line
 
