@@ -39,6 +39,7 @@ from .errors import RESTORE_ERRORS
 from .image_io import ImageInfo, read_image_for_inference, write_image_like
 
 PAGE = Path(__file__).with_name("demo_page.html")
+ICON = Path(__file__).with_name("favicon.svg")
 # Uploads larger than this are refused before they are read (413); images with more pixels after decoding too.
 DEFAULT_MAX_UPLOAD_MB = 64
 DEFAULT_MAX_MEGAPIXELS = 24.0
@@ -209,6 +210,8 @@ class DemoHandler(BaseHTTPRequestHandler):
         path = urlparse(self.path).path
         if path in ("/", "/index.html"):
             return self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
+        if path in ("/favicon.svg", "/favicon.ico"):  # browsers ask for /favicon.ico whatever the page links
+            return self._send(HTTPStatus.OK, ICON.read_bytes(), "image/svg+xml")
         if path == "/api/models":
             return self._json(HTTPStatus.OK, [{"id": m.id, "label": m.label} for m in self.app.models.values()])
         match = re.fullmatch(r"/api/jobs/([0-9a-f]{12})(/input\.png|/restored)?", path)

@@ -133,6 +133,13 @@ def test_bad_uploads_get_one_clear_message_and_the_server_keeps_serving(server):
     assert state["state"] == "done"
 
 
+def test_the_page_icon_is_served(server):
+    status, body, headers = server.request("/favicon.ico")
+    assert status == 200 and headers["Content-Type"] == "image/svg+xml" and body.startswith(b"<svg")
+    assert b'href="/favicon.svg"' in server.request("/")[1]
+    assert server.request("/favicon.svg")[1] == body
+
+
 def test_bad_start_options_are_one_line(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "demo.py"), "--no-bundled", "--checkpoint",
                              str(tmp_path / "missing.pt")], cwd=tmp_path, capture_output=True, text=True,
@@ -184,3 +191,57 @@ def test_the_page_shows_the_restored_image_in_a_browser(server, tmp_path):
         assert message.startswith("notes.png is not an image")
     finally:
         browser.quit()
+
+
+def _restored_src(browser, previous: str | None = None):
+    """The restored image's address once a job newer than ``previous`` has shown it, else None."""
+    return browser.execute_script(
+        "const img = document.getElementById('after'), src = img.getAttribute('src');"
+        "return src && src !== arguments[0] && img.complete && img.naturalWidth > 0 ? src : null;", previous)
+
+
+def test_the_page_reruns_a_photo_for_another_model_or_the_same_file_and_clears_a_failed_one(tmp_path, checkpoint):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    other = tmp_path / "other.pt"
+    shutil.copyfile(checkpoint, other)
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "cwd").mkdir()
+    demo = DemoServer("--no-bundled", "--checkpoint", str(checkpoint), "--checkpoint", str(other),
+                      cwd=tmp_path / "cwd", tmpdir=tmp_path / "tmp")
+    browser = _browser()
+    try:
+        photo = tmp_path / "blurry.png"
+        photo.write_bytes(_png(96, 72))
+        browser.get(demo.url)
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#model option")) == 2)
+        state = lambda: browser.find_element(By.ID, "state").text  # noqa: E731
+        browser.find_element(By.ID, "file").send_keys(str(photo))
+        first = wait.until(lambda b: _restored_src(b))
+        assert f"with {checkpoint}" in state()
+        # Another model re-runs the photo on screen, with no new upload from the user.
+        Select(browser.find_element(By.ID, "model")).select_by_value("checkpoint-1")
+        second = wait.until(lambda b: _restored_src(b, first))
+        assert f"with {other}" in state() and second.split("/")[3] != first.split("/")[3]
+        # Choosing the same file again runs it again.
+        browser.find_element(By.ID, "file").send_keys(str(photo))
+        third = wait.until(lambda b: _restored_src(b, second))
+        assert third.split("/")[3] != second.split("/")[3]
+        # A failed upload takes the previous result off the screen.
+        bad = tmp_path / "notes.png"
+        bad.write_bytes(b"not an image")
+        browser.find_element(By.ID, "file").send_keys(str(bad))
+        message = wait.until(lambda b: b.find_element(By.ID, "message").text)
+        assert message.startswith("notes.png is not an image")
+        assert browser.find_element(By.ID, "after").get_attribute("src") is None
+        assert not browser.find_element(By.ID, "stage").is_displayed()
+        assert browser.find_element(By.ID, "download").get_attribute("aria-disabled") == "true"
+        # ... and a model change then has nothing to re-run.
+        Select(browser.find_element(By.ID, "model")).select_by_value("checkpoint-0")
+        time.sleep(1)
+        assert browser.find_element(By.ID, "message").text == message
+    finally:
+        browser.quit()
+        demo.stop()
