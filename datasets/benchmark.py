@@ -110,7 +110,8 @@ def benchmark_photos(photos: Path | None) -> list[tuple[str, np.ndarray]]:
         found.append((entry["name"], read_array(path)))
     if missing:
         names = " ".join(sorted(set(missing)))
-        raise DataError(f"benchmark photos need {names}: pip install --no-deps {names} (or pass --photos FOLDER)")
+        raise DataError(f"benchmark photos need {names}'s photo files: python -m datasets.package_photos "
+                        "(or pass --photos FOLDER)")
     return found
 
 

