@@ -35,7 +35,8 @@ from .errors import DataError, os_error_line
 from .hashing import sha256
 from .images import array_to_tensor, list_images, read_array, tensor_to_array
 from .kernels import kernel_extent
-from .photo_sets import MANIFEST, check_pinned, source_path, texture
+from .photo_sets import check_pinned, texture
+from .photo_sources import MANIFEST, source_path
 from .presets import LEGACY_KIND_NAMES, PRESETS, field_settings, kernel_mix
 from .synthetic import Degradation
 

@@ -20,24 +20,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import DataError, os_error_line
-
-
-def cache_root() -> Path:
-    """Where package photos are kept: ``$LIGHTDEBLUR_PHOTO_CACHE`` or ``~/.cache/lightdeblur/photos``."""
-    configured = os.environ.get("LIGHTDEBLUR_PHOTO_CACHE")
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lightdeblur" / "photos"
-
-
-def module_name(source: str) -> str:
-    """The import name of a pip source (scikit-image imports as skimage)."""
-    return source.replace("-", "_").replace("scikit_image", "skimage")
-
-
-def cached_path(entry: dict) -> Path:
-    """Where this module keeps a pip entry's file: ``<cache>/<source>-<version>/<module>/<path>``."""
-    return cache_root() / f"{entry['source']}-{entry['version']}" / module_name(entry["source"]) / entry["path"]
+from .photo_sources import MANIFEST, cache_root, cached_path, module_name, read_manifest, source_path
 
 
 def download_wheel(source: str, version: str, folder: Path) -> Path:
@@ -86,8 +69,6 @@ def extract(wheel: Path, entries: list[dict]) -> list[Path]:
 def fetch(manifest: Path, wheels: list[Path]) -> list[Path]:
     """Every pip entry of ``manifest`` found neither in its installed package nor in the cache, from ``wheels``
     (matched by the package's name) or downloaded; returns the files written."""
-    from .photo_sets import read_manifest, source_path
-
     wanted: dict[tuple[str, str], list[dict]] = {}
     for entry in read_manifest(manifest):
         if entry["kind"] == "pip" and not source_path(entry).is_file():
@@ -104,8 +85,6 @@ def fetch(manifest: Path, wheels: list[Path]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .photo_sets import MANIFEST
-
     parser = argparse.ArgumentParser(prog="python -m datasets.package_photos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", type=Path, default=MANIFEST, help="photo manifest (default: the project's)")
     parser.add_argument("--wheel", type=Path, action="append", default=[],

@@ -16,7 +16,6 @@ a ``manifest.json`` of what was used, dropped and why; train with ``configs/phot
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import sys
@@ -28,9 +27,8 @@ from PIL import Image
 from .errors import DataError
 from .hashing import sha256
 from .images import open_image
-from .package_photos import cached_path, module_name
+from .photo_sources import MANIFEST, read_manifest, source_path
 
-MANIFEST = Path(__file__).with_name("photo_manifest.json")
 INSTALL_HINTS = {
     "debian": "install it with: apt-get update && apt-get install -y --no-install-recommends {source}",
     "pip": "get its photo files (no install) with: python -m datasets.package_photos",
@@ -41,24 +39,6 @@ def texture(tile: np.ndarray) -> float:
     """Mean absolute luminance gradient in [0, 1] units per pixel: near 0 for flat regions."""
     luminance = tile[..., :3] @ np.array([0.299, 0.587, 0.114])
     return float((np.abs(np.diff(luminance, axis=0)).mean() + np.abs(np.diff(luminance, axis=1)).mean()) / 2)
-
-
-def source_path(entry: dict) -> Path:
-    """Where an entry's file lives: an absolute path for Debian packages, package-relative for pip packages."""
-    if entry["kind"] == "debian":
-        return Path(entry["path"])
-    spec = importlib.util.find_spec(module_name(entry["source"]))
-    if spec is not None and spec.origin is not None:
-        return Path(spec.origin).parent / entry["path"]
-    return cached_path(entry)  # datasets.package_photos keeps them there
-
-
-def read_manifest(manifest: Path) -> list[dict]:
-    """The manifest's entries; a DataError naming the file when it cannot be read."""
-    try:
-        return json.loads(Path(manifest).read_text())
-    except (OSError, ValueError) as error:
-        raise DataError(f"cannot read photo manifest {manifest}: {error}") from None
 
 
 def check_pinned(entry: dict, path: Path, hint: str) -> None:

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from datasets.photo_sets import source_path
+from datasets.photo_sources import source_path
 from helpers import ROOT, one_error_line, run_cli, save_photo
 
 
