@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {os_error_line(error)}", file=sys.stderr)
         return 2
     table = markdown_table(summaries)
-    print(table)
+    print(markdown_table(summaries, with_notes=False))  # the notes went to stderr before scoring began
     for summary in summaries:
         if summary.get("breakdown"):  # per kernel kind and blur extent (benchmarks, whose kernels are known)
             print("\n" + breakdown_table(summary["label"], summary["breakdown"]))

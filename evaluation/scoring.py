@@ -376,8 +376,9 @@ def _cell(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_table(summaries: list[dict]) -> str:
-    """One row per method (plus the blurred input once), on the benchmark(s) the summaries name."""
+def markdown_table(summaries: list[dict], with_notes: bool = True) -> str:
+    """One row per method (plus the blurred input once), on the benchmark(s) the summaries name; then the notes of
+    metrics that could not run, unless ``with_notes`` is False (a scoring run has printed them already)."""
     header = "| Method | PSNR (dB) | SSIM | LPIPS (Alex) | LPIPS (VGG) | JOD | FLIP | s / image | images |"
     lines = [header, "|---|---|---|---|---|---|---|---|---|"]
 
@@ -398,7 +399,7 @@ def markdown_table(summaries: list[dict]) -> str:
         lines.append("\nWARNING: these rows were scored on different image sets and are not comparable: "
                      + "; ".join(sorted(datasets)))
     notes = sorted({note for s in summaries for note in s.get("notes", [])})
-    return "\n".join(lines + ([""] + [f"Note: {n}" for n in notes] if notes else []))
+    return "\n".join(lines + ([""] + [f"Note: {n}" for n in notes] if notes and with_notes else []))
 
 
 def load_runs(paths: list[Path]) -> list[tuple[Path, dict]]:
