@@ -126,9 +126,6 @@ class DataConfig:
         if self.noise_space not in DEGRADATION_NOISE_SPACES:
             problems.append(f"data.noise_space must be one of {', '.join(DEGRADATION_NOISE_SPACES)}, got "
                             f"{self.noise_space!r}")
-        if self.noise_space == "mixed" and self.blur_on_device:
-            problems.append("data.noise_space=mixed needs data.blur_on_device off (the space is drawn per pair in the "
-                            "loader workers)")
         if self.blur_extent_law not in EXTENT_LAWS:
             problems.append(f"data.blur_extent_law must be one of {', '.join(EXTENT_LAWS)}, got "
                             f"{self.blur_extent_law!r}")
@@ -138,8 +135,6 @@ class DataConfig:
             if len(self.jpeg_quality) != 2 or not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
                 problems.append(f"data.jpeg_quality must be [min, max] with 1 <= min <= max <= 100, got "
                                 f"{self.jpeg_quality}")
-            if self.blur_on_device:
-                problems.append("data.jpeg_quality needs data.blur_on_device off (JPEG runs in the loader workers)")
         if not 0 <= self.jpeg_probability <= 1:
             problems.append(f"data.jpeg_probability must be in [0, 1], got {self.jpeg_probability}")
         for key in ("noise_sigma", "poisson_peak", "saturation", "color_jitter"):

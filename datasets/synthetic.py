@@ -86,7 +86,8 @@ class Degradation:
     ) -> dict[str, torch.Tensor | str]:
         """``window``: 3 x (crop + k - 1)^2 sRGB; returns blur and sharp (3 x crop^2), kernel (k x k), its kind.
 
-        ``deferred``: draw everything but do not blur; returns the window, kernel and per-pair levels for
+        ``deferred``: draw everything but do not blur; returns the window, kernel and per-pair levels (gain, shot
+        noise peak, read noise sigma, 1 where the read noise is in sRGB, JPEG quality or 0) for
         ``synthesize_batch`` to apply to a whole batch on the training device.
         """
         kernel, kind = self._draw_kernel(window, rng)
@@ -101,12 +102,8 @@ class Degradation:
         if deferred:
             if kind == FIELD_KIND:
                 raise DataError("spatially varying blur runs in the loader workers: turn data.blur_on_device off")
-            if quality:
-                raise DataError("JPEG re-compression runs in the loader workers: turn data.blur_on_device off")
-            if self.noise_space == "mixed":
-                raise DataError("data.noise_space=mixed draws per pair in the loader workers: turn "
-                                "data.blur_on_device off")
-            levels = torch.tensor([gain, peak, sigma], dtype=torch.float32)
+            srgb = float(noise_space == "srgb")
+            levels = torch.tensor([gain, peak, sigma, srgb, quality], dtype=torch.float32)
             return {"window": window, "kernel": kernel, "levels": levels, "kind": kind}
         generator = torch.Generator().manual_seed(seed)
         blurred, sharp = synthesize(window[None], kernel[None], gain, peak, sigma, generator, noise_space)
@@ -146,13 +143,23 @@ def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 def synthesize_batch(
-    batch: dict[str, torch.Tensor], device: torch.device, noise_space: str = "linear", quantize: bool = False
+    batch: dict[str, torch.Tensor], device: torch.device, quantize: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(blurred, sharp) on ``device`` from a collated batch of deferred items (``data.blur_on_device``)."""
+    """(blurred, sharp) on ``device`` from a collated batch of deferred items (``data.blur_on_device``): the same
+    degradation as the loader workers apply pair by pair, with each pair's read noise in its own space. The few
+    pairs drawn for JPEG re-compression make a round trip through the CPU's encoder, exactly as in the workers."""
     windows = batch["window"].to(device, non_blocking=True)
     kernels = batch["kernel"].to(device, non_blocking=True)
-    gain, peak, sigma = batch["levels"].to(device, non_blocking=True).unbind(1)
-    blurred, sharp = synthesize(windows, kernels, gain, peak, sigma, noise_space=noise_space)
+    gain, peak, sigma, srgb, quality = batch["levels"].to(device, non_blocking=True).unbind(1)
+    in_srgb = srgb > 0.5
+    # Linear-light read noise inside synthesize; sRGB read noise after its tone curve, on the pairs that draw it.
+    blurred, sharp = synthesize(windows, kernels, gain, peak, torch.where(in_srgb, 0.0, sigma))
+    if bool(in_srgb.any()):
+        noise = torch.randn_like(blurred) * torch.where(in_srgb, sigma, 0.0).reshape(-1, 1, 1, 1)
+        blurred = torch.where(in_srgb.reshape(-1, 1, 1, 1), (blurred + noise).clamp(0.0, 1.0), blurred)
+    for index in torch.nonzero(quality > 0).flatten().tolist():
+        roundtrip = jpeg_roundtrip(blurred[index].float().cpu(), int(quality[index]))
+        blurred[index] = roundtrip.to(device=device, dtype=blurred.dtype)
     return (quantize_8bit(blurred) if quantize else blurred), sharp
 
 

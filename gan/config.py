@@ -80,6 +80,9 @@ class TrainConfig:
     max_bad_steps: int = 10  # consecutive non-finite steps (skipped) before the run stops, in either phase
     device: str = "auto"  # auto = cuda, then mps, then cpu
     threads: int = 0  # torch intra-op threads on CPU; 0 keeps torch's default
+    # Stop cleanly (a checkpoint saved, exit 0) after this many minutes of training; 0: run every epoch. For a
+    # stretch of a long run that must end in time (a lent GPU, a session).
+    max_minutes: float = 0.0
     # Start the generator from these weights (a checkpoint or a bundled weights file; generator weights only, EMA
     # ones where it kept them): a new run, with its own optimiser and schedule. --pretrain only (--adv: adv.init).
     init: str | None = None
@@ -127,6 +130,8 @@ class TrainConfig:
             problems.append("train.weight_decay and train.grad_clip must be >= 0, train.charbonnier_eps > 0")
         if not 0 <= self.ema_decay < 1:
             problems.append(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0 <= self.max_minutes < float("inf"):
+            problems.append(f"train.max_minutes must be a number of minutes >= 0 (0: no limit), got {self.max_minutes}")
         if self.checkpoint_every < 0:
             problems.append(f"train.checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):

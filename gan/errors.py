@@ -16,7 +16,8 @@ USER_ERRORS = (ConfigError, DataError, ExperimentError, MissingWeightsError, Tra
 
 
 class Interrupted(Exception):
-    """SIGINT or SIGTERM stopped a run after a checkpoint was saved; ``exit_code`` is the shell's 128 + signal."""
+    """SIGINT or SIGTERM stopped a run after a checkpoint was saved; ``exit_code`` is the shell's 128 + signal (0
+    for the planned stop of ``train.max_minutes``)."""
 
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)

@@ -33,20 +33,50 @@ from .errors import ConfigError, ExperimentError
 NOT_RECIPE = {
     "experiment": ("name", "root", "seed"),
     "train": ("init", "start_step", "epochs", "warmup_steps", "threads", "device", "checkpoint_every", "keep_last",
-              "compile", "channels_last"),
+              "compile", "channels_last", "max_minutes"),
     "data": ("num_workers",),
     "log": ("scalar_every", "progress_every", "val_images", "lpips", "perceptual"),
 }
+# The scale of a stretch, sized to its machine: a GPU stretch trains larger batches of larger crops, blurred on the
+# GPU in bf16, with longer epochs (gan/gpu_stretch.py). The pairs come from the same photos, kernels and noise and
+# the loss and schedule are the same, so the hash leaves these out too; every stretch records its batch and crop.
+STRETCH_SCALE = {
+    "train": ("batch_size", "amp"),
+    "data": ("crop_size", "blur_on_device", "train_pairs_per_epoch"),
+}
+
+
+def _hash_without(config: Config, *left_out: dict[str, tuple[str, ...]]) -> str:
+    recipe = copy.deepcopy(config.to_dict())
+    for keys_of in left_out:
+        for section, keys in keys_of.items():
+            for key in keys:
+                recipe[section].pop(key, None)
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def recipe_hash(config: Config) -> str:
-    """16 hex digits of sha256 over the config without ``NOT_RECIPE``'s keys: equal exactly for stretches of one
-    long run."""
-    recipe = copy.deepcopy(config.to_dict())
-    for section, keys in NOT_RECIPE.items():
+    """16 hex digits of sha256 over the config without ``NOT_RECIPE``'s and ``STRETCH_SCALE``'s keys: equal
+    exactly for stretches of one long run."""
+    return _hash_without(config, NOT_RECIPE, STRETCH_SCALE)
+
+
+def same_recipe(config: Config, state: dict[str, Any]) -> bool:
+    """Whether a checkpoint or shipped file (``state``) is a stretch of ``config``'s recipe. Records written before
+    stretches could change their scale hashed the scale in: for those, the config is hashed that way with the
+    scale the record's own config had."""
+    recorded = (state.get("long_run") or {}).get("recipe")
+    if recorded == recipe_hash(config):
+        return True
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        return False
+    scaled = copy.deepcopy(config)
+    for section, keys in STRETCH_SCALE.items():
         for key in keys:
-            recipe[section].pop(key, None)
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+            if key in (saved.get(section) or {}):
+                setattr(getattr(scaled, section), key, saved[section][key])
+    return recorded == _hash_without(scaled, NOT_RECIPE)
 
 
 def cpu_name() -> str:
@@ -78,16 +108,28 @@ class Stretch:
     first_step: int  # global step at its start
     last_step: int
     seconds: float
+    batch_size: int = 0  # the stretch's scale (STRETCH_SCALE); 0 in records written before it was kept
+    crop_size: int = 0
 
     @classmethod
-    def begin(cls, global_step: int, device: str) -> "Stretch":
-        return cls(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), device, global_step, global_step, 0.0)
+    def begin(cls, global_step: int, device: str, batch_size: int = 0, crop_size: int = 0) -> "Stretch":
+        return cls(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), device, global_step, global_step, 0.0,
+                   batch_size, crop_size)
 
 
 def previous_stretches(state: dict[str, Any]) -> list[dict[str, Any]]:
     """The stretches a checkpoint or shipped file records (none before the long run began)."""
     record = state.get("long_run") if isinstance(state, dict) else None
     return list(record.get("stretches", [])) if isinstance(record, dict) else []
+
+
+def _shipped_step(init: str | None, config: Config) -> int | None:
+    """The global step the shipped weights record, where they are a stretch of this recipe (else None)."""
+    if not init or not Path(init).is_file():
+        return None
+    shipped = load_checkpoint(init)
+    record = shipped.get("long_run")
+    return int(record["global_step"]) if isinstance(record, dict) and same_recipe(config, shipped) else None
 
 
 def continuation(config: Config, say=print) -> tuple[Path | None, Config]:
@@ -104,10 +146,17 @@ def continuation(config: Config, say=print) -> tuple[Path | None, Config]:
     folder = Path(config.experiment.root) / config.experiment.name
     found = step_checkpoints(folder / "checkpoints") if (folder / "checkpoints").is_dir() else []
     if found:
-        saved = load_checkpoint(found[0]).get("long_run") or {}
-        if saved.get("recipe") != recipe:
+        newest = load_checkpoint(found[0])
+        saved = newest.get("long_run") or {}
+        if not same_recipe(config, newest):
             raise ExperimentError(f"run folder {folder} holds recipe {saved.get('recipe')}, the config is recipe "
                                   f"{recipe}: they are not one long run (move the folder or restore the config)")
+        ahead = _shipped_step(train.init, config)
+        if ahead is not None and ahead > saved.get("global_step", 0):
+            here = saved.get("global_step", 0)
+            raise ExperimentError(f"{train.init} is at global step {ahead}, ahead of run folder {folder} (global step "
+                                  f"{here}): a stretch elsewhere (a GPU) continued the long run; move the folder "
+                                  f"aside (mv {folder} {folder}-{here}) and run again to continue from it")
         return folder, config
     if not train.init:
         raise ConfigError("--continue-shipped needs train.init: the shipped weights a fresh machine continues from")
@@ -121,7 +170,7 @@ def continuation(config: Config, say=print) -> tuple[Path | None, Config]:
         if record.get("schedule_steps") != train.schedule_steps:
             raise ExperimentError(f"{train.init} is on a {record.get('schedule_steps')}-step schedule, the config "
                                   f"says train.schedule_steps={train.schedule_steps}")
-        if record.get("recipe") != recipe:
+        if not same_recipe(config, shipped):
             raise ExperimentError(f"{train.init} was trained with recipe {record.get('recipe')}, the config is recipe "
                                   f"{recipe}: continuing would silently start another schedule")
         start = int(record["global_step"])

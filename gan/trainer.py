@@ -252,7 +252,8 @@ class Trainer:
         progress = tqdm(total=self.total_steps, initial=self.step, desc=self.phase, unit="step",
                         disable=not interactive)
         self.started, self.start_step = time.monotonic(), self.step
-        self.stretch = Stretch.begin(self.global_step, device_name(self.device))
+        self.stretch = Stretch.begin(self.global_step, device_name(self.device), config.train.batch_size,
+                                     config.data.crop_size)
         try:
             with GracefulInterrupt() as interrupt:
                 for epoch in range(self.epoch, config.train.epochs):
@@ -265,12 +266,16 @@ class Trainer:
                             break  # the epoch end saves; an interruption now waits for it
                         if any_true(bool(interrupt.requested), self.world, self.device):  # all ranks stop together
                             self._stop(interrupt)
+                        if self._out_of_time():
+                            self._stop_in_time()
                         if config.train.checkpoint_every and self.step % config.train.checkpoint_every == 0:
                             self.save()
                     self._end_epoch(progress, interactive)
                     stop = any_true(bool(interrupt.requested), self.world, self.device)
                     if stop and self.epoch < config.train.epochs:
                         self._stop(interrupt, saved=True)
+                    if self.epoch < config.train.epochs and self._out_of_time():
+                        self._stop_in_time(saved=True)
         finally:
             # Also on divergence or an interruption: the curves that explain the run reach the disk.
             progress.close()
@@ -298,8 +303,7 @@ class Trainer:
 
     def _train_one(self, batch: dict[str, Any], progress: tqdm) -> None:
         if "window" in batch:  # data.blur_on_device: the workers sent sharp windows, kernels and noise levels
-            blur, sharp = synthesize_batch(batch, self.device, self.config.data.noise_space,
-                                             self.config.data.quantize)
+            blur, sharp = synthesize_batch(batch, self.device, self.config.data.quantize)
         else:
             blur = batch["blur"].to(self.device, non_blocking=True)
             sharp = batch["sharp"].to(self.device, non_blocking=True)
@@ -342,6 +346,20 @@ class Trainer:
         )
         if self.world.is_main:
             progress.write(message) if interactive else print(message, flush=True)
+
+    def _out_of_time(self) -> bool:
+        """``train.max_minutes`` of training have passed (every rank stops together)."""
+        limit = self.config.train.max_minutes
+        return bool(limit) and any_true(time.monotonic() - self.started >= 60 * limit, self.world, self.device)
+
+    def _stop_in_time(self, saved: bool = False) -> None:
+        """The planned end of a stretch: a checkpoint saved, then exit 0 with the line that continues it."""
+        path = self.experiment.checkpoints / step_checkpoint_name(self.step)
+        if not saved:
+            self.save()
+        self.writer.flush()
+        raise Interrupted(f"stopped after train.max_minutes={self.config.train.max_minutes:g} at step "
+                          f"{self.step}/{self.total_steps} (global step {self.global_step}); saved {path}", exit_code=0)
 
     def _stop(self, interrupt: GracefulInterrupt, saved: bool = False) -> None:
         path = self.experiment.checkpoints / step_checkpoint_name(self.step)

@@ -101,7 +101,6 @@ def test_mixed_noise_space_draws_linear_or_srgb_per_pair():
 @pytest.mark.parametrize("settings, message", [
     ({"blur_extent_law": "cubic", "blur_extent": [1, 9]}, "data.blur_extent_law must be one of uniform, log"),
     ({"blur_extent_law": "log"}, "data.blur_extent_law=log needs data.blur_extent"),
-    ({"noise_space": "mixed", "blur_on_device": True}, "data.noise_space=mixed needs data.blur_on_device off"),
 ])
 def test_extent_law_and_mixed_noise_settings_that_cannot_work_are_named(settings, message):
     problems = DataConfig(kernel_size=21, **settings).check()

@@ -147,8 +147,46 @@ def test_blur_on_device_makes_the_same_pairs_as_the_workers():
     noisy = build_datasets(DataConfig(**base, blur_on_device=True, noise_sigma=0.05, noise_space="srgb"), seed=3).train
     batch = torch.utils.data.default_collate([noisy[key] for key in keys])
     torch.manual_seed(0)
-    blurred_noisy, _ = synthesize_batch(batch, torch.device("cpu"), noise_space="srgb")
+    blurred_noisy, _ = synthesize_batch(batch, torch.device("cpu"))
     residual = (blurred_noisy - blurred).flatten(1).std(dim=1)  # away from clipping, std = the drawn sigma
     assert torch.allclose(residual, batch["levels"][:, 2], rtol=0.25, atol=2e-3)
+    assert batch["levels"][:, 3].eq(1).all()  # every pair's noise in sRGB
     problems = DataConfig(source="paired", root="x", blur_on_device=True).check()
     assert any("data.blur_on_device needs a synthetic source" in problem for problem in problems)
+
+
+def test_blur_on_device_draws_the_noise_space_per_pair_and_recompresses_jpeg_as_the_workers_do():
+    """The long run's degradation (noise space drawn per pair, JPEG on some pairs) on the device: the JPEG pairs
+    match the workers' to within JPEG's rounding, and each pair's read noise lands in the space it drew."""
+    base = dict(source="embedded", crop_size=32, kernel_size=9, train_pairs_per_epoch=16, val_crop_size=32,
+                jpeg_quality=[70, 95], jpeg_probability=0.5, quantize=True)
+    assert DataConfig(**base, blur_on_device=True, noise_space="mixed").check() == []
+    keys = [(1, i) for i in range(16)]
+    workers = build_datasets(DataConfig(**base), seed=5).train
+    deferred = build_datasets(DataConfig(**base, blur_on_device=True), seed=5).train
+    batch = torch.utils.data.default_collate([deferred[key] for key in keys])
+    quality = batch["levels"][:, 4]
+    assert 0 < int((quality > 0).sum()) < 16 and quality[quality > 0].min() >= 70
+    blurred, _ = synthesize_batch(batch, torch.device("cpu"), quantize=True)
+    expected = torch.stack([workers[key]["blur"] for key in keys])
+    assert (blurred - expected).abs().amax(dim=(1, 2, 3)).max() <= 2 / 255 + 1e-6
+    assert torch.equal(blurred, (blurred * 255).round() / 255)
+
+    mixed = dict(base, jpeg_quality=None, quantize=False, noise_sigma=0.05, noise_space="mixed")
+    plain = build_datasets(DataConfig(**dict(mixed, noise_sigma=0.0), blur_on_device=True), seed=5).train
+    noisy = build_datasets(DataConfig(**mixed, blur_on_device=True), seed=5).train
+    clean, _ = synthesize_batch(torch.utils.data.default_collate([plain[key] for key in keys]), torch.device("cpu"))
+    batch = torch.utils.data.default_collate([noisy[key] for key in keys])
+    in_srgb = batch["levels"][:, 3] == 1
+    assert 0 < int(in_srgb.sum()) < 16  # both spaces drawn
+    torch.manual_seed(0)
+    blurred, _ = synthesize_batch(batch, torch.device("cpu"))
+    residual = (blurred - clean).flatten(1).std(dim=1)
+    # The workers draw the same space and level for each pair (another noise image): residuals of the same size.
+    workers = [build_datasets(DataConfig(**settings), seed=5).train for settings in (dict(mixed, noise_sigma=0.0),
+                                                                                      mixed)]
+    assert [workers[1][key]["noise_space"] for key in keys] == ["srgb" if s else "linear" for s in in_srgb]
+    expected = torch.stack([(workers[1][key]["blur"] - workers[0][key]["blur"]).std() for key in keys])
+    assert torch.allclose(residual, expected, rtol=0.25, atol=2e-3)
+    sigma = batch["levels"][:, 2]
+    assert torch.allclose(residual[in_srgb], sigma[in_srgb], rtol=0.25, atol=2e-3)  # sRGB units: sigma itself

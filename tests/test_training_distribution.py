@@ -29,7 +29,7 @@ def test_quantize_rounds_blurred_inputs_to_8_bit_levels_and_draws_nothing():
 def test_device_side_blur_rounds_too():
     windows = torch.rand(2, 3, 28, 28, generator=torch.Generator().manual_seed(1))
     kernels = torch.stack([KernelMix(9, {"trajectory": 1.0})(np.random.default_rng(s))[0] for s in range(2)])
-    batch = {"window": windows, "kernel": kernels, "levels": torch.tensor([[1.0, 0.0, 0.005]] * 2)}
+    batch = {"window": windows, "kernel": kernels, "levels": torch.tensor([[1.0, 0.0, 0.005, 0.0, 0.0]] * 2)}
     blurred, sharp = synthesize_batch(batch, torch.device("cpu"), quantize=True)
     assert blurred.shape == sharp.shape == (2, 3, 20, 20) and _is_8bit(blurred)
 
