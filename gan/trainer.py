@@ -325,7 +325,8 @@ class Trainer:
             elapsed = time.monotonic() - self.started
             rate = (self.step - self.start_step) / max(elapsed, 1e-9)
             lr = f"  lr {logs['lr']:.2e}" if "lr" in logs else ""
-            print(f"step {self.step}/{self.total_steps} (global {self.global_step})  loss {logs['loss']:.4f}{lr}  "
+            where = f" (global {self.global_step})" if self.config.train.schedule_steps else ""  # a long run's stretch
+            print(f"step {self.step}/{self.total_steps}{where}  loss {logs['loss']:.4f}{lr}  "
                   f"{1 / max(rate, 1e-9):.2f} s/step  elapsed {_clock(elapsed)}", flush=True)
 
     def _end_epoch(self, progress: tqdm, interactive: bool) -> None:

@@ -47,11 +47,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """``auto``: fp16 autocast on CUDA; on a CPU, bf16 autocast where the CPU has native bf16 (AVX512-BF16 or AMX,
     read from its flags), else fp32; fp32 on other devices. bf16 needs a CPU or GPU that supports it.
 
-    Where it is native, bf16 was about 1.8x faster than fp32 at 1280x720 and cost nothing measurable on the
-    benchmarks: with the shipped pretrain weights on motion-v1 and motion-v2, the benchmark PSNR moved by at most
-    0.002 dB (the rule allows a loss of 0.05 dB) and the bf16 output stayed at 55.8 dB PSNR or more against the fp32
-    output (python bench/run.py --sections precision --checkpoint weights/light_unet_pretrain.pt, 2-core Intel
-    Xeon with AMX; docs/performance.md). ``--precision fp32`` keeps fp32 everywhere.
+    The rule allows bf16 to cost at most 0.05 dB of benchmark PSNR; what it measured with the shipped files, and its
+    speed, are in docs/performance.md (``python bench/run.py --sections precision``). ``--precision fp32`` keeps
+    fp32 everywhere.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")

@@ -32,7 +32,7 @@ def test_pretrain_prints_blurry_and_restored_psnr(tiny_run):
     assert "epoch 2/2" in result.stdout
     # Output to a pipe has no progress bar: a progress line every log.progress_every steps instead.
     progress = [line for line in result.stdout.splitlines() if line.startswith("step ")]
-    assert len(progress) == 1 and progress[0].startswith("step 3/4 (global 3)  loss ") and " s/step" in progress[0]
+    assert len(progress) == 1 and progress[0].startswith("step 3/4  loss ") and " s/step" in progress[0]
     assert "Validation PSNR: blurry input" in result.stdout and "-> restored" in result.stdout
 
 
