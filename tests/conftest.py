@@ -1,5 +1,6 @@
-import inspect
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from helpers import run_cli, save_pair, smooth_photo  # noqa: E402
+from helpers import run_cli, save_pair, smooth_photo, spawns  # noqa: E402
 
 
 @pytest.fixture
@@ -86,6 +87,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+@spawns
 def bench_folder(tmp_path_factory):
     """A tiny benchmark (6 images of 32x32, 9 px kernels) built by the real command; tests only read it."""
     root = tmp_path_factory.mktemp("bench")
@@ -101,26 +103,42 @@ def bench_folder(tmp_path_factory):
     return root / "tiny-v1"
 
 
-# Tests that start the project's scripts (or servers) as real subprocesses, directly or through a fixture, carry
-# the "subprocess" marker: `pytest -m "not subprocess"` is the quick in-process run while editing.
-SUBPROCESS_WORDS = ("run_cli(", "subprocess.", "Popen(")
+# Tests that start processes (the project's scripts, servers, torchrun, pip, git) carry the "subprocess" marker,
+# set where the test is written (@pytest.mark.subprocess, or a module's pytestmark); `pytest -m "not subprocess"`
+# is the quick in-process run while editing. A fixture that starts them is declared with helpers.spawns, and the
+# tests that use it are marked here. An unmarked test that starts a process fails, naming the marker it lacks.
 
 
-def _starts_processes(function) -> bool:
-    try:
-        source = inspect.getsource(function)
-    except (OSError, TypeError):
-        return False
-    return any(word in source for word in SUBPROCESS_WORDS)
+def _spawning_fixtures(item) -> list[str]:
+    info = getattr(item, "_fixtureinfo", None)
+    return [name for name, definitions in (info.name2fixturedefs.items() if info else ())
+            if any(getattr(definition.func, "starts_processes", False) for definition in definitions)]
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        functions = [item.function] + [
-            definition.func
-            for definitions in (fixtures.name2fixturedefs.values() if fixtures else ())
-            for definition in definitions
-        ]
-        if any(_starts_processes(function) for function in functions):
+        if _spawning_fixtures(item):
             item.add_marker(pytest.mark.subprocess)
+
+
+def _is_python(command) -> bool:
+    """A Python interpreter or torchrun: the processes that cost seconds (libraries' own helpers, such as ctypes'
+    ldconfig or a platform probe's uname, are not what the marker is for)."""
+    first = command if isinstance(command, str) else (list(command)[:1] or [""])[0]
+    name = Path(str(first).split()[0] if isinstance(command, str) else str(first)).name
+    return name.startswith("python") or name == "torchrun" or str(first) == sys.executable
+
+
+@pytest.fixture(autouse=True)
+def _processes_only_where_marked(request, monkeypatch):
+    if request.node.get_closest_marker("subprocess") is None:
+        start = subprocess.Popen.__init__
+
+        def guarded(self, *args, **kwargs):
+            command = args[0] if args else kwargs.get("args")
+            if _is_python(command):
+                raise AssertionError(f"{request.node.nodeid} starts {command}: mark it @pytest.mark.subprocess")
+            start(self, *args, **kwargs)
+
+        monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
+    yield

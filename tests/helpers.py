@@ -31,6 +31,13 @@ TINY = [
 FAST_METRICS = ["--metrics", "psnr", "ssim"]
 
 
+def spawns(fixture_function):
+    """Declares a fixture that starts the project's scripts or servers: every test using it is a subprocess test
+    (tests/conftest.py). Put it under ``@pytest.fixture``."""
+    fixture_function.starts_processes = True
+    return fixture_function
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run one of the project's scripts as a user would: a real subprocess, output captured."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_ALBUMENTATIONS_UPDATE": "1"}

@@ -13,6 +13,8 @@ from gan.ablation import load_grid
 from gan.errors import ConfigError
 from helpers import ROOT, TINY, run_cli
 
+pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
+
 
 def _grid(tmp_path, **changes) -> str:
     grid = {"name": "tiny", "phase": "pretrain", "set": [*TINY, "train.epochs=1"], "seeds": [0, 1],

@@ -4,13 +4,16 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import TINY, run_cli
+from helpers import TINY, run_cli, spawns
 from restore.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 
 ADV_TINY = [*TINY, "train.epochs=1", "adv.n_critic=2", "adv.critic={name: patchgan, base_channels: 8}"]
 
 
 @pytest.fixture(scope="module")
+@spawns
 def pretrained(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("adv")
     # With every detail loss on, so the pretrain phase is shown to train with them too.

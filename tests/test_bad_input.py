@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, TINY, one_error_line, run_cli, snapshot
+from helpers import ROOT, TINY, one_error_line, run_cli, snapshot, spawns
 from restore.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 
 SAVE_EVERY_STEP = [*TINY, "train.checkpoint_every=1", "train.keep_last=10"]
 
@@ -36,6 +38,7 @@ def train_in_process(*args: str, cwd: Path, monkeypatch, capsys) -> subprocess.C
 
 
 @pytest.fixture(scope="module")
+@spawns
 def finished_run(tmp_path_factory) -> Path:
     """A tiny pretrain run with a checkpoint at every step: step-00000001.pt ... step-00000004.pt and best.pt."""
     workdir = tmp_path_factory.mktemp("bad-input")
@@ -52,6 +55,7 @@ def workdir(finished_run, tmp_path) -> Path:
 
 
 @pytest.fixture
+@spawns
 def resume(monkeypatch, capsys):
     """``train_gan.py <phase> --resume ARGS`` run in this process, in ``workdir``."""
     def run(workdir: Path, *args: str, phase: str = "--pretrain") -> subprocess.CompletedProcess:

@@ -15,6 +15,7 @@ from restore.checkpoint import SUMS, read_sums, save_checkpoint
 from restore.inference import default_checkpoint, load_generator
 
 
+@pytest.mark.subprocess
 def test_export_is_fp16_checked_on_load_and_a_changed_file_is_named(tmp_path, monkeypatch):
     torch.manual_seed(0)
     network = build_network("light_unet", start_filters=4, levels=2)
@@ -66,6 +67,7 @@ def test_training_time_leaves_out_the_pause_between_sessions(tmp_path):
     assert training_seconds(tmp_path / "nothing") is None
 
 
+@pytest.mark.subprocess
 def test_model_card_reports_the_shipped_file_and_only_its_own_scores(tmp_path):
     network = build_network("light_unet", start_filters=4, levels=2)
     config = {"data": {"crop_size": 32, "kernels": {"trajectory": 1.0}, "sharp_dir": "photos"},
@@ -128,6 +130,7 @@ def _tiny_checkpoint(path, phase="pretrain", name="light_unet", poison=None):
     return path
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case, message", [
     ("nan", "weight stem.weight is not finite (inf or nan)"),
     ("fp16-overflow", "weight stem.weight is not finite in fp16"),
@@ -161,6 +164,7 @@ def test_release_refuses_before_touching_the_shipped_files(tmp_path, case, messa
     assert {path.name: (path.read_bytes(), path.stat().st_mode) for path in weights.iterdir()} == before
 
 
+@pytest.mark.subprocess
 def test_a_reshipped_file_keeps_its_permissions(tmp_path):
     weights = tmp_path / "weights"
     good = _tiny_checkpoint(tmp_path / "good.pt")

@@ -136,6 +136,7 @@ def test_benchmark_presets_record_extents_and_the_motion_v1_fingerprint_names(tm
     assert meta["fingerprint"] == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@pytest.mark.subprocess
 def test_train_init_starts_a_new_run_from_given_generator_weights(tmp_path, photo_folder, checkpoint):
     common = ["--pretrain", "--set", *TINY, "data.source=folder", f"data.sharp_dir={photo_folder}", "train.epochs=1",
               "train.lr=1e-12", "train.lr_min=0"]
@@ -155,6 +156,7 @@ def test_train_init_starts_a_new_run_from_given_generator_weights(tmp_path, phot
     assert missing.returncode == 2 and "nowhere.pt does not exist" in missing.stderr
 
 
+@pytest.mark.subprocess
 def test_evaluate_breaks_benchmark_scores_down_by_kernel_kind_and_extent(tmp_path, photo_folder):
     bench = tmp_path / "bench"
     assert build_benchmark(["--out", str(bench), "--photos", str(photo_folder), "--kernels", "trajectory=1",

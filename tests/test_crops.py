@@ -3,6 +3,7 @@
 import csv
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from helpers import ROOT, run_cli
@@ -30,6 +31,7 @@ def _write_run(run, names, psnrs, rng, copy_from=None):
             image.save(run / "images" / f"{name}.png")
 
 
+@pytest.mark.subprocess
 def test_crops_figure_from_evaluation_runs(tmp_path):
     rng = np.random.default_rng(1)
     names = ["one", "two", "three"]

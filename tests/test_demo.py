@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, smooth_photo
+from helpers import ROOT, smooth_photo, spawns
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 
 
 class DemoServer:
@@ -67,6 +69,7 @@ def _start(folder: Path, checkpoint: Path) -> DemoServer:
 
 
 @pytest.fixture(scope="module")
+@spawns
 def server(tmp_path_factory, checkpoint):
     """One server for the tests that only talk to it (a start costs seconds: torch and the model load)."""
     demo = _start(tmp_path_factory.mktemp("demo"), checkpoint)

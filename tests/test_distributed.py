@@ -13,6 +13,8 @@ from helpers import ROOT, TINY
 from nets import build_network
 from restore.checkpoint import generator_from_checkpoint, load_checkpoint
 
+pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
+
 
 def torchrun(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}

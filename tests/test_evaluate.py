@@ -66,6 +66,7 @@ def test_sigma_cnn_trains_saves_reloads_and_drives_rl(tmp_path):
     assert restored.shape == (40, 40, 3) and 0 < method.last_sigma < reloaded.max_sigma
 
 
+@pytest.mark.subprocess
 def test_the_benchmark_is_seeded_verified_and_never_rewritten(bench_folder, tmp_path):
     bench = Benchmark.load(bench_folder)
     assert len(bench.names) == 6 and bench.meta["version"] == "tiny-v1"
@@ -91,6 +92,7 @@ def test_the_benchmark_is_seeded_verified_and_never_rewritten(bench_folder, tmp_
         Benchmark.load(changed)
 
 
+@pytest.mark.subprocess
 def test_evaluate_writes_csv_json_markdown_histogram_and_extremes(bench_folder, checkpoint, tmp_path):
     out = tmp_path / "evals"
     result = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", "wiener", "rl", "blind-rl",
@@ -120,6 +122,7 @@ def test_evaluate_writes_csv_json_markdown_histogram_and_extremes(bench_folder, 
     assert table.startswith("| Method | PSNR (dB) | SSIM") and "| Blurred input |" in table and "model tiny" in table
 
 
+@pytest.mark.subprocess
 def test_compare_prints_one_table_and_flags_different_benchmarks(bench_folder, tmp_path):
     out = tmp_path / "evals"
     for method in ("wiener", "rl"):
@@ -140,6 +143,7 @@ def test_compare_prints_one_table_and_flags_different_benchmarks(bench_folder, t
         "-m", "evaluate", "--compare", str(out / "rl"), str(out / "wiener"), cwd=tmp_path).stdout
 
 
+@pytest.mark.subprocess
 def test_evaluate_refuses_to_overwrite_a_run_and_needs_kernels_for_oracles(bench_folder, tmp_path):
     out = tmp_path / "evals"
     first = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", "wiener", "--out", str(out),
@@ -164,6 +168,7 @@ def restored_tree(tmp_path, bench_folder):
     return restored
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("break_it, message", [
     (lambda r, s: (r / "extra.png").write_bytes((s / next(iter(sorted(p.name for p in s.iterdir())))).read_bytes()),
      "extra.png has no sharp counterpart"),
@@ -180,6 +185,7 @@ def test_folder_mode_names_missing_counterparts_and_size_mismatches(bench_folder
     assert not (tmp_path / "evals").exists()
 
 
+@pytest.mark.subprocess
 def test_an_empty_folder_is_named(tmp_path, bench_folder):
     (tmp_path / "empty").mkdir()
     result = run_cli("-m", "evaluate", "--restored", str(tmp_path / "empty"), "--sharp", str(bench_folder / "sharp"),
@@ -187,6 +193,7 @@ def test_an_empty_folder_is_named(tmp_path, bench_folder):
     assert result.returncode == 2 and "restored folder" in result.stderr and "contains no images" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_a_partial_result_is_never_reported_as_complete(bench_folder, tmp_path):
     restored = restored_tree(tmp_path, bench_folder)
     victim = sorted(restored.iterdir())[0]
@@ -202,6 +209,7 @@ def test_a_partial_result_is_never_reported_as_complete(bench_folder, tmp_path):
     assert "5 of 6 (INCOMPLETE)" in result.stdout
 
 
+@pytest.mark.subprocess
 def test_a_truncated_png_is_named_before_any_scoring(bench_folder, tmp_path):
     restored = restored_tree(tmp_path, bench_folder)
     victim = sorted(restored.iterdir())[0]

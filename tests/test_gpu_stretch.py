@@ -5,6 +5,7 @@ larger batch and crop, the planned stop of train.max_minutes, and the files that
 import json
 import shutil
 
+import pytest
 import torch
 import yaml
 
@@ -39,6 +40,7 @@ def _first_stretch(tmp_path):
     return config, run, weights / "light_unet_long_run.pt"
 
 
+@pytest.mark.subprocess
 def test_a_gpu_sized_stretch_continues_the_shipped_weights_and_returns_them(tmp_path):
     config, run, shipped = _first_stretch(tmp_path)
     start = torch.load(shipped, weights_only=True)["long_run"]["global_step"]
@@ -92,6 +94,7 @@ def test_records_hashed_before_stretches_kept_their_scale_still_belong_to_the_re
     assert not same_recipe(config, {"long_run": {"recipe": "0" * 16}, "config": config.to_dict()})
 
 
+@pytest.mark.subprocess
 def test_a_pack_replaces_only_a_pack(tmp_path):
     save_photo(tmp_path / "photos" / "a.png")
     mine = tmp_path / "mine"

@@ -4,6 +4,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from datasets.build import list_pairs
@@ -34,6 +35,7 @@ def test_hide_pairs_blurred_subsets_with_gt_by_name(tmp_path):
     assert problems == [f"{root / 'test' / 'test-long' / 'orphan.png'} has no partner in {root / 'GT'}"]
 
 
+@pytest.mark.subprocess
 def test_evaluate_on_hide_reports_each_subset(tmp_path):
     root = _hide_tree(tmp_path / "HIDE_dataset")
     out = tmp_path / "evals"
@@ -50,6 +52,7 @@ def test_evaluate_on_hide_reports_each_subset(tmp_path):
     assert abs(close["psnr"] - np.mean(mine)) < 1e-9
 
 
+@pytest.mark.subprocess
 def test_a_hide_root_without_gt_is_named(tmp_path):
     (tmp_path / "HIDE_dataset" / "test").mkdir(parents=True)
     result = run_cli("-m", "evaluate", "--data", "hide", "--root", str(tmp_path / "HIDE_dataset"), cwd=tmp_path)

@@ -47,6 +47,7 @@ def test_a_png_that_declares_too_many_pixels_is_refused_from_its_header(tmp_path
             read(bomb)
 
 
+@pytest.mark.subprocess
 def test_infer_refuses_a_bomb_in_one_line(tmp_path, checkpoint):
     bomb = png_header_only(tmp_path / "bomb.png", 100_000, 100_000, 16)
     result = run_cli("-m", "infer", "--input", str(bomb), "--output", str(tmp_path / "out.png"),
@@ -126,6 +127,7 @@ def test_a_sixteen_bit_png_with_exif_orientation_is_turned_upright_like_an_eight
 # -- outputs never replace inputs --------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_sharp_files_are_inputs_and_never_overwritten(tmp_path, checkpoint):
     blur, sharp = tmp_path / "blur", tmp_path / "sharp"
     save_photo(blur / "a.png", seed=0)
@@ -143,6 +145,7 @@ def test_sharp_files_are_inputs_and_never_overwritten(tmp_path, checkpoint):
     assert truth.read_bytes() == before
 
 
+@pytest.mark.subprocess
 def test_an_onnx_export_never_replaces_the_checkpoint_or_unasked_files(tmp_path, checkpoint):
     own = tmp_path / "model.pt"
     own.write_bytes(checkpoint.read_bytes())
@@ -164,6 +167,7 @@ def test_an_onnx_export_never_replaces_the_checkpoint_or_unasked_files(tmp_path,
 # -- inputs that are not what they seem ---------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_a_checkpoint_folder_and_a_pipe_input_are_named_for_what_they_are(tmp_path, checkpoint):
     photo = save_photo(tmp_path / "a.png")
     result = run_cli("-m", "infer", "--input", str(photo), "--output", str(tmp_path / "o.png"), "--checkpoint",
@@ -175,6 +179,7 @@ def test_a_checkpoint_folder_and_a_pipe_input_are_named_for_what_they_are(tmp_pa
     assert "is neither an image file nor a folder" in one_error_line(result)
 
 
+@pytest.mark.subprocess
 def test_two_inputs_that_would_write_one_output_are_refused(tmp_path, checkpoint):
     save_photo(tmp_path / "in" / "a.png")
     save_photo(tmp_path / "in" / "a_compare.png", seed=1)  # its output is a.png's panel
@@ -183,6 +188,7 @@ def test_two_inputs_that_would_write_one_output_are_refused(tmp_path, checkpoint
     assert "would both be written to" in one_error_line(result) and not (tmp_path / "out").exists()
 
 
+@pytest.mark.subprocess
 def test_restored_and_sharp_the_same_folder_is_refused(tmp_path):
     save_photo(tmp_path / "s" / "a.png")
     result = run_cli(str(ROOT / "evaluate.py"), "--restored", str(tmp_path / "s"), "--sharp", str(tmp_path / "s"),
@@ -190,12 +196,14 @@ def test_restored_and_sharp_the_same_folder_is_refused(tmp_path):
     assert result.returncode == 2 and "are the same folder" in result.stderr
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("flag, value", [("--max-megapixels", "nan"), ("--max-upload-mb", "inf")])
 def test_demo_limits_must_be_finite(tmp_path, flag, value):
     result = run_cli(str(ROOT / "demo.py"), flag, value, cwd=tmp_path)
     assert result.returncode == 2 and "must be positive finite numbers" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_in_a_folder_run_says_what_was_done_and_exits_130(tmp_path, checkpoint):
     for index in range(60):
         save_photo(tmp_path / "in" / f"p{index:02d}.png", seed=index, size=(96, 128))
@@ -219,6 +227,7 @@ def test_ctrl_c_in_a_folder_run_says_what_was_done_and_exits_130(tmp_path, check
     assert 0 < len(written) < 60 and all(Image.open(path).size == (128, 96) for path in written)  # each one whole
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("tool", ["infer", "export", "evaluate", "benchmark"])
 def test_an_output_under_a_file_is_one_line_and_leaves_no_partial_folder(tmp_path, checkpoint, tool):
     (tmp_path / "afile").write_text("mine\n")
@@ -241,6 +250,7 @@ def test_an_output_under_a_file_is_one_line_and_leaves_no_partial_folder(tmp_pat
 # -- what reading changes is said, never silent -------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_frames_beyond_the_first_and_clipped_values_are_noted(tmp_path, checkpoint):
     frames = [Image.fromarray(smooth_photo(np.random.default_rng(k), 48, 64)) for k in range(3)]
     frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:])  # an APNG of 3 frames
@@ -253,6 +263,7 @@ def test_frames_beyond_the_first_and_clipped_values_are_noted(tmp_path, checkpoi
         assert result.returncode == 0 and f"note: {note}" in result.stderr, result.stderr
 
 
+@pytest.mark.subprocess
 def test_files_a_folder_run_cannot_read_are_counted(tmp_path, checkpoint):
     save_photo(tmp_path / "in" / "a.png")
     Image.fromarray(smooth_photo(np.random.default_rng(1), 48, 64)).save(tmp_path / "in" / "b.gif")
@@ -263,6 +274,7 @@ def test_files_a_folder_run_cannot_read_are_counted(tmp_path, checkpoint):
     assert "2 file(s) in" in result.stderr and "left alone: b.gif, notes.txt" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_a_tile_too_small_to_be_useful_is_noted(tmp_path, checkpoint):
     photo = save_photo(tmp_path / "a.png", size=(64, 64))
     result = run_cli("-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"), "--checkpoint",
@@ -270,6 +282,7 @@ def test_a_tile_too_small_to_be_useful_is_noted(tmp_path, checkpoint):
     assert result.returncode == 0 and "note: --tile 3 runs 32 px tiles; under 128 px" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_a_sixteen_bit_tiff_read_at_eight_bits_says_so(tmp_path, checkpoint):
     import tifffile
 
@@ -282,6 +295,7 @@ def test_a_sixteen_bit_tiff_read_at_eight_bits_says_so(tmp_path, checkpoint):
     assert "note: deep.tif: its 16-bit samples could not be decoded at full depth" in result.stderr
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case, message", [
     ("model-string", "does not name its network"),
     ("model-list", "does not name its network"),
@@ -318,6 +332,7 @@ def test_a_malformed_checkpoint_is_one_line_wherever_it_is_loaded(tmp_path, chec
     assert message in one_error_line(train)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("tool", ["evaluate", "demo"])
 def test_an_unknown_device_is_one_line_in_every_tool(tmp_path, tool, bench_folder):
     args = {"evaluate": [str(ROOT / "evaluate.py"), "--benchmark", str(bench_folder), "--methods", "model",
@@ -327,6 +342,7 @@ def test_an_unknown_device_is_one_line_in_every_tool(tmp_path, tool, bench_folde
     assert "device 'potato' is not one torch knows" in one_error_line(result)
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_during_training_set_up_is_one_line(tmp_path):
     # A thousand validation crops per photo take seconds to make: the signal arrives during set-up.
     process = subprocess.Popen(

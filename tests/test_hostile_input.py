@@ -28,6 +28,7 @@ from restore.checkpoint import save_checkpoint
 # -- data loss ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_compare_panels_obey_the_output_rules(tmp_path, checkpoint):
     photo = save_photo(tmp_path / "in" / "a.png")
     out = tmp_path / "out"
@@ -46,6 +47,7 @@ def test_compare_panels_obey_the_output_rules(tmp_path, checkpoint):
     assert own.read_bytes() == before
 
 
+@pytest.mark.subprocess
 def test_an_output_that_is_the_input_under_another_name_is_refused(tmp_path, checkpoint):
     photo = save_photo(tmp_path / "a.png")
     before = photo.read_bytes()
@@ -58,6 +60,7 @@ def test_an_output_that_is_the_input_under_another_name_is_refused(tmp_path, che
         assert photo.read_bytes() == before
 
 
+@pytest.mark.subprocess
 def test_outputs_are_written_whole_or_not_at_all(tmp_path, checkpoint):
     photo = save_photo(tmp_path / "a.png")
     target = save_photo(tmp_path / "out.png", seed=3)
@@ -71,6 +74,7 @@ def test_outputs_are_written_whole_or_not_at_all(tmp_path, checkpoint):
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", ["../victim", "{abs}", "."])
 def test_overwrite_never_deletes_outside_the_experiment_root(tmp_path, name):
     victim = tmp_path / "victim"
@@ -84,6 +88,7 @@ def test_overwrite_never_deletes_outside_the_experiment_root(tmp_path, name):
     assert snapshot(victim) == before
 
 
+@pytest.mark.subprocess
 def test_overwrite_refuses_a_folder_that_is_not_an_experiment(tmp_path):
     data = tmp_path / "experiments" / "photos"
     save_photo(data / "a.png")
@@ -97,6 +102,7 @@ def test_overwrite_refuses_a_folder_that_is_not_an_experiment(tmp_path):
 # -- silently wrong ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_repeated_set_flags_all_apply(tmp_path):
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "r", "--set", *TINY, "--set", "train.lr=3e-4",
                      "--set", "train.lr_min=1e-5", cwd=tmp_path)
@@ -123,6 +129,7 @@ def test_a_checkpoint_with_non_finite_weights_is_never_saved(tmp_path):
     assert not list((tmp_path / "nan").rglob("*.pt"))
 
 
+@pytest.mark.subprocess
 def test_bundled_weights_are_checked_under_any_path(tmp_path):
     shutil.copy(ROOT / "weights" / "light_unet_pretrain.pt", tmp_path / "light_unet_pretrain.pt")
     shutil.copy(ROOT / "weights" / "SHA256SUMS", tmp_path / "SHA256SUMS")
@@ -173,6 +180,7 @@ def test_replaced_images_with_edited_hashes_do_not_pass_as_the_benchmark(tmp_pat
         Benchmark.load(tmp_path / "b")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"version": "x"}', '{"images": [{"name": "a"}]}'])
 def test_a_malformed_benchmark_description_is_one_line(tmp_path, content):
     from datasets.benchmark import Benchmark
@@ -186,6 +194,7 @@ def test_a_malformed_benchmark_description_is_one_line(tmp_path, content):
     assert "benchmark.json" in one_error_line(result)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("content", ["{broken", '{"label": "x"}', "[]"])
 def test_compare_on_a_corrupt_or_incomplete_summary_is_one_line(tmp_path, content):
     for run in ("a", "b"):
@@ -210,6 +219,7 @@ def test_a_pairs_list_that_points_outside_its_folder_is_refused(tmp_path):
 # -- tracebacks --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.mkdir(), "is a folder, not a YAML file"),
     (lambda p: p.write_bytes(b"\xff\xfe\x00model: {}"), "is not UTF-8 text"),
@@ -220,11 +230,13 @@ def test_unreadable_configs_are_named(tmp_path, make, message):
     assert message in one_error_line(result)
 
 
+@pytest.mark.subprocess
 def test_a_malformed_override_value_is_named(tmp_path):
     result = run_cli("-m", "train_gan", "--pretrain", "--set", "train.lr=[1,", cwd=tmp_path)
     assert "override 'train.lr=[1,': the value is not valid YAML" in one_error_line(result)
 
 
+@pytest.mark.subprocess
 def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, checkpoint):
     photo = save_photo(tmp_path / "a.png")
     env_args = ["-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"), "--checkpoint",
@@ -257,6 +269,7 @@ def test_a_sigma_cnn_file_that_is_not_a_state_dict_is_named_without_unsafe_advic
 # -- runs that share a folder, and what --overwrite may delete --------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_a_second_run_on_the_same_folder_is_refused_while_the_first_runs(tmp_path):
     from gan.experiment import Experiment
 
@@ -271,6 +284,7 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_runs(tmp_pat
     assert not (tmp_path / "experiments" / "same").exists() and snapshot(finished) == before
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("foreign", ["checkpoints/notes.txt", "tensorboard/mine/events.out.tfevents.1"])
 def test_overwrite_refuses_a_run_holding_nested_user_files(tmp_path, foreign):
     assert run_cli("-m", "train_gan", "--pretrain", "--name", "r", "--set", *TINY, cwd=tmp_path).returncode == 0
@@ -284,6 +298,7 @@ def test_overwrite_refuses_a_run_holding_nested_user_files(tmp_path, foreign):
     assert snapshot(run) == before
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("label", ["..", ".", "/", "___"])
 def test_an_evaluation_label_never_writes_outside_out(tmp_path, label):
     for index in range(2):
@@ -312,6 +327,7 @@ def test_out_of_range_values_are_config_errors_before_any_work(setting, message)
         load_config(None, [setting])
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("width", [-4, 100_000])
 def test_a_network_width_out_of_range_is_refused_before_allocating(tmp_path, width):
     result = run_cli("-m", "train_gan", "--pretrain", "--set", *TINY, f"model.start_filters={width}", cwd=tmp_path)
@@ -319,6 +335,7 @@ def test_a_network_width_out_of_range_is_refused_before_allocating(tmp_path, wid
     assert not (tmp_path / "experiments").exists()
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("args, message", [
     (["--tile", "48", "--overlap", "47"], "so the overlap must be between 0 and 32 px"),
     (["--device", "potato"], "device 'potato' is not one torch knows"),
@@ -336,6 +353,7 @@ BILLION_LAUGHS = "\n".join(
 )
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("where", ["config", "set", "ablation"])
 def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, where):
     if where == "config":
@@ -351,11 +369,13 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, where):
     assert len(result.stderr) < 1000 and not (tmp_path / "experiments").exists()
 
 
+@pytest.mark.subprocess
 def test_an_error_never_echoes_a_huge_value_whole(tmp_path):
     result = run_cli("-m", "train_gan", "--pretrain", "--set", "train.epochs=" + "x" * 100_000, cwd=tmp_path)
     assert "train.epochs" in one_error_line(result) and len(result.stderr) < 1000
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("args, message", [
     (["--out", "{tmp}/motion-v1"], "named like the published benchmark motion-v1, but these settings differ"),
     (["--out", "{tmp}/motion-v2", "--preset", "motion-v2", "--tile", "192"], "differ from it: --tile;"),

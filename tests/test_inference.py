@@ -190,6 +190,7 @@ def photos(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.subprocess
 def test_infer_restores_a_single_image_like_the_model_does(tmp_path, photos, checkpoint):
     result = run_cli("-m", "infer", "--input", str(photos / "a.png"), "--output", str(tmp_path / "out.png"),
                      "--checkpoint", str(checkpoint), "--tile", "64", "--overlap", "16", cwd=tmp_path)
@@ -203,6 +204,7 @@ def test_infer_restores_a_single_image_like_the_model_does(tmp_path, photos, che
     assert (written - expected).abs().max() <= 0.5 / 255 + 1e-6
 
 
+@pytest.mark.subprocess
 def test_infer_folder_mirrors_the_tree_keeps_modes_and_writes_comparisons(tmp_path, photos, checkpoint):
     out = tmp_path / "out"
     result = run_cli("-m", "infer", "--input", str(photos), "--output", str(out), "--checkpoint", str(checkpoint),
@@ -214,6 +216,7 @@ def test_infer_folder_mirrors_the_tree_keeps_modes_and_writes_comparisons(tmp_pa
     assert compare.size == (3 * 90 + 2 * 8, 70 + LABEL_HEIGHT)  # blurred | restored | sharp, named above
 
 
+@pytest.mark.subprocess
 def test_compare_panels_are_labelled_and_sharp_files_pair_by_stem(tmp_path, checkpoint):
     rng = np.random.default_rng(5)
     blurred, sharp = tmp_path / "blurred", tmp_path / "sharp"
@@ -239,6 +242,7 @@ def test_compare_panels_are_labelled_and_sharp_files_pair_by_stem(tmp_path, chec
     assert "(x.png, x.tif); keep one" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_infer_keeps_existing_outputs_and_reports_bad_files(tmp_path, photos, checkpoint):
     out = tmp_path / "out"
     out.mkdir()
@@ -251,6 +255,7 @@ def test_infer_keeps_existing_outputs_and_reports_bad_files(tmp_path, photos, ch
     assert "broken.png" in result.stderr and "1 restored, 1 kept" in result.stdout and "1 failed" in result.stdout
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -275,6 +280,7 @@ def test_infer_bad_input_gets_one_line(tmp_path, photos, checkpoint, make, messa
     assert {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.subprocess
 def test_infer_rejects_a_checkpoint_of_another_architecture(tmp_path, photos):
     unet = build_network("unet", start_filters=4)
     path = tmp_path / "mislabelled.pt"
@@ -284,6 +290,7 @@ def test_infer_rejects_a_checkpoint_of_another_architecture(tmp_path, photos):
     assert result.returncode == 2 and "does not match network 'light_unet'" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_infer_handles_tiny_and_odd_images(tmp_path, checkpoint):
     for size in [(1, 1), (5, 9), (17, 3)]:
         Image.fromarray(np.full((*size, 3), 128, dtype=np.uint8)).save(tmp_path / "tiny.png")
@@ -293,6 +300,7 @@ def test_infer_handles_tiny_and_odd_images(tmp_path, checkpoint):
         assert Image.open(tmp_path / "t_out.png").size == size[::-1]
 
 
+@pytest.mark.subprocess
 def test_onnx_export_has_dynamic_height_and_width_and_matches_pytorch(tmp_path, checkpoint):
     pytest.importorskip("onnxscript")
     onnxruntime = pytest.importorskip("onnxruntime")

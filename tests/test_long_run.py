@@ -4,6 +4,7 @@ weights where it does not, refusing anything that would silently start another s
 import math
 import shutil
 
+import pytest
 import torch
 import yaml
 
@@ -12,6 +13,8 @@ from gan.config import load_config
 from gan.long_run import recipe_hash
 from helpers import TINY, run_cli
 from restore.checkpoint import step_checkpoints
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 
 SCHEDULE = 12  # global steps; TINY's epoch is 2 steps of batch 4, and its 2 epochs make a first stretch of 4
 FIRST = 4

@@ -81,6 +81,7 @@ def test_padding_reflects_and_reaches_the_multiple():
     assert pad_to_multiple(torch.rand(1, 3, 16, 48), 16, minimum=32)[0].shape[-2:] == (32, 48)
 
 
+@pytest.mark.subprocess
 def test_summary_cli_prints_params_and_gmacs():
     import subprocess
     import sys

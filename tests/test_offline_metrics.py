@@ -43,6 +43,7 @@ def test_identical_images_score_perfectly_and_sharper_scores_better(photo, load,
     assert better(mild, strong) and better(identical, mild), (mild, strong)
 
 
+@pytest.mark.subprocess
 def test_evaluate_reports_jod_and_flip_per_image_and_averaged(tmp_path, bench):
     result = run_cli("-m", "evaluate", "--benchmark", str(bench), "--methods", "wiener", "--no-lpips",
                      "--out", str(tmp_path / "all"), cwd=tmp_path)
@@ -64,6 +65,7 @@ def test_evaluate_reports_jod_and_flip_per_image_and_averaged(tmp_path, bench):
     assert bogus.returncode == 2 and "invalid choice: 'vmaf'" in bogus.stderr
 
 
+@pytest.mark.subprocess
 def test_a_missing_metric_package_is_one_line_when_asked_for_and_a_note_otherwise(tmp_path, bench):
     # A real interpreter that cannot import flip_evaluator, as on a machine without the extra installed.
     blocker = tmp_path / "blocker"
@@ -96,6 +98,7 @@ def test_tables_of_runs_scored_before_jod_and_flip_show_na():
     assert "| old | 30.00 | 0.9000 | n/a | n/a | n/a | n/a | 0.100 | 4 |" in markdown_table([old])
 
 
+@pytest.mark.subprocess
 def test_training_validation_can_log_flip_to_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

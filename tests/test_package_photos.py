@@ -10,6 +10,8 @@ import pytest
 from datasets.photo_sources import source_path
 from helpers import ROOT, one_error_line, run_cli, save_photo
 
+pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
+
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from helpers import run_cli, smooth_photo
@@ -33,6 +34,7 @@ def make_manifest(tmp_path, flat_side=True):
     return manifest, entries
 
 
+@pytest.mark.subprocess
 def test_builds_downscaled_textured_tiles_and_names_missing_packages(tmp_path):
     manifest, _ = make_manifest(tmp_path)
     out = tmp_path / "photos"
@@ -52,6 +54,7 @@ def test_builds_downscaled_textured_tiles_and_names_missing_packages(tmp_path):
     )
 
 
+@pytest.mark.subprocess
 def test_more_scales_add_tiles_of_the_training_photos_only(tmp_path):
     manifest, _ = make_manifest(tmp_path)
     out = tmp_path / "photos"
@@ -74,6 +77,7 @@ def test_more_scales_add_tiles_of_the_training_photos_only(tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+@pytest.mark.subprocess
 def test_a_changed_source_file_is_named_and_nothing_is_written(tmp_path):
     manifest, entries = make_manifest(tmp_path)
     entries[0]["sha256"] = "f" * 64
@@ -85,6 +89,7 @@ def test_a_changed_source_file_is_named_and_nothing_is_written(tmp_path):
     assert not out.exists() and not (tmp_path / "photos.partial").exists()
 
 
+@pytest.mark.subprocess
 def test_an_existing_set_is_kept_unless_overwrite(tmp_path):
     manifest, _ = make_manifest(tmp_path)
     out = tmp_path / "photos"

@@ -1,5 +1,6 @@
 """train.amp=auto: bf16 only where the CPU flags say it is native and a measured step is faster."""
 
+import pytest
 import torch
 
 from gan.config import TrainConfig
@@ -45,6 +46,7 @@ def test_explicit_settings_are_taken_as_configured():
     assert any("train.amp must be one of off, auto, bf16, fp16" in p for p in TrainConfig(amp="half").check())
 
 
+@pytest.mark.subprocess
 def test_a_run_with_auto_precision_records_its_choice(tmp_path):
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "auto", "--set", *TINY, "train.amp=auto",
                      cwd=tmp_path)

@@ -28,6 +28,7 @@ def test_this_checkout_resolves_to_its_own_folders():
     assert WEIGHTS_DIR == ROOT / "weights" and resource_dir("configs") == ROOT / "configs"
 
 
+@pytest.mark.subprocess
 def test_a_built_wheel_carries_the_weights_and_configs(tmp_path):
     # Built from a copy of the sources, so the checkout gets no build/ or egg-info folders.
     source = tmp_path / "src"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import ROOT, TINY, run_cli
+from helpers import ROOT, TINY, run_cli, spawns
 from restore.checkpoint import load_checkpoint, step_checkpoints
 
 # Three epochs of 20 steps: long enough that a signal sent after epoch 1 lands mid-run. One thread and
@@ -46,6 +46,7 @@ def scalars(folder: Path, tag: str) -> dict[int, float]:
 
 
 @pytest.fixture(scope="module")
+@spawns
 def uninterrupted(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("whole")
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "whole", "--set", *RUN, cwd=workdir)
@@ -53,6 +54,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     return workdir / "experiments" / "whole"
 
 
+@pytest.mark.subprocess
 def test_sigterm_then_resume_matches_the_uninterrupted_run_step_for_step(uninterrupted, tmp_path):
     process = start_run("--pretrain", "--name", "cut", "--set", *RUN, cwd=tmp_path)
     wait_for_line(process, "epoch 1/3")
@@ -77,6 +79,7 @@ def test_sigterm_then_resume_matches_the_uninterrupted_run_step_for_step(uninter
     assert all((final["generator"][k] == reference["generator"][k]).all() for k in reference["generator"])
 
 
+@pytest.mark.subprocess
 def test_a_second_signal_exits_at_once_leaving_only_complete_checkpoints(tmp_path):
     process = start_run("--pretrain", "--name", "twice", "--set", *RUN, cwd=tmp_path)
     wait_for_line(process, "epoch 1/3")
@@ -90,6 +93,7 @@ def test_a_second_signal_exits_at_once_leaving_only_complete_checkpoints(tmp_pat
         load_checkpoint(path)  # every file that carries a checkpoint's name is a whole checkpoint
 
 
+@pytest.mark.subprocess
 def test_sigkill_in_the_middle_of_a_checkpoint_write_keeps_the_previous_one(tmp_path):
     # A wider network makes each checkpoint tens of MB, so the write takes long enough to be caught in the act.
     options = [*TINY, "model.start_filters=32", "train.checkpoint_every=1", "train.epochs=1",
@@ -116,6 +120,7 @@ def test_sigkill_in_the_middle_of_a_checkpoint_write_keeps_the_previous_one(tmp_
     assert load_checkpoint(step_checkpoints(checkpoints)[0])["step"] == 4
 
 
+@pytest.mark.subprocess
 def test_rolling_checkpoints_keep_the_last_k_and_the_best(uninterrupted, tmp_path):
     names = sorted(p.name for p in (uninterrupted / "checkpoints").iterdir())
     assert names == ["best.pt", "step-00000040.pt", "step-00000060.pt"]  # keep_last=2 at epoch ends
@@ -129,6 +134,7 @@ def test_rolling_checkpoints_keep_the_last_k_and_the_best(uninterrupted, tmp_pat
     assert any(not (state["generator_ema"][k] == state["generator"][k]).all() for k in state["generator"])
 
 
+@pytest.mark.subprocess
 def test_resume_with_ema_and_an_adversarial_run_continues_exactly(tmp_path):
     """The adversarial phase (critic, two optimisers, the gradient penalty's random draws) and the EMA resume too."""
     pretrain = run_cli("-m", "train_gan", "--pretrain", "--name", "pre", "--set", *TINY, "train.epochs=1", cwd=tmp_path)

@@ -50,6 +50,7 @@ def test_the_gan_model_stays_close_to_the_pretrain_model(shaken_photos, restorat
     assert gan > psnr_per_image(blurred, sharp).mean() and gan > pretrain - 1.0, (gan, pretrain)
 
 
+@pytest.mark.subprocess
 def test_infer_uses_the_bundled_models_without_a_checkpoint(tmp_path, shaken_photos, restorations):
     blurred, _ = shaken_photos
     photo = tmp_path / "shaken.png"

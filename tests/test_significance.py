@@ -53,6 +53,7 @@ def test_images_scored_by_one_run_only_are_left_out_and_the_table_names_both(tmp
     assert "FLIP" not in table
 
 
+@pytest.mark.subprocess
 def test_compare_into_a_reader_that_stops_early_ends_quietly(tmp_path):
     """evaluate.py --compare | head: the reader closes the pipe before the table is written."""
     summary = {"label": "A", "metrics": {"psnr": 30.0}, "images_scored": 3, "images_total": 3, "complete": True,

@@ -101,6 +101,7 @@ def test_patchwise_cnn_rl_stitches_every_patch_and_deblurs(tmp_path):
         PatchCnnRL(method.model, overlap=64, patch=64)
 
 
+@pytest.mark.subprocess
 def test_evaluate_scores_a_spatially_varying_benchmark_with_per_node_oracles(tmp_path, photo_folder):
     from helpers import FAST_METRICS, run_cli
 

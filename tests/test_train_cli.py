@@ -10,8 +10,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from datasets import DataConfig, build_datasets
 from evaluation.metrics import psnr_per_image
-from helpers import TINY, run_cli
+from helpers import TINY, run_cli, spawns
 from restore.checkpoint import generator_from_checkpoint, load_checkpoint
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 
 
 def _folder_snapshot(folder: Path) -> dict[str, bytes]:
@@ -19,6 +21,7 @@ def _folder_snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
+@spawns
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "tiny", "--set", *TINY, "log.progress_every=3",
