@@ -1,5 +1,7 @@
 """``train_gan.py --adv`` end to end: a tiny pretrain run, then adversarial fine-tuning from it."""
 
+import math
+
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -57,16 +59,11 @@ def test_adv_fine_tunes_the_newest_pretrain_run_and_logs_every_curve(pretrained,
     assert expected <= tags, expected - tags
 
 
-def test_adv_without_vgg_weights_stops_at_once_naming_the_file(pretrained, tmp_path):
+def test_adv_without_vgg_weights_stops_at_once_naming_the_file(pretrained, tmp_path, monkeypatch):
     env_home = tmp_path / "empty-torch-home"
-    import os
-
-    os.environ["TORCH_HOME"] = str(env_home)
-    try:
-        result = run_cli("-m", "train_gan", "--adv", "--name", "novgg", "--set", *ADV_TINY, "adv.vgg_download=false",
-                         cwd=pretrained)
-    finally:
-        del os.environ["TORCH_HOME"]
+    monkeypatch.setenv("TORCH_HOME", str(env_home))
+    result = run_cli("-m", "train_gan", "--adv", "--name", "novgg", "--set", *ADV_TINY, "adv.vgg_download=false",
+                     cwd=pretrained)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "vgg19-dcbb9e9d.pth" in result.stderr and str(env_home / "hub" / "checkpoints") in result.stderr
@@ -80,6 +77,17 @@ def test_other_gan_types_train(pretrained, gan_type):
                      "adv.w_perceptual=0", cwd=pretrained)
     assert result.returncode == 0, result.stderr
     state = load_checkpoint(pretrained / "experiments" / gan_type / "checkpoints" / "step-00000002.pt")
+    assert state["config"]["adv"]["gan_type"] == gan_type and state["step"] == 2
+    start = load_checkpoint(pretrained / "experiments" / "pre" / "checkpoints" / "best.pt")
+    init = start.get("generator_ema") or start["generator"]
+    moved = max((state["generator"][k].float() - init[k].float()).abs().max().item() for k in init)
+    assert moved > 0  # the generator took adversarial steps
+    assert all(torch.isfinite(v).all() for v in state["critic"].values())
+    (events,) = (pretrained / "experiments" / gan_type / "tensorboard").glob("events.out.tfevents.*")
+    logged = EventAccumulator(str(events)).Reload()
+    for tag in ("train/g_adversarial", "train/critic_loss"):
+        values = [event.value for event in logged.Scalars(tag)]
+        assert values and all(math.isfinite(v) for v in values), tag
     if gan_type == "wgan-clip":
         assert max(v.abs().max().item() for k, v in state["critic"].items()) <= 0.01 + 1e-7
 

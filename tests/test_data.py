@@ -90,6 +90,18 @@ def test_folder_source_holds_out_whole_images_for_validation(photo_folder):
     val_photos = [read_image(photo_folder / name) for name in sorted(p.name for p in photo_folder.iterdir())
                   if name not in train_files]
     assert len(val_photos) == 2
+    # Every validation crop is cut from a held-out photo, never from a training one: its sharp side appears,
+    # pixel for pixel, in one of the two held-out images (found by sliding the crop over each photo).
+    def found_in(crop, photo):
+        size = crop.shape[-1]
+        windows = photo.unfold(1, size, 1).unfold(2, size, 1)  # 3 x H' x W' x size x size
+        return bool((windows - crop[:, None, None]).abs().amax(dim=(0, 3, 4)).min() < 1e-6)
+
+    train_photos = [read_image(photo_folder / name) for name in sorted(train_files)]
+    for index in range(len(val)):
+        sharp = val[index]["sharp"]
+        assert any(found_in(sharp, photo) for photo in val_photos)
+        assert not any(found_in(sharp, photo) for photo in train_photos)
 
 
 def test_missing_empty_and_unreadable_folders_name_the_problem(tmp_path, photo_folder):

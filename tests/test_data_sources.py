@@ -1,5 +1,7 @@
 """GoPro, RealBlur and paired-folder layouts, splits, and paired augmentation."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -108,6 +110,15 @@ def test_images_smaller_than_the_crop_are_padded_identically(tmp_path):
     data = build_datasets(DataConfig(source="paired", root=str(tmp_path), **SMALL))
     item = data.train[0]
     assert item["blur"].shape == item["sharp"].shape == (3, 32, 32)
+    # Identically: where both sides of a pair are the same image, every padded, cropped and augmented item is
+    # the same on both sides, pixel for pixel (any difference would be a misaligned pad or crop).
+    for index in range(3):
+        shutil.copyfile(tmp_path / "sharp" / f"{index}.png", tmp_path / "blur" / f"{index}.png")
+    same = build_datasets(DataConfig(source="paired", root=str(tmp_path), **SMALL))
+    for key in range(len(same.train)):
+        item = same.train[key]
+        assert item["blur"].shape == (3, 32, 32) and torch.equal(item["blur"], item["sharp"])
+        assert item["sharp"].flatten(1).std(dim=1).min() > 0  # a real photo, not a constant fill
 
 
 def test_split_needs_two_groups_or_pairs(tmp_path):

@@ -144,7 +144,7 @@ def test_compare_prints_one_table_and_flags_different_benchmarks(bench_folder, t
 
 
 @pytest.mark.subprocess
-def test_evaluate_refuses_to_overwrite_a_run_and_needs_kernels_for_oracles(bench_folder, tmp_path):
+def test_evaluate_refuses_to_overwrite_a_run_and_needs_kernels_for_oracles(bench_folder, paired_tree, tmp_path):
     out = tmp_path / "evals"
     first = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", "wiener", "--out", str(out),
                     "--no-lpips", *FAST_METRICS, cwd=tmp_path)
@@ -158,6 +158,12 @@ def test_evaluate_refuses_to_overwrite_a_run_and_needs_kernels_for_oracles(bench
                       str(bench_folder / "sharp"),
                       "--methods", "rl", "--out", str(out), "--no-lpips", *FAST_METRICS, cwd=tmp_path)
     assert folders.returncode == 0  # --restored scores files on disk; --methods does not apply
+    # An oracle on pairs without true kernels (a paired folder, not a benchmark) is refused before scoring.
+    oracle = run_cli("-m", "evaluate", "--data", "paired", "--root", str(paired_tree), "--methods", "rl", "--out",
+                     str(tmp_path / "paired"), "--no-lpips", *FAST_METRICS, cwd=tmp_path)
+    lines = oracle.stderr.strip().splitlines()
+    assert oracle.returncode == 2 and lines[-1].startswith("error: method ") and "needs the true kernels" in lines[-1]
+    assert not list((tmp_path / "paired").rglob("summary.json"))
 
 
 def restored_tree(tmp_path, bench_folder):

@@ -237,15 +237,11 @@ def test_a_malformed_override_value_is_named(tmp_path):
 
 
 @pytest.mark.subprocess
-def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, checkpoint):
+def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, checkpoint, monkeypatch):
     photo = save_photo(tmp_path / "a.png")
-    env_args = ["-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"), "--checkpoint",
-                str(checkpoint)]
-    os.environ["LIGHTDEBLUR_MAX_PIXELS"] = "1000"
-    try:
-        line = one_error_line(run_cli(*env_args, cwd=tmp_path))
-    finally:
-        del os.environ["LIGHTDEBLUR_MAX_PIXELS"]
+    monkeypatch.setenv("LIGHTDEBLUR_MAX_PIXELS", "1000")
+    line = one_error_line(run_cli("-m", "infer", "--input", str(photo), "--output", str(tmp_path / "b.png"),
+                                  "--checkpoint", str(checkpoint), cwd=tmp_path))
     assert "declares 64x48 = 3,072 pixels, more than the limit of 1,000" in line
 
 

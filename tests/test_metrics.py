@@ -35,6 +35,10 @@ def test_psnr_is_averaged_per_image_not_over_the_pooled_error():
     scores = psnr_per_image(prediction, target)
     assert scores.shape == (2,)
     assert math.isclose(scores[0].item(), 20 * math.log10(255), rel_tol=1e-9)
+    assert math.isclose(scores[1].item(), 20 * math.log10(255 / 10), rel_tol=1e-9)
+    # The mean of the two (what evaluate.py averages) differs from the PSNR of the pooled error.
+    pooled = 10 * math.log10(1 / ((1 / 255) ** 2 / 2 + (10 / 255) ** 2 / 2))
+    assert abs(scores.mean().item() - pooled) > 5
 
 
 @pytest.mark.parametrize("seed", [0, 1])

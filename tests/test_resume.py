@@ -89,7 +89,10 @@ def test_a_second_signal_exits_at_once_leaving_only_complete_checkpoints(tmp_pat
     _, stderr = process.communicate(timeout=120)
     assert process.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM), stderr
     assert "second signal (SIG" in stderr and "exiting now without saving" in stderr and "stopped by" not in stderr
-    for path in (tmp_path / "experiments" / "twice" / "checkpoints").glob("*.pt"):
+    checkpoints = (tmp_path / "experiments" / "twice" / "checkpoints")
+    saved = sorted(checkpoints.glob("*.pt"))
+    assert saved, "the first epoch's checkpoints were written before the signals"
+    for path in saved:
         load_checkpoint(path)  # every file that carries a checkpoint's name is a whole checkpoint
 
 

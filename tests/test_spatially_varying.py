@@ -10,6 +10,7 @@ from kornia.filters import filter2d
 from datasets.benchmark import Benchmark
 from datasets.benchmark import main as build_benchmark
 from datasets.config import DataConfig
+from datasets.errors import DataError
 from datasets.spatially_varying import blend_weights, blur_field, node_positions, shake_field
 from datasets.synthetic import Degradation
 
@@ -52,7 +53,7 @@ def test_degradation_draws_fields_with_their_probability_and_keeps_older_streams
     pair = always(window, np.random.default_rng(3))
     assert pair["kind"] == "shake_field" and pair["kernel"].shape == (2, 2, 15, 15)
     assert pair["blur"].shape == pair["sharp"].shape == (3, 56, 56)
-    with pytest.raises(Exception, match="turn data.blur_on_device off"):
+    with pytest.raises(DataError, match="turn data.blur_on_device off"):
         always(window, np.random.default_rng(3), deferred=True)
 
 

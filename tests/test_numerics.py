@@ -1,5 +1,5 @@
-"""Defects a numerical audit found: perceptual features overwritten in place, EMA with BatchNorm, infinite
-validation PSNR, and model cards that named every adversarial objective WGAN-GP."""
+"""Numerical details: perceptual features not overwritten in place, EMA with BatchNorm, finite
+validation PSNR for identical pairs, and model cards that name the adversarial objective a run used."""
 
 import math
 
