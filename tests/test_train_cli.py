@@ -1,6 +1,5 @@
 """The pretrain command end to end, as a user runs it: a real subprocess, real files on disk."""
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,14 +9,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from datasets import DataConfig, build_datasets
 from evaluation.metrics import psnr_per_image
-from helpers import TINY, run_cli, spawns
+from helpers import TINY, run_cli, snapshot, spawns
 from restore.checkpoint import generator_from_checkpoint, load_checkpoint
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
-
-
-def _folder_snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -76,23 +71,23 @@ def test_reloaded_checkpoint_reproduces_its_logged_validation_psnr(tiny_run):
 
 def test_existing_experiment_folder_is_never_overwritten(tiny_run):
     folder, _ = tiny_run
-    before = _folder_snapshot(folder)
+    before = snapshot(folder)
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "tiny", "--set", *TINY, cwd=folder.parents[1])
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: experiment folder experiments/tiny already exists and is not empty; choose another "
         "experiment.name, pass --resume to continue it or --overwrite to replace it"
     ]
-    assert _folder_snapshot(folder) == before
+    assert snapshot(folder) == before
 
 
 def test_overwrite_with_a_bad_command_keeps_the_old_run(tiny_run):
     folder, _ = tiny_run
-    before = _folder_snapshot(folder)
+    before = snapshot(folder)
     result = run_cli("-m", "train_gan", "--pretrain", "--name", "tiny", "--overwrite", "--set", *TINY,
                      "data.source=folder", "data.sharp_dir=/does/not/exist", cwd=folder.parents[1])
     assert result.returncode == 2 and "does not exist" in result.stderr
-    assert _folder_snapshot(folder) == before
+    assert snapshot(folder) == before
 
 
 def test_a_failed_start_leaves_no_experiment_folder(tmp_path):
