@@ -91,9 +91,8 @@ class TrainConfig:
     keep_last: int = 2  # rolling step-NNNNNNNN.pt checkpoints kept (best.pt is kept besides)
     deterministic: bool = False  # torch.use_deterministic_algorithms: bit-exact resume on CPU, slower on CUDA
     # Speed (see docs/performance.md): autocast precision (fp16 uses a gradient scaler, CUDA only), the
-    # channels_last memory format, and torch.compile of the generator. All off by default. On this 2-core CPU a
-    # LightUNet-48 step (batch 8, 96 px) took 1.00 s NCHW and 0.88 s channels_last (medians of 6, with the trainer's
-    # allocator setting, restore/cpu_allocator.py); bf16 and compile gain nothing there.
+    # channels_last memory format, and torch.compile of the generator. All off by default; what each gains depends
+    # on the CPU (measured in docs/performance.md, "Training speed options").
     # auto: bf16 where it is native (AVX512-BF16 or AMX on a CPU, read from its flags; a bf16 GPU) and, on a CPU,
     # measured faster at the training batch shape when the trainer starts (gan/precision.py); fp32 elsewhere.
     amp: AmpMode = "off"

@@ -637,7 +637,7 @@ def ema_with_warmup(decay: float):
 
     A fixed decay (``get_ema_multi_avg_fn``) keeps 0.999^n of the initial weights: after 500 steps at 0.999 the
     average is still 61% the untrained network, and averaging weights that far apart gives a network worse than
-    either (measured on our CPU run: 22.6 dB EMA against 34.0 dB for the raw weights, blurry input 32.3 dB). The
+    either (a validation PSNR far under the raw weights' and the blurred input's). The
     warm-up lets the average follow the weights early on and reaches ``decay`` after about 10 / (1 - decay) steps.
     """
 

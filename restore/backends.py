@@ -4,11 +4,9 @@ The two runtimes read the project's own ONNX export (restore/export.py), written
 cache keyed by the sha256 of the network's state dict and the export's version, so a second run starts without
 exporting. OpenVINO and onnxruntime are optional (``pip install -e '.[openvino]'`` / ``'.[onnx]'``).
 
-``auto`` picks OpenVINO where it is installed, else torch. Measured at 1280x720 with the shipped pretrain weights,
-round-robin in one run (python bench/run.py --peers --checkpoint weights/light_unet_pretrain.pt --repeats 3;
-2 threads, 2-core Intel Xeon with AMX, torch 2.13 CPU, medians of 3): OpenVINO fp32 1.37 s, torch's fast fp32
-path 1.66 s, onnxruntime fp32 2.13 s; bf16: OpenVINO 0.57 s, torch 0.95 s. onnxruntime is never chosen by
-``auto``: it measured slower than torch's own fast path.
+``auto`` picks OpenVINO where it is installed, else torch: OpenVINO was the fastest LightUNet path in both
+precisions, and onnxruntime slower than torch's own fast path, so ``auto`` never chooses it (docs/performance.md,
+"Backends and peers": ``python bench/run.py --peers``).
 
 What the runtimes cannot do falls back to torch per call, never to an error: inputs smaller than the exported
 graph's minimum side, and the per-layer InstanceNorm statistics that exact tiling of large images needs (those
@@ -34,7 +32,7 @@ BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
 Network = Callable[[torch.Tensor], torch.Tensor]
 OPENVINO_SHAPES_KEPT = 4
 # Part of the cache key: raised whenever export_onnx changes the graph it writes, so no older export is reused
-# (an export of a channels_last network once ran 2x slower in OpenVINO and failed in onnxruntime).
+# (an export traced in channels_last ran slower in OpenVINO and failed in onnxruntime).
 EXPORT_VERSION = "export2"
 
 
@@ -154,9 +152,8 @@ class RuntimeNetwork:
         requests: dict[tuple[int, ...], object] = {}
 
         def run(array: np.ndarray):
-            # One compiled model per input shape: the static graph was faster than the dynamic one, 1.03x (fp32)
-            # and 1.08x (bf16) at 1280x720 on an idle CPU, 1.6x at 256x256 (measured while a training run shared
-            # the CPU). A few shapes are kept: tiles, the last tile row, whole images.
+            # One compiled model per input shape: the static graph measured faster than the dynamic one, most at
+            # small inputs. A few shapes are kept: tiles, the last tile row, whole images.
             if array.shape not in requests:
                 if len(requests) >= OPENVINO_SHAPES_KEPT:
                     requests.pop(next(iter(requests)))

@@ -2,9 +2,8 @@
 
 glibc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and returns it to the
 kernel on free. A 1280x720 LightUNet activation is 177 MB, so every layer's output is new memory whose first touch
-page-faults, 4 KiB at a time: measured here, that made a depthwise conv 6x and a 1x1 conv 5x slower than the same
-op writing into reused memory, and doubled whole-image inference time (see bench/ and docs/performance.md
-section). Serving large blocks from the heap and not trimming it lets the next layer reuse the last one's pages.
+page-faults, 4 KiB at a time, several times slower than the same op writing into reused memory (measured in
+docs/performance.md, "Where CPU inference time went"). Serving large blocks from the heap and not trimming it lets the next layer reuse the last one's pages.
 The price: the process keeps its peak memory until it exits, which is what a command-line tool does anyway.
 """
 
@@ -16,9 +15,8 @@ import sys
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_MAX = -4
-# Bytes free at the top of the heap before glibc gives them back; -1 never trims. Trimming at 1 GiB undid the
-# setting: the heap shrank between layers and grew again, 345,000 minor page faults and 0.8-2.4 s of system time
-# per warm 1280x720 image; bench/allocator.py measures each choice (docs/performance.md).
+# Bytes free at the top of the heap before glibc gives them back; -1 never trims. Trimming undoes the setting: the
+# heap shrinks between layers and grows again; bench/allocator.py measures each choice (docs/performance.md).
 TRIM_THRESHOLDS = {"keep": -1, "trim-1GiB": 2**30}
 DEFAULT_SETTING = "keep"
 

@@ -64,10 +64,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-# On the CPU the whole image is both the fastest and the exact path. Its peak memory grows with the pixels (2.37 GiB
-# resident at 1280x720 with the allocator setting of restore/cpu_allocator.py, bench/allocator.py; over 10 GiB at
-# 3840x2160): up to 3 megapixels (about 8 GiB) the whole image runs at once; beyond it, and on accelerators
-# (whose memory is what tiles bound), images are tiled.
+# On the CPU the whole image is both the fastest and the exact path, but its peak memory grows with the pixels
+# (docs/performance.md and docs/inference.md give the measured figures): up to 3 megapixels the whole image runs at
+# once; beyond it, and on accelerators (whose memory is what tiles bound), images are tiled.
 WHOLE_IMAGE_PIXELS_ON_CPU = 3_000_000
 DEFAULT_TILE = 512
 
