@@ -4,7 +4,8 @@ glibc serves every allocation above its mmap threshold (at most 32 MiB) with a f
 kernel on free. A 1280x720 LightUNet activation is 177 MB, so every layer's output is new memory whose first touch
 page-faults, 4 KiB at a time, several times slower than the same op writing into reused memory (measured in
 docs/performance.md, "Where CPU inference time went"). Serving large blocks from the heap and not trimming it
-lets the next layer reuse the last one's pages. The price: the process keeps its peak memory until it exits, which is what a command-line tool does anyway.
+lets the next layer reuse the last one's pages. The price: the process keeps its peak memory until it exits, which
+is what a command-line tool does anyway.
 """
 
 from __future__ import annotations
