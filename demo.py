@@ -48,11 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from core.cpu_allocator import reuse_freed_memory
+    from core.device import pick_device
+    from core.errors import RESTORE_ERRORS
     from restore.bundled import BUNDLED_MODELS, WEIGHTS_DIR, bundled_path
-    from restore.cpu_allocator import reuse_freed_memory
     from restore.demo import DemoApp, Model, make_server
-    from restore.device import pick_device
-    from restore.errors import RESTORE_ERRORS
     from restore.inference import Restorer, default_checkpoint, load_generator
 
     reuse_freed_memory()

@@ -29,10 +29,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from core.resources import resource_dir
 from evaluation.methods import Method
 from evaluation.offline_metrics import LOADERS, METRIC_CHOICES
 from gan.errors import USER_ERRORS
-from restore.resources import resource_dir
 from restore.tiling_args import add_runtime_arguments, add_tiling_arguments
 
 SIGMA_CNN = resource_dir("weights") / "sigma_cnn.pt"
@@ -143,13 +143,13 @@ def _cnn_rl_patches(args: argparse.Namespace, kernel_size: int) -> Method:
 
 
 def _model(args: argparse.Namespace, kernel_size: int) -> Method:
-    from datasets.hashing import sha256
-    from datasets.images import array_to_tensor, tensor_to_array
-    from restore.cpu_allocator import reuse_freed_memory
-    from restore.device import pick_device
+    from core.cpu_allocator import reuse_freed_memory
+    from core.device import pick_device
+    from core.hashing import sha256
+    from core.images import array_to_tensor, tensor_to_array
     from restore.inference import Restorer, default_checkpoint, load_generator
 
-    reuse_freed_memory()  # see restore/cpu_allocator.py: large activations reuse pages, 2x on CPU
+    reuse_freed_memory()  # see core/cpu_allocator.py: large activations reuse pages
     device = pick_device(args.device)
     checkpoint = args.checkpoint or default_checkpoint(args.model)
     restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap, precision=args.precision,
@@ -178,7 +178,7 @@ def safe_folder_name(label: str) -> str:
     """The run folder's name below --out for a row label: never empty, '.' or '..', so never outside --out."""
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in label).strip("_")
     if not name.strip("."):
-        from datasets.errors import DataError
+        from core.errors import DataError
 
         raise DataError(f"--label {label!r} makes no folder name below --out; use letters, digits, '-', '_' or '.'")
     return name
@@ -186,7 +186,7 @@ def safe_folder_name(label: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from datasets.errors import DataError
+    from core.errors import DataError
     from evaluation.scoring import Evaluation, Scorer, breakdown_table, markdown_table
 
     try:
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         raise  # a reader that stopped early: run_in_pipeline ends quietly
     except OSError as error:  # --out under a file, a read-only or full disk
-        from datasets.errors import os_error_line
+        from core.errors import os_error_line
 
         print(f"error: {os_error_line(error)}", file=sys.stderr)
         return 2
@@ -271,7 +271,7 @@ def collect_items(args: argparse.Namespace):
     config = DataConfig(source=source, root=str(args.root), realblur_variant=variant or "J")
     pairs, problems = list_pairs(config, "test" if source in ("gopro", "realblur", "hide") else "train")
     if problems:
-        from datasets.errors import DataError
+        from core.errors import DataError
 
         raise DataError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     return pair_items(pairs, args.root.expanduser()), {"data": args.data, "root": str(args.root)}, 21, args.data

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from restore.errors import RESTORE_ERRORS
+from core.errors import RESTORE_ERRORS
 from restore.tiling_args import add_runtime_arguments, add_tiling_arguments
 
 
@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from datasets.images import IMAGE_SUFFIXES
-    from restore.cpu_allocator import reuse_freed_memory
-    from restore.device import pick_device
+    from core.cpu_allocator import reuse_freed_memory
+    from core.device import pick_device
+    from core.images import IMAGE_SUFFIXES
     from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs
     from restore.tiling import MIN_USEFUL_TILE, aligned_tile
 
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def restore_job(job, restore, args: argparse.Namespace) -> None:
     """Read one input, restore it, write the result (and its --compare panel) as the input was stored."""
-    from datasets.images import side_by_side
-    from restore.image_io import ImageInfo, read_image_for_inference, write_image_like
+    from core.image_io import ImageInfo, read_image_for_inference, write_image_like
+    from core.images import side_by_side
     from restore.inference import sharp_counterpart
 
     image, info = read_image_for_inference(job.source)
@@ -146,7 +146,7 @@ def restore_job(job, restore, args: argparse.Namespace) -> None:
 def export(args: argparse.Namespace) -> int:
     import torch
 
-    from datasets.errors import os_error_line
+    from core.errors import os_error_line
     from restore.export import check_export_paths, export_onnx
     from restore.inference import default_checkpoint, load_generator
 

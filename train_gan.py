@@ -20,8 +20,8 @@ import functools
 import sys
 from pathlib import Path
 
+from core.resources import resource_dir
 from gan.errors import USER_ERRORS, Interrupted
-from restore.resources import resource_dir
 
 CONFIGS = resource_dir("configs")
 DEFAULT_CONFIGS = {"pretrain": CONFIGS / "pretrain.yaml", "adv": CONFIGS / "adv.yaml"}

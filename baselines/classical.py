@@ -11,7 +11,7 @@ import numpy as np
 from kornia.color import linear_rgb_to_rgb, rgb_to_linear_rgb
 from skimage import restoration
 
-from datasets.images import array_to_tensor, tensor_to_array
+from core.images import array_to_tensor, tensor_to_array
 from datasets.kernels import gaussian_kernel
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.images import array_to_tensor
 from datasets.blur import synthesize
-from datasets.images import array_to_tensor
 from datasets.kernels import gaussian_kernel, gaussian_sigmas
 from datasets.photos import embedded_photos
 
@@ -98,8 +98,8 @@ def save(model: SigmaCNN, path: Path, info: dict) -> None:
 
 def load(path: Path) -> SigmaCNN:
     """The sigma CNN saved by this module; an ExperimentError naming the file for anything else."""
-    from restore.checkpoint import load_weights_only
-    from restore.errors import ExperimentError
+    from core.checkpoint import load_weights_only
+    from core.errors import ExperimentError
 
     state = load_weights_only(path, "sigma-CNN weights")
     if not isinstance(state, dict) or not isinstance(state.get("options"), dict) or "state_dict" not in state:

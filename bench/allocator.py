@@ -4,7 +4,7 @@ and peak memory per setting, each in a fresh process (a mallopt setting cannot b
     python bench/allocator.py                          # 1280x720 and 3840x2160, 3 images each
     python bench/allocator.py --sizes 720x1280 --images 5 --checkpoint weights/light_unet_pretrain.pt
 
-Settings: "glibc" (its defaults: large blocks are fresh mmaps, returned on free), and restore/cpu_allocator.py's
+Settings: "glibc" (its defaults: large blocks are fresh mmaps, returned on free), and core/cpu_allocator.py's
 "keep" (large blocks from the heap, never trimmed) and "trim-1GiB" (trimmed when 1 GiB is free at its top).
 Figures are per image after the first (the warm ones), medians; faults are minor page faults.
 """
@@ -23,7 +23,7 @@ CHILD = r"""
 import json, resource, statistics, sys, time
 sys.path.insert(0, {root!r})
 import torch
-from restore.cpu_allocator import reuse_freed_memory
+from core.cpu_allocator import reuse_freed_memory
 setting, height, width, images, checkpoint = {setting!r}, {height}, {width}, {images}, {checkpoint!r}
 if setting != "glibc":
     assert reuse_freed_memory(setting)

@@ -50,7 +50,7 @@ sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
 from bench.inference import make_model
 from restore.inference import Restorer
 if {getattr(args, "reuse_memory", False)!r}:
-    from restore.cpu_allocator import reuse_freed_memory
+    from core.cpu_allocator import reuse_freed_memory
     reuse_freed_memory()
 device = torch.device({args.device!r})
 restore = Restorer(make_model({args.checkpoint!r}, device), device, {args.tile}, {args.overlap}, {args.tile_batch},

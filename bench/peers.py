@@ -3,7 +3,7 @@
 Round-robin (one image of each entry in turn, ``repeats`` rounds after a warm-up round) makes machine noise hit every
 entry alike; each figure is the median of its rounds. Every entry sees the same 1280x720 input, fp32 unless it
 says bf16, on the threads torch has; peers run eager with channels_last and the same allocator setting as ours
-(restore/cpu_allocator.py), which is the fastest torch path for convolutions on a CPU.
+(core/cpu_allocator.py), which is the fastest torch path for convolutions on a CPU.
 
 "share of peak" compares each network's arithmetic (2 x MACs per image / seconds) with the fp32 matrix-multiply
 throughput measured in this run (a 2048x2048 sgemm, the practical peak of this CPU for fp32), so it reads the
@@ -19,10 +19,10 @@ from typing import Callable
 
 import torch
 
+from core.cpu_allocator import reuse_freed_memory
+from core.cpu_features import native_bf16_flags
 from nets.summary import count_macs, count_parameters
 from restore.backends import available
-from restore.cpu_allocator import reuse_freed_memory
-from restore.cpu_features import native_bf16_flags
 from restore.inference import Restorer
 
 from .peer_nets import PEERS

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
+from core.cpu_features import native_bf16_flags
+from core.images import read_image
 from datasets.benchmark import Benchmark
-from datasets.images import read_image
 from evaluation.metrics import psnr_per_image
 from restore.backends import available
-from restore.cpu_features import native_bf16_flags
 from restore.inference import Restorer
 
 BF16_LOSS_ALLOWED_DB = 0.05

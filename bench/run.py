@@ -11,7 +11,7 @@
 Every time is the median of --repeats runs after a warm-up run (CUDA: synchronised). Speed does not depend on the
 weights, so without --checkpoint a LightUNet-48 with random weights is timed. "naive" is the network as a plain
 PyTorch user runs it: eager, fp32, NCHW, glibc's default allocator; it is timed first, in this process, because
-the fast path's allocator setting (restore/cpu_allocator.py) cannot be undone. The fast path is what infer.py and
+the fast path's allocator setting (core/cpu_allocator.py) cannot be undone. The fast path is what infer.py and
 evaluate.py do. Run it on an otherwise idle machine.
 """
 
@@ -37,15 +37,15 @@ from bench.inference import make_model, peak_memory_child  # noqa: E402
 from bench.peers import bench_peers  # noqa: E402
 from bench.precision import bench_precision  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
+from core.checkpoint import save_checkpoint  # noqa: E402
+from core.cpu_allocator import reuse_freed_memory  # noqa: E402
+from core.resources import resource_dir  # noqa: E402
 from datasets.photos import embedded_photos  # noqa: E402
 from datasets.synthetic import Degradation, SyntheticBlurPairs, synthesize_batch  # noqa: E402
 from gan.config import load_config  # noqa: E402
 from gan.experiment import Experiment  # noqa: E402
 from nets.summary import count_macs, count_parameters  # noqa: E402
-from restore.checkpoint import save_checkpoint  # noqa: E402
-from restore.cpu_allocator import reuse_freed_memory  # noqa: E402
 from restore.inference import Restorer  # noqa: E402
-from restore.resources import resource_dir  # noqa: E402
 
 # The fp32 fast path counts as the same result when no output value moves by more than this. With random weights
 # the paths agree within a quarter of an 8-bit level; trained weights have larger activations, and summation order
@@ -166,8 +166,8 @@ def bench_training_precision(table: Table, args, batch: int = 8, crop: int = 128
     """One LightUNet-48 pretrain step three ways, timed round-robin in this run so machine noise hits all alike:
     the engine's defaults (fp32, NCHW), channels_last, and channels_last with train.amp=auto (bf16 where the CPU
     has it natively and it measured faster when the trainer started, gan/precision.py)."""
+    from core.cpu_features import native_bf16_flags
     from gan.trainer import NullWriter, PretrainTrainer
-    from restore.cpu_features import native_bf16_flags
 
     variants = {"fp32 NCHW (the defaults)": ["train.amp='off'", "train.channels_last=false"],
                 "fp32 channels_last": ["train.amp='off'", "train.channels_last=true"],

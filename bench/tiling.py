@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from datasets.images import list_images, read_image  # noqa: E402
+from core.cpu_allocator import reuse_freed_memory  # noqa: E402
+from core.images import list_images, read_image  # noqa: E402
 from datasets.photos import TRAIN_PHOTOS, VAL_PHOTOS, embedded_photo  # noqa: E402
 from nets import build_network  # noqa: E402
 from restore.bundled import bundled_path  # noqa: E402
-from restore.cpu_allocator import reuse_freed_memory  # noqa: E402
 from restore.inference import Restorer, load_generator  # noqa: E402
 
 

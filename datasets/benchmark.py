@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import DataError, os_error_line
-from .hashing import sha256
-from .images import array_to_tensor, list_images, read_array, tensor_to_array
+from core.errors import DataError, os_error_line
+from core.hashing import sha256
+from core.images import array_to_tensor, list_images, read_array, tensor_to_array
+
 from .kernels import kernel_extent
 from .photo_sets import check_pinned, texture
 from .photo_sources import MANIFEST, source_path

@@ -10,11 +10,12 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import Dataset
 
+from core.errors import DataError
+from core.images import CachedImages, image_size, list_images, read_image
+
 from .augment import PairedAugment
 from .config import DataConfig
 from .dead_leaves import DeadLeaves, photo_palette
-from .errors import DataError
-from .images import CachedImages, image_size, list_images, read_image
 from .paired import (
     Pair,
     PairedCrops,

@@ -19,7 +19,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .errors import DataError, os_error_line
+from core.errors import DataError, os_error_line
+
 from .photo_sources import MANIFEST, cache_root, cached_path, module_name, read_manifest, source_path
 
 

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from core.errors import DataError
+from core.images import CachedImages, array_to_tensor, image_files, image_size, read_array
+
 from .augment import PairedAugment
-from .errors import DataError
-from .images import CachedImages, array_to_tensor, image_files, image_size, read_array
 from .sampler import Key, split_key
 
 

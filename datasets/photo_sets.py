@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import DataError
-from .hashing import sha256
-from .images import open_image
+from core.errors import DataError
+from core.hashing import sha256
+from core.images import open_image
+
 from .photo_sources import MANIFEST, read_manifest, source_path
 
 INSTALL_HINTS = {

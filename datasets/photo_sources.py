@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import DataError
+from core.errors import DataError
 
 MANIFEST = Path(__file__).with_name("photo_manifest.json")
 

@@ -4,7 +4,8 @@ path never imports it (nor the photo-set builder it uses)."""
 
 from __future__ import annotations
 
-from .errors import DataError
+from core.errors import DataError
+
 from .synthetic import Degradation
 
 # The published benchmarks, frozen: a preset rebuilds each one's images bit for bit. motion-v1 and gaussian-v1

@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from core.errors import DataError
+from core.images import array_to_tensor, quantize_8bit, tensor_to_array
+
 from .augment import PairedAugment
 from .blur import NOISE_SPACES, synthesize
-from .errors import DataError
-from .images import array_to_tensor, quantize_8bit, tensor_to_array
 from .kernels import KernelMix
 from .sampler import Key, split_key
 from .spatially_varying import shake_field

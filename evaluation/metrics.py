@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from kornia.metrics import ssim as kornia_ssim
 
-from datasets.images import quantize_8bit
+from core.images import quantize_8bit
 from losses.torchvision_import import import_torchvision
 
 LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}

@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from datasets.errors import DataError
-from datasets.images import array_to_tensor, image_size, list_images, read_array, side_by_side, tensor_to_array
+from core.errors import DataError
+from core.images import array_to_tensor, image_size, list_images, read_array, side_by_side, tensor_to_array
 from datasets.kernels import kernel_extent
 from datasets.paired import HIDE_TEST_SUBSETS
 

@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from core.checkpoint import step_checkpoints
+from core.resources import resource_dir
 from evaluation.curves import read_scalars
 from evaluation.offline_metrics import METRIC_CHOICES
-from restore.checkpoint import step_checkpoints
-from restore.resources import resource_dir
 
 from .config import load_config, load_yaml
 from .errors import ConfigError

@@ -12,17 +12,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.checkpoint import (
+    best_checkpoints_newest_first,
+    load_checkpoint,
+    network_options,
+)
 from losses import charbonnier
 from losses.adversarial import build_adversarial_loss, feature_matching, gradient_penalty, sample_scores
 from losses.detail import detail_terms
 from losses.perceptual import PerceptualLoss
 from nets import build_network
-from restore.checkpoint import (
-    best_checkpoints_newest_first,
-    generator_from_checkpoint,
-    load_checkpoint,
-    network_options,
-)
+from restore.generator import generator_from_checkpoint
 
 from .config import Config
 from .distributed import broadcast_parameters

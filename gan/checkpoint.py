@@ -1,6 +1,6 @@
 """Training's side of checkpoints: the rolling set of step files, leftovers of a killed write, the weights a run
 starts from (``train.init``) and the check that no broken weights are saved. Reading and writing the files
-themselves is restore.checkpoint's job."""
+themselves is core.checkpoint's job."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from restore.checkpoint import (
+from core.checkpoint import (
     first_non_finite_weight,
     generator_weights,
     load_checkpoint,

@@ -1,8 +1,6 @@
 """Errors the command-line tools turn into one line and a non-zero exit (no traceback)."""
 
-from datasets.errors import DataError
-from losses.errors import MissingWeightsError
-from restore.errors import ConfigError, CorruptCheckpoint, ExperimentError
+from core.errors import ConfigError, CorruptCheckpoint, DataError, ExperimentError, MissingWeightsError
 
 __all__ = ["ConfigError", "CorruptCheckpoint", "DataError", "ExperimentError", "Interrupted", "MissingWeightsError",
            "TrainingDiverged", "USER_ERRORS"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from restore.checkpoint import load_checkpoint, step_checkpoints
+from core.checkpoint import load_checkpoint, step_checkpoints
 
 from .config import Config
 from .errors import ConfigError, ExperimentError

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from restore.cpu_features import native_bf16_flags
+from core.cpu_features import native_bf16_flags
 
 from .timing import median_seconds
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from restore.checkpoint import load_checkpoint, step_checkpoints
+from core.checkpoint import load_checkpoint, step_checkpoints
 
 from .config import Config, load_config
 from .errors import ConfigError, CorruptCheckpoint, ExperimentError

@@ -23,17 +23,17 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from core.checkpoint import save_checkpoint, step_checkpoint_name, step_checkpoints
+from core.cpu_allocator import reuse_freed_memory
+from core.device import pick_device
+from core.images import tensor_to_array
 from datasets import EpochSampler, build_datasets
-from datasets.images import tensor_to_array
 from datasets.synthetic import synthesize_batch
 from evaluation.metrics import load_lpips, mean_psnr, psnr_per_image, ssim_per_image
 from evaluation.offline_metrics import COLUMN, LOADERS
 from losses import charbonnier
 from losses.detail import detail_terms
 from nets import build_network
-from restore.checkpoint import save_checkpoint, step_checkpoint_name, step_checkpoints
-from restore.cpu_allocator import reuse_freed_memory
-from restore.device import pick_device
 
 from .checkpoint import first_non_finite, load_init_weights, prune_step_checkpoints, remove_stale_temporaries
 from .config import Config
@@ -89,7 +89,7 @@ class Trainer:
         if self.world.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.world.local_rank)
         if self.device.type == "cpu":
-            reuse_freed_memory()  # see restore/cpu_allocator.py and train.channels_last's note in gan/config.py
+            reuse_freed_memory()  # see core/cpu_allocator.py and train.channels_last's note in gan/config.py
 
     def _set_up_generator(self) -> None:
         """The generator in its memory format, wrapped for DDP and torch.compile where asked, and its EMA."""

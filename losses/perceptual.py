@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import MissingWeightsError
+from core.errors import MissingWeightsError
+
 from .torchvision_import import import_torchvision
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's name for its ImageNet VGG19 checkpoint

@@ -25,20 +25,20 @@ from typing import Any
 
 import torch
 
-from datasets.hashing import sha256
-from nets import build_network
-from restore.bundled import BUNDLED_MODELS, FORMAT, WEIGHTS_DIR
-from restore.checkpoint import (
+from core.checkpoint import (
     SUMS,
     file_mode,
-    generator_from_checkpoint,
     generator_weights,
     load_checkpoint,
     read_sums,
     save_checkpoint,
     verify,
 )
-from restore.errors import ExperimentError
+from core.errors import ExperimentError
+from core.hashing import sha256
+from nets import build_network
+from restore.bundled import BUNDLED_MODELS, FORMAT, WEIGHTS_DIR
+from restore.generator import generator_from_checkpoint
 
 from .model_card import render
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from datasets.images import read_array
+from core.images import read_array
 
 TITLE_HEIGHT = 14
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError, ExperimentError
+from core.errors import ConfigError, ExperimentError
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
 Network = Callable[[torch.Tensor], torch.Tensor]

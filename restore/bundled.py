@@ -1,11 +1,11 @@
 """The models shipped in weights/: where they are and what each is called. Each file is listed with its sha256 in
-weights/SHA256SUMS and checked on every load (restore.checkpoint.verify); release.bundled writes them."""
+weights/SHA256SUMS and checked on every load (core.checkpoint.verify); release.bundled writes them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .resources import resource_dir
+from core.resources import resource_dir
 
 WEIGHTS_DIR = resource_dir("weights")
 BUNDLED_MODELS = {"pretrain": "light_unet_pretrain.pt", "gan": "light_unet_gan.pt"}

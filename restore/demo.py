@@ -32,11 +32,9 @@ from urllib.parse import parse_qs, urlparse
 
 import torch
 
-from datasets.errors import DataError
-from datasets.images import image_size
-
-from .errors import RESTORE_ERRORS
-from .image_io import ImageInfo, read_image_for_inference, write_image_like
+from core.errors import RESTORE_ERRORS, DataError
+from core.image_io import ImageInfo, read_image_for_inference, write_image_like
+from core.images import image_size
 
 PAGE = Path(__file__).with_name("demo_page.html")
 ICON = Path(__file__).with_name("favicon.svg")

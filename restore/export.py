@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.errors import ExperimentError
 from nets.residual_unet import ResidualUNet
-
-from .errors import ExperimentError
 
 
 class PaddedForExport(nn.Module):

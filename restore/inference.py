@@ -12,14 +12,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from datasets.errors import DataError
-from datasets.images import IMAGE_SUFFIXES, image_files, list_images
+from core.checkpoint import best_checkpoints_newest_first, load_checkpoint, verify
+from core.cpu_features import native_bf16_flags
+from core.errors import ConfigError, DataError, ExperimentError
+from core.images import IMAGE_SUFFIXES, image_files, list_images
 
 from .backends import RuntimeNetwork, resolve_backend
 from .bundled import bundled_path
-from .checkpoint import best_checkpoints_newest_first, generator_from_checkpoint, load_checkpoint, verify
-from .cpu_features import native_bf16_flags
-from .errors import ConfigError, ExperimentError
+from .generator import generator_from_checkpoint
 from .image_norm import ImageStatistics
 from .tiling import NORM_STATISTICS, tiled_apply, tiling_problem
 

@@ -75,8 +75,8 @@ def checkpoint(tmp_path_factory) -> Path:
     """A real checkpoint file of a width-4 LightUNet whose head is not the identity (so it changes images)."""
     import torch
 
+    from core.checkpoint import save_checkpoint
     from nets import build_network
-    from restore.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = build_network("light_unet", start_filters=4)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from core.checkpoint import load_checkpoint
 from helpers import TINY, run_cli, spawns
-from restore.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
+from core.errors import MissingWeightsError
 from losses.adversarial import GAN_TYPES, build_adversarial_loss, gradient_penalty, interpolate
-from losses.errors import MissingWeightsError
 from losses.perceptual import VGG19_FILE, PerceptualLoss
 from losses.torchvision_import import import_torchvision
 from nets import PatchGAN

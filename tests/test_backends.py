@@ -6,12 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
+from core.checkpoint import save_checkpoint
+from core.errors import ConfigError
 from helpers import ROOT, run_cli, smooth_photo
 from nets import build_network
 from restore import backends, inference
 from restore.backends import cached_onnx, resolve_backend, weights_sha256
-from restore.checkpoint import save_checkpoint
-from restore.errors import ConfigError
 from restore.inference import Restorer, resolve_precision
 
 RUNTIMES = [name for name in ("onnxruntime", "openvino") if backends.available(name)]

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from core.images import image_size, read_array
 from datasets import DataConfig, DataError, build_datasets
-from datasets.images import image_size, read_array
 from helpers import save_pair, smooth_photo
 
 SMALL = dict(crop_size=16, val_crop_size=16, val_crops_per_photo=1, train_pairs_per_epoch=4)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.checkpoint import load_checkpoint
 from helpers import ROOT, TINY, one_error_line, run_cli, snapshot, spawns
-from restore.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 

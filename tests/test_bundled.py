@@ -6,12 +6,12 @@ import pytest
 import torch
 
 import restore.bundled
-from datasets.hashing import sha256
+from core.checkpoint import SUMS, read_sums, save_checkpoint
+from core.hashing import sha256
 from gan.errors import ExperimentError
 from helpers import ROOT, run_cli
 from nets import build_network
 from release.model_card import training_seconds
-from restore.checkpoint import SUMS, read_sums, save_checkpoint
 from restore.inference import default_checkpoint, load_generator
 
 

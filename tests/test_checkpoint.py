@@ -1,9 +1,10 @@
 import pytest
 import torch
 
+from core.checkpoint import load_checkpoint, save_checkpoint
 from gan.errors import ExperimentError
 from nets import build_network
-from restore.checkpoint import generator_from_checkpoint, load_checkpoint, save_checkpoint
+from restore.generator import generator_from_checkpoint
 
 
 def _state(model, name="light_unet", **options):

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import train_gan
+from core.checkpoint import load_checkpoint
 from gan.distributed import weights_checksum
 from helpers import ROOT, TINY
 from nets import build_network
-from restore.checkpoint import generator_from_checkpoint, load_checkpoint
+from restore.generator import generator_from_checkpoint
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 

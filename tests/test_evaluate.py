@@ -10,10 +10,10 @@ from PIL import Image
 
 from baselines.classical import blind_richardson_lucy, richardson_lucy, wiener
 from baselines.sigma_cnn import CnnRL, SigmaCNN, load, save, train
+from core.errors import DataError
+from core.hashing import sha256
 from datasets.benchmark import Benchmark
 from datasets.blur import synthesize
-from datasets.errors import DataError
-from datasets.hashing import sha256
 from datasets.kernels import KernelMix, gaussian_kernel
 from evaluation.metrics import psnr_per_image
 from helpers import FAST_METRICS, run_cli, smooth_photo

@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
+from core.checkpoint import step_checkpoints
 from gan.config import load_config
 from gan.long_run import NOT_RECIPE, _hash_without, same_recipe
 from helpers import ROOT, one_error_line, run_cli, save_photo
-from restore.checkpoint import step_checkpoints
 
 RECIPE = {
     "experiment": {"name": "long"},

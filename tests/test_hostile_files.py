@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.errors import DataError
-from datasets.images import exif_orientation, image_size, orient_array
+from core.errors import DataError
+from core.image_io import read_image_for_inference
+from core.images import exif_orientation, image_size, orient_array
 from helpers import ROOT, one_error_line, run_cli, save_photo, smooth_photo
-from restore.image_io import read_image_for_inference
 
 
 def png_header_only(path: Path, width: int, height: int, bit_depth: int = 8) -> Path:
@@ -306,7 +306,7 @@ def test_a_sixteen_bit_tiff_read_at_eight_bits_says_so(tmp_path, checkpoint):
 def test_a_malformed_checkpoint_is_one_line_wherever_it_is_loaded(tmp_path, checkpoint, case, message):
     import torch
 
-    from restore.checkpoint import save_checkpoint
+    from core.checkpoint import save_checkpoint
 
     state = torch.load(checkpoint, weights_only=True)
     if case == "model-string":

@@ -16,14 +16,14 @@ import torch
 import yaml
 from PIL import Image
 
-from datasets.errors import DataError
+from core.checkpoint import save_checkpoint
+from core.errors import DataError
 from datasets.paired import list_file_pairs
 from gan.config import load_config
 from gan.errors import ConfigError, TrainingDiverged
 from gan.experiment import plan_experiment
 from gan.trainer import PretrainTrainer
 from helpers import ROOT, TINY, one_error_line, run_cli, save_photo, snapshot
-from restore.checkpoint import save_checkpoint
 
 # -- data loss ---------------------------------------------------------------------------------------------
 
@@ -157,9 +157,9 @@ def test_a_changed_benchmark_kernel_is_named(tmp_path, photo_folder):
 def test_replaced_images_with_edited_hashes_do_not_pass_as_the_benchmark(tmp_path, photo_folder):
     import json
 
+    from core.hashing import sha256
     from datasets.benchmark import Benchmark
     from datasets.benchmark import main as build
-    from datasets.hashing import sha256
 
     assert build(["--out", str(tmp_path / "b"), "--photos", str(photo_folder), "--tile", "32",
                   "--crops-per-photo", "1", "--min-texture", "0"]) == 0

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets.images import LABEL_HEIGHT
+from core.checkpoint import save_checkpoint
+from core.image_io import read_image_for_inference, write_image_like
+from core.images import LABEL_HEIGHT
 from helpers import run_cli, smooth_photo
 from nets import build_network
-from restore.checkpoint import save_checkpoint
-from restore.image_io import read_image_for_inference, write_image_like
 from restore.image_norm import ImageStatistics
 from restore.inference import Restorer, auto_tile
 from restore.tiling import ramp_window, tile_starts, tiled_apply

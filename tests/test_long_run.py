@@ -8,11 +8,11 @@ import pytest
 import torch
 import yaml
 
+from core.checkpoint import step_checkpoints
 from evaluation.curves import read_scalars
 from gan.config import load_config
 from gan.long_run import recipe_hash
 from helpers import TINY, run_cli
-from restore.checkpoint import step_checkpoints
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from core.cpu_features import cpu_flags, native_bf16_flags
 from gan.config import TrainConfig
 from gan.precision import choose_cpu_precision, choose_precision
 from helpers import TINY, run_cli
 from nets import build_network
-from restore.cpu_features import cpu_flags, native_bf16_flags
 
 
 def _tiny_generator() -> torch.nn.Module:

@@ -7,9 +7,9 @@ import zipfile
 
 import pytest
 
+from core.resources import resource_dir
 from helpers import ROOT
 from restore.bundled import WEIGHTS_DIR
-from restore.resources import resource_dir
 
 
 def test_the_checkout_folder_comes_first_then_the_installed_one(tmp_path):
@@ -47,4 +47,4 @@ def test_a_built_wheel_carries_the_weights_and_configs(tmp_path):
     shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "weights").iterdir()}
     shipped |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
     assert {f"{data}/{name}" for name in shipped} <= names
-    assert "restore/demo_page.html" in names and "restore/resources.py" in names
+    assert "restore/demo_page.html" in names and "core/resources.py" in names

@@ -12,8 +12,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from core.checkpoint import load_checkpoint, step_checkpoints
 from helpers import ROOT, TINY, run_cli, spawns
-from restore.checkpoint import load_checkpoint, step_checkpoints
 
 # Three epochs of 20 steps: long enough that a signal sent after epoch 1 lands mid-run. One thread and
 # deterministic algorithms make the CPU arithmetic bit-identical between processes.

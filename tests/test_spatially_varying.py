@@ -7,10 +7,10 @@ import pytest
 import torch
 from kornia.filters import filter2d
 
+from core.errors import DataError
 from datasets.benchmark import Benchmark
 from datasets.benchmark import main as build_benchmark
 from datasets.config import DataConfig
-from datasets.errors import DataError
 from datasets.spatially_varying import blend_weights, blur_field, node_positions, shake_field
 from datasets.synthetic import Degradation
 
@@ -83,8 +83,8 @@ def test_patchwise_cnn_rl_stitches_every_patch_and_deblurs(tmp_path):
     from pathlib import Path
 
     from baselines.sigma_cnn import PatchCnnRL, load
+    from core.images import array_to_tensor, tensor_to_array
     from datasets.blur import synthesize
-    from datasets.images import array_to_tensor, tensor_to_array
     from datasets.kernels import gaussian_kernel
     from datasets.photos import embedded_photo
 

@@ -7,10 +7,11 @@ import yaml
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from core.checkpoint import load_checkpoint
 from datasets import DataConfig, build_datasets
 from evaluation.metrics import psnr_per_image
 from helpers import TINY, run_cli, snapshot, spawns
-from restore.checkpoint import generator_from_checkpoint, load_checkpoint
+from restore.generator import generator_from_checkpoint
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from core.checkpoint import generator_weights, load_checkpoint
 from helpers import TINY, run_cli
-from restore.checkpoint import generator_weights, load_checkpoint
 
 
 @pytest.mark.subprocess

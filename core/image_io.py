@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datasets.errors import DataError, os_error_line
-from datasets.images import exif_orientation, open_image, orient_array
+from core.errors import DataError, os_error_line
+from core.images import exif_orientation, open_image, orient_array
 
 # OpenCV's TIFF reader warns on every extra-sample (alpha) file it reads correctly anyway.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

@@ -1,6 +1,6 @@
 """Checkpoint files: written so they are never half-written, read so that a bad file says what is wrong with it
-and which good one is there instead, and the generator they hold rebuilt. Training (gan.checkpoint) adds the
-rolling set of step files and the weight checks around saving."""
+and which good one is there instead, and the weights and network options they hold (restore.generator rebuilds
+the network). Training (gan.checkpoint) adds the rolling set of step files and the weight checks around saving."""
 
 from __future__ import annotations
 
@@ -16,10 +16,8 @@ from typing import Any
 
 import torch
 
-from datasets.hashing import sha256
-from nets import build_network
-
 from .errors import CorruptCheckpoint, ExperimentError
+from .hashing import sha256
 
 FORMAT_VERSION = 1
 STEP_NAME = re.compile(r"step-(\d+)\.pt")
@@ -225,23 +223,6 @@ def network_options(state: dict[str, Any], path: str | Path = "checkpoint") -> d
         raise ExperimentError(f"checkpoint {path} does not name its network (its 'model' is {str(options)[:60]!r}, "
                               "not a mapping with a name)")
     return dict(options)
-
-
-def generator_from_checkpoint(state: dict[str, Any], path: str | Path = "checkpoint") -> torch.nn.Module:
-    """Rebuild the generator a checkpoint was trained with and load its weights."""
-    options = network_options(state, path)
-    name = options.pop("name")
-    try:
-        model = build_network(name, **options)
-        model.load_state_dict(generator_weights(state, path))
-    except (ValueError, RuntimeError, TypeError) as error:
-        reason = str(error).splitlines()[0]
-        raise ExperimentError(f"checkpoint {path} does not match network {name!r}: {reason}") from None
-    broken = first_non_finite_weight(model)
-    if broken:
-        raise ExperimentError(f"checkpoint {path}: weight {broken} is not finite (inf or nan); it would restore "
-                              "every image to nan")
-    return model
 
 
 def first_non_finite_weight(module: torch.nn.Module) -> str:
