@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from gan.distributed import init_distributed, shutdown
     from gan.experiment import plan_shared_experiment
     from gan.long_run import continuation
+    from gan.pretrain import PretrainTrainer
     from gan.resume import plan_resume
-    from gan.trainer import PretrainTrainer
 
     phase = "adv" if args.adv else "pretrain"
     trainer_class = AdversarialTrainer if args.adv else PretrainTrainer
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             say(trainer.lpips_unavailable)
         if args.adv:
             say(f"starting from {trainer.init_path}")
+        config = trainer.config  # as the phase resolved it (--adv: the pretrain run's network)
         batch = f"batch {config.train.batch_size}"
         if world.enabled:
             batch += f" per process x {world.world_size} processes = {config.train.batch_size * world.world_size}"

@@ -140,7 +140,8 @@ def trainer_config(phase: str, batch: int, crop: int, device: str, init: str | N
 
 def bench_training(table: Table, settings: list[tuple[int, int]], args) -> None:
     from gan.adversarial import AdversarialTrainer
-    from gan.trainer import NullWriter, PretrainTrainer
+    from gan.pretrain import PretrainTrainer
+    from gan.trainer import NullWriter
 
     with tempfile.TemporaryDirectory() as folder:
         for batch, crop in settings:
@@ -167,7 +168,8 @@ def bench_training_precision(table: Table, args, batch: int = 8, crop: int = 128
     the engine's defaults (fp32, NCHW), channels_last, and channels_last with train.amp=auto (bf16 where the CPU
     has it natively and it measured faster when the trainer started, gan/precision.py)."""
     from core.cpu_features import native_bf16_flags
-    from gan.trainer import NullWriter, PretrainTrainer
+    from gan.pretrain import PretrainTrainer
+    from gan.trainer import NullWriter
 
     variants = {"fp32 NCHW (the defaults)": ["train.amp='off'", "train.channels_last=false"],
                 "fp32 channels_last": ["train.amp='off'", "train.channels_last=true"],

@@ -6,6 +6,7 @@ Generator loss = w_adv * adversarial + w_perceptual * VGG19 features + w_charbon
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,12 @@ class AdversarialTrainer(Trainer):
 
     def __init__(self, config: Config, experiment: Experiment):
         # adv.init is resolved before anything is built: the generator is the pretrain run's, so its architecture
-        # comes from that checkpoint, not from this config, and the config records the file it came from.
+        # comes from that checkpoint, not from this config, and the run's config (a copy: the caller's is left as
+        # it was) records the file it came from.
         if config.train.init:
             raise ConfigError("train.init starts a --pretrain run; --adv starts from a pretrain run (adv.init)")
         self.init_path, self._init_state = find_pretrain_checkpoint(config.adv.init, config.experiment.root)
+        config = copy.deepcopy(config)
         config.model = network_options(self._init_state, self.init_path)
         config.adv.init = str(self.init_path)
         super().__init__(config, experiment)

@@ -1,65 +1,59 @@
-"""The training engine: devices, data loading, optimisation guards, validation, checkpoints and TensorBoard.
+"""The training engine's loop: devices, data loading, the epochs, TensorBoard and the progress shown.
 
-``Trainer`` runs the epochs; a phase subclasses it and implements ``train_step``. The pretrain phase (Charbonnier
-only, the "Charbonnier LightUNet baseline") is ``PretrainTrainer``; the adversarial phase is in ``adversarial.py``.
+``Trainer`` is made of parts, one module each: ``guarded_steps`` (the optimiser step and its bad-step policy),
+``validation`` (scores and their logging), ``trainer_state`` (what a checkpoint holds, saving and resuming) and
+``stopping`` (signals and ``train.max_minutes``). A phase subclasses it and implements ``train_step``. The pretrain
+phase (Charbonnier only, the "Charbonnier LightUNet baseline") is ``pretrain.PretrainTrainer``; the adversarial
+phase is in ``adversarial.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
-from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from core.checkpoint import save_checkpoint, step_checkpoint_name, step_checkpoints
 from core.cpu_allocator import reuse_freed_memory
 from core.device import pick_device
-from core.images import tensor_to_array
-from datasets import EpochSampler, build_datasets
 from datasets.synthetic import synthesize_batch
-from evaluation.metrics import load_lpips, mean_psnr, psnr_per_image, ssim_per_image
-from evaluation.offline_metrics import COLUMN, LOADERS
-from losses import charbonnier
-from losses.detail import detail_terms
 from nets import build_network
 
-from .checkpoint import first_non_finite, load_init_weights, prune_step_checkpoints, remove_stale_temporaries
+from .checkpoint import load_init_weights, remove_stale_temporaries
 from .config import Config
-from .distributed import all_true, any_true, average_gradients, init_distributed, replica_checksums
-from .errors import ConfigError, ExperimentError, Interrupted, TrainingDiverged
+from .distributed import any_true, init_distributed
+from .errors import ConfigError
 from .experiment import Experiment
-from .interrupt import GracefulInterrupt, ignore_interrupts_in_worker
+from .guarded_steps import GuardedSteps
+from .interrupt import GracefulInterrupt
+from .loaders import build_loaders
 from .long_run import Stretch, device_name, previous_stretches, recipe_hash
 from .precision import choose_precision
 from .rng import capture_rng_state, restore_rng_state
+from .stopping import Stopping
+from .trainer_state import TrainerState
+from .validation import Scores, Validation
 
 
-@dataclass
-class Scores:
-    psnr: float
-    ssim: float
-    lpips: float | None = None
-    perceptual: float | None = None  # log.perceptual's metric (JOD or FLIP), where asked for
+class Trainer(GuardedSteps, Validation, TrainerState, Stopping):
+    """Runs a phase's epochs on one device (or one torchrun rank) from a typed config and an experiment folder.
 
-    def describe(self, perceptual: str = "") -> str:
-        text = f"PSNR {self.psnr:.2f} dB  SSIM {self.ssim:.4f}"
-        text += f"  LPIPS {self.lpips:.4f}" if self.lpips is not None else ""
-        return text + (f"  {perceptual} {self.perceptual:.4f}" if self.perceptual is not None else "")
+    The hooks a phase overrides: ``build_generator`` (the network, e.g. from ``adv.init``), ``train_step`` (one
+    batch: losses and ``optimise``; returns the scalars to log), ``score_references`` (what validation compares
+    with), ``validate``, ``after_validation`` (a schedule that steps on validation), ``epoch_summary`` (the epoch's
+    line), ``replicated_modules`` (what torchrun ranks must hold identically), and ``state`` / ``restore`` (what a
+    checkpoint adds: optimisers, schedulers, a critic).
+    """
 
-
-class Trainer:
     phase = "base"
 
     def __init__(self, config: Config, experiment: Experiment):
@@ -133,43 +127,11 @@ class Trainer:
 
     def _set_up_data(self) -> None:
         """The datasets and their loaders; the run's length in steps follows from them."""
-        config = self.config
-        datasets = build_datasets(config.data, seed=config.experiment.seed)
-        self.train_set, self.val_set, self.data_split = datasets.train, datasets.val, datasets.split
-        # Items are pure functions of (seed, epoch, index); the sampler hands out those keys (and can start
-        # mid-epoch on resume). The loader's own generator keeps its seed draws off the global torch RNG, which
-        # a resumed run restores exactly.
-        self.sampler = EpochSampler(len(self.train_set), self.world.rank, self.world.world_size)
-        self.train_loader = DataLoader(
-            self.train_set,
-            batch_size=config.train.batch_size,
-            sampler=self.sampler,
-            num_workers=config.data.num_workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=config.data.num_workers > 0,
-            drop_last=True,
-            generator=torch.Generator().manual_seed(config.experiment.seed),
-            worker_init_fn=ignore_interrupts_in_worker,
-        )
+        data = build_loaders(self.config, self.world, self.device)
+        self.train_set, self.val_set, self.data_split = data.train_set, data.val_set, data.split
+        self.sampler, self.train_loader, self.val_loader = data.sampler, data.train_loader, data.val_loader
         self.steps_per_epoch = len(self.train_loader)
-        if self.steps_per_epoch == 0:
-            processes = f" x {self.world.world_size} processes" if self.world.enabled else ""
-            raise ConfigError(
-                f"data.train_pairs_per_epoch ({len(self.train_set)}) is smaller than train.batch_size "
-                f"({config.train.batch_size}){processes}: an epoch would have no step"
-            )
-        whole_images = not config.data.synthetic and config.data.val_crop_size == 0
-        self.val_loader = DataLoader(
-            self.val_set,
-            batch_size=1 if whole_images else config.train.batch_size,  # whole images differ in size
-            shuffle=False,
-            num_workers=config.data.num_workers,
-            pin_memory=self.device.type == "cuda",
-            # Its own generator: validating (and scoring the references in fit()) never moves the global RNG
-            # stream that a resumed run restores.
-            generator=torch.Generator().manual_seed(config.experiment.seed),
-        )
-        self.total_steps = config.train.epochs * self.steps_per_epoch
+        self.total_steps = self.config.train.epochs * self.steps_per_epoch
 
     def _reset_progress(self) -> None:
         """Counters at the start of a run (a resumed run's restore() overwrites them)."""
@@ -183,22 +145,6 @@ class Trainer:
         self.scores: Scores | None = None
         self.stretches = self._init_stretches  # earlier stretches of the long run (a resumed run: its own)
         self.stretch: Stretch | None = None  # this one, from fit()
-
-    def _set_up_validation_metrics(self) -> None:
-        """LPIPS where its weights are there, and log.perceptual's scorer."""
-        config = self.config
-        self.lpips, self.lpips_unavailable = load_lpips(device=self.device) if config.log.lpips else (None, "")
-        self.val_metric = None  # log.perceptual's scorer (the adversarial phase's self.perceptual is its loss)
-        if config.log.perceptual != "none":
-            self.val_metric, reason = LOADERS[config.log.perceptual]()
-            if self.val_metric is None:
-                raise ConfigError(f"log.perceptual={config.log.perceptual}: {reason}")
-        self.perceptual_name = COLUMN.get(config.log.perceptual, "").upper()
-
-    def score_references(self) -> None:
-        """Scores of what the restored images are compared with on the validation pairs: the blurred input.
-        fit() calls it once before the first step; phases add their own references."""
-        self.blurry_scores, _ = self._score(lambda blur: blur)
 
     def build_generator(self) -> nn.Module:
         options = dict(self.config.model)
@@ -347,289 +293,6 @@ class Trainer:
         )
         if self.world.is_main:
             progress.write(message) if interactive else print(message, flush=True)
-
-    def _out_of_time(self) -> bool:
-        """``train.max_minutes`` of training have passed (every rank stops together)."""
-        limit = self.config.train.max_minutes
-        return bool(limit) and any_true(time.monotonic() - self.started >= 60 * limit, self.world, self.device)
-
-    def _stop_in_time(self, saved: bool = False) -> None:
-        """The planned end of a stretch: a checkpoint saved, then exit 0 with the line that continues it."""
-        path = self.experiment.checkpoints / step_checkpoint_name(self.step)
-        if not saved:
-            self.save()
-        self.writer.flush()
-        raise Interrupted(f"stopped after train.max_minutes={self.config.train.max_minutes:g} at step "
-                          f"{self.step}/{self.total_steps} (global step {self.global_step}); saved {path}", exit_code=0)
-
-    def _stop(self, interrupt: GracefulInterrupt, saved: bool = False) -> None:
-        path = self.experiment.checkpoints / step_checkpoint_name(self.step)
-        if not saved:
-            self.save()
-        self.writer.flush()
-        raise Interrupted(
-            f"stopped by {interrupt.name or 'a signal to another rank'} at step {self.step}/{self.total_steps} "
-            f"(epoch {self.epoch + 1}, {self.batch_in_epoch}/{self.steps_per_epoch} steps in); saved {path}",
-            exit_code=128 + (interrupt.requested or signal.SIGTERM),  # a rank stopped by another's signal
-        )
-
-    def optimise(
-        self,
-        loss: torch.Tensor,
-        optimizer: torch.optim.Optimizer,
-        parameters: Iterable[nn.Parameter],
-        average: bool = False,
-    ) -> float:
-        """Backward and step, unless the loss or the gradients are not finite: then the step is skipped.
-
-        ``average``: all-reduce these gradients to their mean over the torchrun ranks after the backward pass (for
-        modules DDP does not wrap; see ``gan.distributed``). Every rank decides to skip together.
-
-        Returns the gradient norm (nan when skipped). ``train.max_bad_steps`` skipped steps in a row stop the run
-        with ``TrainingDiverged``; a skipped step leaves the weights and optimiser untouched, so every checkpoint
-        on disk, even one written between skipped steps, holds good weights.
-        """
-        parameters = list(parameters)
-        optimizer.zero_grad(set_to_none=True)
-        scaler = self._grad_scaler(optimizer)
-        if all_true(bool(torch.isfinite(loss)), self.world, self.device):
-            (scaler.scale(loss) if scaler else loss).backward()
-            if average:
-                average_gradients(parameters, self.world)
-            if scaler:
-                scaler.unscale_(optimizer)
-            clip = self.config.train.grad_clip or math.inf
-            grad_norm = torch.nn.utils.clip_grad_norm_(parameters, clip).item()
-            if scaler:
-                # An fp16 overflow is routine, not divergence: the scaler skips this step and lowers its scale.
-                scaler.step(optimizer)
-                scaler.update()
-                self.bad_steps = 0
-                return grad_norm
-            if math.isfinite(grad_norm):
-                optimizer.step()
-                self.bad_steps = 0
-                return grad_norm
-            optimizer.zero_grad(set_to_none=True)
-        self.bad_steps += 1
-        self.writer.add_scalar("train/skipped_step", 1.0, self.global_step)
-        if self.bad_steps >= self.config.train.max_bad_steps:
-            raise TrainingDiverged(
-                f"training diverged: {self.bad_steps} steps in a row with a non-finite loss or gradient at step "
-                f"{self.step}; the last good checkpoint is {self.newest_checkpoint()}"
-            )
-        return math.nan
-
-    def _grad_scaler(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler | None:
-        if self.amp_dtype is not torch.float16:
-            return None
-        if id(optimizer) not in self.grad_scalers:
-            scaler = torch.amp.GradScaler("cuda")
-            if len(self.grad_scalers) < len(self._saved_scalers):
-                scaler.load_state_dict(self._saved_scalers[len(self.grad_scalers)])
-            self.grad_scalers[id(optimizer)] = scaler
-        return self.grad_scalers[id(optimizer)]
-
-    # -- validation -----------------------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def _score(self, restore, keep_rows: int = 0) -> tuple[Scores, list[torch.Tensor]]:
-        """Scores of ``restore`` on the validation set, and the first ``keep_rows`` pairs as blurred | restored |
-        sharp rows (kept from the same pass, so logging images costs no second forward)."""
-        psnrs, ssims, lpipses, perceptual, rows = [], [], [], [], []
-        for batch in self.val_loader:
-            blur, sharp = batch["blur"].to(self.device), batch["sharp"].to(self.device)
-            restored = restore(blur).clamp(0.0, 1.0)
-            psnrs.append(psnr_per_image(restored, sharp).cpu())
-            ssims.append(ssim_per_image(restored, sharp).cpu())
-            if self.lpips is not None:
-                lpipses.append(self.lpips(restored, sharp).cpu())
-            if self.val_metric is not None:
-                for one, target in zip(restored.float().cpu(), sharp.float().cpu()):
-                    perceptual.append(self.val_metric(tensor_to_array(one), tensor_to_array(target)))
-            if len(rows) < keep_rows:
-                rows += list(torch.cat([blur, restored, sharp], dim=-1).cpu())[: keep_rows - len(rows)]
-        lpips = torch.cat(lpipses).mean().item() if lpipses else None
-        mean_perceptual = sum(perceptual) / len(perceptual) if perceptual else None
-        return Scores(mean_psnr(torch.cat(psnrs)), torch.cat(ssims).mean().item(), lpips, mean_perceptual), rows
-
-    @torch.no_grad()
-    def validate(self) -> Scores:
-        generator = self.eval_generator.eval()
-        scores, rows = self._score(generator, keep_rows=self.config.log.val_images)
-        perceptual = self.perceptual_name.lower() or "perceptual"
-        for name, field in (("psnr", "psnr"), ("ssim", "ssim"), ("lpips", "lpips"), (perceptual, "perceptual")):
-            value = getattr(scores, field)
-            if value is not None:
-                self.writer.add_scalar(f"val/{name}", value, self.global_step)
-                self.writer.add_scalar(f"val/{name}_blurry_input", getattr(self.blurry_scores, field),
-                                       self.global_step)
-        if rows and all(row.shape == rows[0].shape for row in rows):  # one row per pair: blurred | restored | sharp
-            self.writer.add_image("val/blurred_restored_sharp", torch.cat(rows, dim=-2), self.global_step)
-        else:  # whole validation images of different sizes: one image each
-            for index, row in enumerate(rows):
-                self.writer.add_image(f"val/blurred_restored_sharp/{index}", row, self.global_step)
-        self.writer.flush()
-        return scores
-
-    # -- checkpoints ----------------------------------------------------------------------------------------
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "model": dict(self.config.model),
-            "generator": self.generator.state_dict(),
-            **self._ema_state(),
-            # The position: steps done, the epoch in progress and how far into it, and everything a resumed
-            # run needs to continue exactly as this one would have.
-            "step": self.step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "running_loss": self.running_loss,
-            "best_psnr": self.best_psnr,
-            "bad_steps": self.bad_steps,
-            "scores": dataclasses.asdict(self.scores) if self.scores else None,
-            "rng": capture_rng_state(),
-            "grad_scalers": [scaler.state_dict() for scaler in self.grad_scalers.values()],
-            # Validation scores of exactly these weights, so a reloaded checkpoint can be checked against them.
-            "metrics": {
-                "val_psnr": self.scores.psnr if self.scores else None,
-                "val_ssim": self.scores.ssim if self.scores else None,
-                "val_lpips": self.scores.lpips if self.scores else None,
-                "blurry_psnr": self.blurry_scores.psnr,
-                "blurry_ssim": self.blurry_scores.ssim,
-            },
-            "config": self.config.to_dict(),
-            "precision": {"amp": self.precision.name, "reason": self.precision.reason},
-            "long_run": self.long_run_record(),
-        }
-
-    def _ema_state(self) -> dict[str, Any]:
-        if self.ema is None:
-            return {}
-        return {"generator_ema": self.ema.module.state_dict(), "ema_updates": int(self.ema.n_averaged.item())}
-
-    def save(self, best: bool = False) -> None:
-        """The rolling ``step-NNNNNNNN.pt`` (the newest ``train.keep_last`` are kept), and ``best.pt`` too."""
-        # Collective: every rank hashes its weights, so a replica that drifted from the others stops the run here.
-        replicas = replica_checksums(self.replicated_modules(), self.world)
-        if len(set(replicas)) > 1:
-            raise TrainingDiverged(f"the {len(replicas)} torchrun replicas no longer hold the same weights at step "
-                                   f"{self.step} (checksums {', '.join(replicas)})")
-        broken = first_non_finite(self.replicated_modules() + ([self.ema] if self.ema is not None else []))
-        if broken:
-            raise TrainingDiverged(f"the weights are not finite at step {self.step} ({broken}), so no checkpoint is "
-                                   f"saved; the newest good one is {self.newest_checkpoint()}")
-        if not self.world.is_main:
-            return
-        folder = self.experiment.checkpoints
-        copies = [folder / "best.pt"] if best else []
-        try:
-            state = {**self.state(), "world_size": self.world.world_size, "replica_checksums": replicas}
-            save_checkpoint(state, folder / step_checkpoint_name(self.step), *copies)
-        except ExperimentError as error:  # a full disk, say: stop here, say where to pick up
-            raise ExperimentError(f"{error}; the newest complete one is {self.newest_checkpoint()}") from None
-        prune_step_checkpoints(folder, self.config.train.keep_last)
-
-    def replicated_modules(self) -> list[nn.Module]:
-        """What every torchrun rank must hold identically (checked at every checkpoint)."""
-        return [self.generator]
-
-    def newest_checkpoint(self) -> Path | str:
-        found = step_checkpoints(self.experiment.checkpoints)
-        return found[0] if found else "(none yet)"
-
-    def restore(self, state: dict[str, Any], path: Path) -> None:
-        """Continue from a checkpoint of this phase (see ``gan.resume``): weights, position, random generators.
-        Phases extend it with their optimisers and schedulers."""
-        saved_world = state.get("world_size", 1)
-        if saved_world != self.world.world_size:
-            raise ConfigError(
-                f"checkpoint {path} was trained by {saved_world} process(es), this run has {self.world.world_size}: "
-                "a resumed run needs the same number (each one's share of an epoch depends on it)"
-            )
-        self.generator.load_state_dict(state["generator"])
-        if self.ema is not None:
-            if "generator_ema" not in state:
-                raise ConfigError(f"train.ema_decay is set but checkpoint {path} was trained without an EMA")
-            self.ema.module.load_state_dict(state["generator_ema"])
-            self.ema.n_averaged.fill_(state["ema_updates"])
-        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        self.running_loss, self.best_psnr = state["running_loss"], state["best_psnr"]
-        self.bad_steps = state["bad_steps"]
-        self.scores = Scores(**state["scores"]) if state["scores"] else None
-        self.stretches = previous_stretches(state)  # this resumed session is a stretch of its own
-        self._saved_scalers = state.get("grad_scalers", [])  # loaded by _grad_scaler as optimisers appear
-        restore_rng_state(state["rng"])
-        self.resumed_from = path
-
-
-class PretrainTrainer(Trainer):
-    """Phase 1: the generator alone, Charbonnier loss, AdamW with cosine annealing to ``train.lr_min`` (or, with
-    ``train.schedule=plateau``, the rate multiplied by ``plateau_factor`` after ``plateau_patience`` epochs without a
-    better validation PSNR)."""
-
-    phase = "pretrain"
-
-    def __init__(self, config: Config, experiment: Experiment):
-        super().__init__(config, experiment)
-        train = config.train
-        self.optimizer = torch.optim.AdamW(self.generator.parameters(), lr=train.lr, weight_decay=train.weight_decay,
-                                           betas=tuple(train.betas))
-        if train.schedule == "plateau":  # the seed report's schedule: halve the rate when validation PSNR stalls
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="max", factor=train.plateau_factor, patience=train.plateau_patience,
-                min_lr=train.lr_min,
-            )
-        else:
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                self.optimizer, cosine_with_warmup(train, self.total_steps)
-            )
-
-    def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
-        with self.autocast():
-            restored = self.training_generator(blur)
-        pixel = charbonnier(restored.float(), sharp, self.config.train.charbonnier_eps)
-        detail, detail_logs = detail_terms(restored, sharp, self.config.train.detail_losses)
-        loss = pixel + detail
-        grad_norm = self.optimise(loss, self.optimizer, self.generator.parameters())
-        lr = self.optimizer.param_groups[0]["lr"]
-        if self.config.train.schedule == "cosine":
-            self.scheduler.step()
-        return {"loss": loss.item(), "lr": lr, "grad_norm": grad_norm, **detail_logs}
-
-    def after_validation(self, scores: Scores) -> None:
-        if self.config.train.schedule == "plateau":
-            self.scheduler.step(scores.psnr)
-
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
-
-    def restore(self, state: dict[str, Any], path: Path) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        scheduler = state["scheduler"]
-        if self.config.train.schedule == "cosine" and "lr_lambdas" not in scheduler:
-            # Written by CosineAnnealingLR: the same curve, closed-form here; its step count is what carries over.
-            scheduler = {"last_epoch": scheduler["last_epoch"], "base_lrs": scheduler["base_lrs"],
-                         "_last_lr": scheduler["_last_lr"], "lr_lambdas": [None]}
-        self.scheduler.load_state_dict(scheduler)
-        super().restore(state, path)  # last: the random generators are restored after everything else
-
-
-def cosine_with_warmup(train, run_steps: int):
-    """The rate's multiplier after ``step`` steps of this run: a cosine from ``train.lr`` to ``train.lr_min`` over
-    ``train.schedule_steps`` global steps (this run's ``run_steps`` when 0), entered at ``train.start_step``, times
-    a linear warm-up over this run's first ``train.warmup_steps`` steps."""
-    length = train.schedule_steps or run_steps
-    floor = train.lr_min / train.lr
-
-    def multiplier(step: int) -> float:
-        progress = min(train.start_step + step, length) / max(length, 1)
-        cosine = floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        warmup = min(1.0, (step + 1) / train.warmup_steps) if train.warmup_steps else 1.0
-        return cosine * warmup
-
-    return multiplier
 
 
 def ema_with_warmup(decay: float):

@@ -161,7 +161,7 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path):
     from gan.config import load_config
     from gan.errors import TrainingDiverged
     from gan.experiment import plan_experiment
-    from gan.trainer import PretrainTrainer
+    from gan.pretrain import PretrainTrainer
     from helpers import TINY
 
     config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=nan", "train.max_bad_steps=3"])
@@ -185,3 +185,22 @@ def test_non_finite_steps_are_skipped_then_stop_the_run(tmp_path):
         trainer.optimise(generator(x).mean(), optimizer, generator.parameters())
     handle.remove()
     assert not (tmp_path / "nan").exists()  # setup alone never wrote the experiment folder
+
+
+def test_the_adversarial_phase_resolves_its_init_without_editing_the_callers_config(tmp_path, checkpoint):
+    from gan.adversarial import AdversarialTrainer
+    from gan.config import load_config
+    from gan.experiment import plan_experiment
+    from helpers import TINY
+
+    state = torch.load(checkpoint, weights_only=True)
+    pretrain = tmp_path / "pre.pt"
+    torch.save({**state, "phase": "pretrain"}, pretrain)
+    config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=adv", f"adv.init={pretrain}",
+                                "adv.w_perceptual=0", "adv.critic={name: patchgan, base_channels: 8}",
+                                "model.start_filters=48"])
+    before = config.to_dict()
+    trainer = AdversarialTrainer(config, plan_experiment(config, "adv"))
+    assert config.to_dict() == before  # the caller's config is left as it was
+    assert trainer.config.model == {"name": "light_unet", "start_filters": 4}  # the pretrain run's network
+    assert trainer.config.adv.init == str(trainer.init_path) == str(pretrain)

@@ -22,7 +22,7 @@ from datasets.paired import list_file_pairs
 from gan.config import load_config
 from gan.errors import ConfigError, TrainingDiverged
 from gan.experiment import plan_experiment
-from gan.trainer import PretrainTrainer
+from gan.pretrain import PretrainTrainer
 from helpers import ROOT, TINY, one_error_line, run_cli, save_photo, snapshot
 
 # -- data loss ---------------------------------------------------------------------------------------------

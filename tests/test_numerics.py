@@ -9,7 +9,8 @@ from torch.optim.swa_utils import AveragedModel
 from evaluation.metrics import PSNR_CAP, mean_psnr
 from gan.config import load_config
 from gan.experiment import plan_experiment
-from gan.trainer import PretrainTrainer, ema_with_warmup
+from gan.pretrain import PretrainTrainer
+from gan.trainer import ema_with_warmup
 from helpers import TINY
 from losses.perceptual import PerceptualLoss
 from nets import build_network

@@ -98,7 +98,8 @@ def test_unknown_loss_names_and_gan_types_are_named():
 
 def test_plateau_schedule_halves_the_rate_when_validation_stalls(tmp_path):
     from gan.experiment import plan_experiment
-    from gan.trainer import PretrainTrainer, Scores
+    from gan.pretrain import PretrainTrainer
+    from gan.trainer import Scores
     from helpers import TINY
 
     config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=plateau",
