@@ -187,7 +187,8 @@ def safe_folder_name(label: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from core.errors import DataError
-    from evaluation.scoring import Evaluation, Scorer, breakdown_table, markdown_table
+    from evaluation.scoring import Evaluation, Scorer
+    from evaluation.tables import breakdown_table, markdown_table
 
     try:
         if args.compare:

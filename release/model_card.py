@@ -54,7 +54,7 @@ def _duration(seconds: float | None) -> str:
 
 def _score_tables(summaries: list[dict[str, Any]]) -> list[str]:
     """evaluate.py's own table (``markdown_table``), one per benchmark the summaries were scored on."""
-    from evaluation.scoring import markdown_table
+    from evaluation.tables import markdown_table
 
     by_benchmark: dict[str, list[dict[str, Any]]] = {}
     for summary in summaries:

@@ -11,7 +11,7 @@ import torch
 
 from datasets.kernels import gaussian_kernel
 from evaluation.offline_metrics import load_cvvdp, load_flip
-from evaluation.scoring import markdown_table
+from evaluation.tables import markdown_table
 from helpers import ROOT, run_cli, smooth_photo
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
