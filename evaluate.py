@@ -27,8 +27,8 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable
 
+from core.registry import Registry
 from core.resources import resource_dir
 from evaluation.methods import Method
 from evaluation.offline_metrics import LOADERS, METRIC_CHOICES
@@ -167,10 +167,10 @@ def _model(args: argparse.Namespace, kernel_size: int) -> Method:
 
 
 # The registry: --methods names, each with the function that builds it from the command line's settings.
-BUILDERS: dict[str, Callable[[argparse.Namespace, int], Method]] = {
+BUILDERS: Registry = Registry("method", {
     "wiener": _wiener, "rl": _rl, "blind-rl": _blind_rl, "cnn-rl": _cnn_rl, "cnn-rl-patches": _cnn_rl_patches,
     "model": _model,
-}
+})
 METHODS = tuple(BUILDERS)
 
 

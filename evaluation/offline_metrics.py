@@ -22,6 +22,8 @@ from typing import Callable
 
 import numpy as np
 
+from core.registry import Registry
+
 CVVDP_DISPLAY = "standard_fhd"
 Score = Callable[[np.ndarray, np.ndarray], float]  # (restored, sharp), HxWx3 floats in [0, 1] -> one number
 
@@ -67,7 +69,7 @@ def load_cvvdp(display: str = CVVDP_DISPLAY) -> tuple[Score | None, str]:
     return score, ""
 
 
-LOADERS = {"cvvdp": load_cvvdp, "flip": load_flip}
+LOADERS: Registry = Registry("metric", {"cvvdp": load_cvvdp, "flip": load_flip})
 # What evaluate.py --metrics names (LPIPS stands for both of its backbones); the column cvvdp fills is its unit.
 METRIC_CHOICES = ("psnr", "ssim", "lpips", "cvvdp", "flip")
 COLUMN = {"cvvdp": "jod", "flip": "flip"}

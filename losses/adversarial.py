@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from core.registry import Registry
+
 Critic = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -150,11 +152,12 @@ def feature_matching(real_features: list[torch.Tensor], fake_features: list[torc
     return torch.stack(terms).mean()
 
 
-GAN_TYPES = {"wgan-gp": WassersteinGP, "wgan-clip": WassersteinClip, "vanilla": VanillaLoss, "lsgan": LeastSquaresLoss,
-             "ragan-ls": RelativisticLeastSquares}
+GAN_TYPES: Registry = Registry("gan_type", {
+    "wgan-gp": WassersteinGP, "wgan-clip": WassersteinClip, "vanilla": VanillaLoss, "lsgan": LeastSquaresLoss,
+    "ragan-ls": RelativisticLeastSquares,
+})
 
 
 def build_adversarial_loss(name: str, drift: float = 0.0) -> AdversarialLoss:
-    if name not in GAN_TYPES:
-        raise ValueError(f"unknown gan_type {name!r}; choose one of {', '.join(GAN_TYPES)}")
-    return GAN_TYPES[name](drift) if issubclass(GAN_TYPES[name], WassersteinLoss) else GAN_TYPES[name]()
+    objective = GAN_TYPES.lookup(name)
+    return objective(drift) if issubclass(objective, WassersteinLoss) else objective()

@@ -7,10 +7,10 @@ of the plausible sharp images; these terms say where that mean loses detail.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from kornia.filters import spatial_gradient
+
+from core.registry import Registry
 
 
 def gradient_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -35,11 +35,11 @@ def total_variation(prediction: torch.Tensor, target: torch.Tensor | None = None
     return dx + dy
 
 
-DETAIL_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+DETAIL_LOSSES: Registry = Registry("detail loss", {
     "gradient": gradient_loss,
     "fft": frequency_loss,
     "tv": total_variation,
-}
+})
 
 
 def detail_terms(

@@ -8,8 +8,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NORMS = ("instance", "batch", "group", "channel", "none")
-UPSAMPLERS = ("pixelshuffle", "bilinear", "transpose")
+from core.registry import Registry
+
+# Normalisation layers and x2 upsamplers by name (make_norm, make_upsampler): each takes the channel counts.
+NORM_LAYERS = Registry("norm", {
+    "instance": lambda channels: InstanceNorm2d(channels, affine=True, track_running_stats=False),
+    "batch": lambda channels: nn.BatchNorm2d(channels),
+    # gcd keeps the group count a divisor of every width of the 48-based ladder (48 -> 16, 96+ -> 32).
+    "group": lambda channels: nn.GroupNorm(math.gcd(channels, 32), channels),
+    "channel": lambda channels: ChannelNorm(channels),
+    "none": lambda channels: nn.Identity(),
+})
+UPSAMPLING = Registry("upsample", {
+    "pixelshuffle": lambda c_in, c_out: nn.Sequential(nn.Conv2d(c_in, c_out * 4, 1), nn.PixelShuffle(2)),
+    "bilinear": lambda c_in, c_out: nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                                  nn.Conv2d(c_in, c_out, 1)),
+    "transpose": lambda c_in, c_out: nn.ConvTranspose2d(c_in, c_out, 2, stride=2),
+})
+NORMS = tuple(NORM_LAYERS)
+UPSAMPLERS = tuple(UPSAMPLING)
 
 
 class ChannelNorm(nn.Module):
@@ -70,18 +87,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     the same way: a stated choice, because DeblurGAN left its test-time behaviour undefined. Its statistics span
     the whole image, though, so a tile sees slightly different ones; ``channel`` avoids that (see ChannelNorm).
     """
-    if kind == "instance":
-        return InstanceNorm2d(channels, affine=True, track_running_stats=False)
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "group":
-        # gcd keeps the group count a divisor of every width of the 48-based ladder (48 -> 16, 96+ -> 32).
-        return nn.GroupNorm(math.gcd(channels, 32), channels)
-    if kind == "channel":
-        return ChannelNorm(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+    return NORM_LAYERS.lookup(kind)(channels)
 
 
 class DSConv(nn.Sequential):
@@ -120,15 +126,7 @@ def make_upsampler(kind: str, in_channels: int, out_channels: int) -> nn.Module:
     sub-pixel shuffling (no checkerboard by construction), interpolation, or a stride-2 transposed conv whose
     2x2 kernel does not overlap (the overlapping 3x3/4x4 kind is what left DeblurGAN's checkerboards).
     """
-    if kind == "pixelshuffle":
-        return nn.Sequential(nn.Conv2d(in_channels, out_channels * 4, 1), nn.PixelShuffle(2))
-    if kind == "bilinear":
-        return nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(in_channels, out_channels, 1)
-        )
-    if kind == "transpose":
-        return nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
-    raise ValueError(f"unknown upsample {kind!r}; choose one of {', '.join(UPSAMPLERS)}")
+    return UPSAMPLING.lookup(kind)(in_channels, out_channels)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, minimum: int = 0) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -6,21 +6,22 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
+from core.registry import Registry
+
 from .registry import register
 
-CRITIC_NORMS = ("instance", "layer", "none")
+# BatchNorm is excluded on purpose: it mixes the samples of a batch, so the gradient of one sample's score would
+# depend on the others and the per-sample gradient penalty would no longer be per sample.
+CRITIC_NORM_LAYERS = Registry("critic norm", {
+    "instance": lambda channels: nn.InstanceNorm2d(channels, affine=True, track_running_stats=False),
+    "layer": lambda channels: nn.GroupNorm(1, channels),  # LayerNorm over C x H x W, resolution-independent
+    "none": lambda channels: nn.Identity(),
+})
+CRITIC_NORMS = tuple(CRITIC_NORM_LAYERS)
 
 
 def _critic_norm(kind: str, channels: int) -> nn.Module:
-    # BatchNorm is excluded on purpose: it mixes the samples of a batch, so the gradient of one sample's score
-    # would depend on the others and the per-sample gradient penalty would no longer be per sample.
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)  # LayerNorm over C x H x W, resolution-independent
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown critic norm {kind!r}; choose one of {', '.join(CRITIC_NORMS)}")
+    return CRITIC_NORM_LAYERS.lookup(kind)(channels)
 
 
 @register("patchgan")

@@ -7,21 +7,17 @@ from typing import Callable
 
 from torch import nn
 
-_NETWORKS: dict[str, type[nn.Module]] = {}
+from core.registry import Registry
+
+NETWORKS: Registry = Registry("network")
 
 
 def register(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in _NETWORKS:
-            raise ValueError(f"network {name!r} is registered twice")
-        _NETWORKS[name] = cls
-        return cls
-
-    return decorator
+    return NETWORKS.register(name)
 
 
 def network_names() -> list[str]:
-    return sorted(_NETWORKS)
+    return sorted(NETWORKS)
 
 
 def network_options(name: str) -> dict[str, object]:
@@ -44,6 +40,4 @@ def build_network(name: str, **kwargs: object) -> nn.Module:
 
 
 def _lookup(name: str) -> type[nn.Module]:
-    if name not in _NETWORKS:
-        raise ValueError(f"unknown network {name!r}; registered: {', '.join(network_names())}")
-    return _NETWORKS[name]
+    return NETWORKS.lookup(name)
