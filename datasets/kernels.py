@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.registry import Registry
+
 # "none" is the delta kernel: a pair whose input is only noisy (and compressed), so a blind model also sees
 # photos that are already sharp and learns to leave them alone instead of sharpening every edge it meets.
 KERNEL_KINDS = ("trajectory", "trajectory_v1", "linear", "gaussian", "defocus", "smooth", "none")
@@ -278,19 +280,38 @@ class KernelMix:
             if kind == "trajectory_v1":
                 return random_trajectory_kernel_v1(size, rng, drawn / 2, max_reach=drawn / 2), kind
             extent = (drawn, drawn)
-        if kind == "trajectory":
-            return random_trajectory_kernel(size, rng, extent), kind
-        if kind == "trajectory_v1":
-            return random_trajectory_kernel_v1(size, rng), kind
-        if kind == "linear":
-            low, high = extent or (min(3, size - 3), size - 3)
-            return linear_kernel(size, rng.uniform(low, high), rng.uniform(0, np.pi)), kind
-        if kind == "gaussian":
-            limit = size / 4 if extent is None else extent[1] / 4
-            return gaussian_kernel(size, float(gaussian_sigmas(rng, 1, limit)[0])), kind
-        if kind == "defocus":
-            high = size / 2 - 1 if extent is None else extent[1] / 2
-            return disk_kernel(size, rng.uniform(1, max(1.0, high))), kind
-        if extent is None:
-            return random_motion_kernel(size, rng), kind
-        return random_motion_kernel(size, rng, min_length=extent[0], max_length=extent[1]), kind
+        return KERNEL_DRAWS[kind](size, rng, extent), kind
+
+
+def _linear(size: int, rng: np.random.Generator, extent) -> torch.Tensor:
+    low, high = extent or (min(3, size - 3), size - 3)
+    return linear_kernel(size, rng.uniform(low, high), rng.uniform(0, np.pi))
+
+
+def _gaussian(size: int, rng: np.random.Generator, extent) -> torch.Tensor:
+    limit = size / 4 if extent is None else extent[1] / 4
+    return gaussian_kernel(size, float(gaussian_sigmas(rng, 1, limit)[0]))
+
+
+def _defocus(size: int, rng: np.random.Generator, extent) -> torch.Tensor:
+    high = size / 2 - 1 if extent is None else extent[1] / 2
+    return disk_kernel(size, rng.uniform(1, max(1.0, high)))
+
+
+def _smooth(size: int, rng: np.random.Generator, extent) -> torch.Tensor:
+    if extent is None:
+        return random_motion_kernel(size, rng)
+    return random_motion_kernel(size, rng, min_length=extent[0], max_length=extent[1])
+
+
+# Kernel kinds by name: (size, rng, extent or None) -> a k x k kernel. Each draws from rng in a fixed order, so a
+# seed gives the same kernel release after release (the benchmarks' fingerprints depend on it).
+KERNEL_DRAWS: Registry = Registry("kernel kind", {
+    "trajectory": lambda size, rng, extent: random_trajectory_kernel(size, rng, extent),
+    "trajectory_v1": lambda size, rng, extent: random_trajectory_kernel_v1(size, rng),
+    "linear": _linear,
+    "gaussian": _gaussian,
+    "defocus": _defocus,
+    "smooth": _smooth,
+    "none": lambda size, rng, extent: delta_kernel(size),
+})

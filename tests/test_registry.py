@@ -33,3 +33,6 @@ def test_every_extension_point_is_a_registry():
     for kind, registry in points.items():
         assert isinstance(registry, Registry) and registry.kind == kind and len(registry) >= 2
     assert {"light_unet", "unet", "patchgan", "double_scale"} <= set(NETWORKS)
+    from datasets.kernels import KERNEL_DRAWS, KERNEL_KINDS
+
+    assert isinstance(KERNEL_DRAWS, Registry) and tuple(KERNEL_DRAWS) == KERNEL_KINDS  # configs check names there
