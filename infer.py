@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.device import pick_device
     from core.images import IMAGE_SUFFIXES
     from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs
+    from restore.pipeline import run_overlapped
     from restore.tiling import MIN_USEFUL_TILE, aligned_tile
 
     reuse_freed_memory()  # large activations reuse pages instead of faulting in new ones: 2x on CPU
@@ -81,26 +82,36 @@ def main(argv: list[str] | None = None) -> int:
             named = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
             print(f"note: {len(others)} file(s) in {args.input} are not images infer.py reads "
                   f"({', '.join(IMAGE_SUFFIXES)}) and were left alone: {named}", file=sys.stderr)
-    done, skipped, failed = 0, 0, []
+    todo = [job for job in jobs if args.overwrite or not any(output.exists() for output in job.outputs)]
+    skipped = len(jobs) - len(todo)
+    if single and skipped:
+        existing = next(output for output in jobs[0].outputs if output.exists())
+        print(f"error: output {existing} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 2
+    done, failed = 0, []
+    progress = tqdm(total=len(todo), desc="deblurring", unit="image", disable=single or not sys.stderr.isatty())
+
+    def finished(job) -> None:
+        nonlocal done
+        done += 1
+        progress.update()
+
+    def fail(job, error) -> None:  # bad image files (DataError) among them; a single image stops at its error
+        failed.append((job.source, error))
+        if not single:
+            print(f"skipped: {error}", file=sys.stderr)
+        progress.update()
+
     start = time.monotonic()
     try:
-        for job in tqdm(jobs, desc="deblurring", unit="image", disable=single or not sys.stderr.isatty()):
-            existing = [output for output in job.outputs if output.exists()]
-            if existing and not args.overwrite:
-                if single:
-                    print(f"error: output {existing[0]} exists; pass --overwrite to replace it", file=sys.stderr)
-                    return 2
-                skipped += 1
-                continue
-            try:
-                restore_job(job, restore, args)
-                done += 1
-            except RESTORE_ERRORS as error:  # bad image files (DataError) among them
-                if single:
-                    print(f"error: {error}", file=sys.stderr)
-                    return 2
-                print(f"skipped: {error}", file=sys.stderr)
-                failed.append(job.source)
+        # The next image is decoded and the previous one written while the network runs (restore/pipeline.py).
+        run_overlapped(todo, lambda job: load_job(job, args), lambda job, loaded: run_job(job, loaded, restore),
+                       lambda job, loaded, restored: save_job(job, args, loaded, restored), RESTORE_ERRORS, fail,
+                       finished)
+        progress.close()
+        if single and failed:
+            print(f"error: {failed[0][1]}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:  # Ctrl-C between or inside images: what was written is whole (atomic writes)
         print(f"interrupted: {done} restored, {skipped} kept, {len(failed)} failed of {len(jobs)} images; every "
               "output written is complete", file=sys.stderr)
@@ -111,35 +122,52 @@ def main(argv: list[str] | None = None) -> int:
         panel = f" and {jobs[0].compare} (blurred | restored{' | sharp' if args.sharp else ''})" if args.compare else ""
         print(f"wrote {jobs[0].target}{panel} ({elapsed:.1f} s; {ran})")
         return 0
+    rate = f", {done / elapsed:.2f} images/s" if done and elapsed > 0 else ""
     print(f"{done} restored, {skipped} kept (output exists; --overwrite replaces), {len(failed)} failed "
-          f"of {len(jobs)} images in {elapsed:.1f} s ({ran}) -> {args.output}")
+          f"of {len(jobs)} images in {elapsed:.1f} s{rate} ({ran}) -> {args.output}")
     return 1 if failed else 0
 
 
-def restore_job(job, restore, args: argparse.Namespace) -> None:
-    """Read one input, restore it, write the result (and its --compare panel) as the input was stored."""
-    from core.image_io import ImageInfo, read_image_for_inference, write_image_like
-    from core.images import side_by_side
+def load_job(job, args: argparse.Namespace):
+    """One input (and, for --compare --sharp, its sharp counterpart), decoded as stored (on the reading thread)."""
+    from core.image_io import read_image_for_inference
     from restore.inference import sharp_counterpart
 
     image, info = read_image_for_inference(job.source)
-    restored = restore(image)
+    sharp = None
+    if args.compare and args.sharp is not None:
+        sharp_path = sharp_counterpart(args.sharp, job.relative)
+        if sharp_path is not None:
+            sharp = read_image_for_inference(sharp_path)[0]
+        else:
+            print(f"note: no sharp counterpart of {job.relative} in {args.sharp}; comparison without it",
+                  file=sys.stderr)
+    return image, info, sharp
+
+
+def run_job(job, loaded, restore):
+    """The network's pass over one decoded input (on the main thread)."""
+    restored = restore(loaded[0])
     if restore.last_backend != restore.backend:
         print(f"note: {job.source} ran in torch, not {restore.backend}: exact InstanceNorm tiles need torch's "
               "statistics hooks (--norm-stats tile keeps the runtime)", file=sys.stderr)
+    return restored
+
+
+def save_job(job, args: argparse.Namespace, loaded, restored) -> None:
+    """The result (and its --compare panel) written as the input was stored (on the writing thread)."""
+    from core.image_io import ImageInfo, write_image_like
+    from core.images import side_by_side
+
+    image, info, sharp = loaded
     for note in write_image_like(restored, info, job.target):
         print(f"note: {note}", file=sys.stderr)
     if not args.compare:
         return
     panels, labels = [image, restored], ["blurred", "restored"]
-    if args.sharp is not None:
-        sharp_path = sharp_counterpart(args.sharp, job.relative)
-        if sharp_path is not None:
-            panels.append(read_image_for_inference(sharp_path)[0])
-            labels.append("sharp")
-        else:
-            print(f"note: no sharp counterpart of {job.relative} in {args.sharp}; comparison without it",
-                  file=sys.stderr)
+    if sharp is not None:
+        panels.append(sharp)
+        labels.append("sharp")
     write_image_like(side_by_side(panels, labels=labels), ImageInfo(gray=False, bits=8, alpha=None), job.compare)
 
 

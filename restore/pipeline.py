@@ -1,0 +1,62 @@
+"""A folder run at full speed: while the network restores one image, the next is decoded and the previous one
+encoded and written on two other threads (image decoders, encoders and torch's kernels release the GIL). At most
+one image is read ahead and one written behind, so memory stays at about three images."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
+
+Job = TypeVar("Job")
+
+
+def run_overlapped(
+    jobs: Sequence[Job],
+    read: Callable[[Job], object],
+    work: Callable[[Job, object], object],
+    write: Callable[[Job, object, object], None],
+    errors: tuple[type[BaseException], ...],
+    failed: Callable[[Job, BaseException], None],
+    finished: Callable[[Job], None],
+) -> None:
+    """``read`` each job, ``work`` on it here, ``write`` the result, in job order, with reading and writing on their
+    own threads. An error of ``errors`` in any stage goes to ``failed(job, error)`` and the run goes on; a job whose
+    write completed goes to ``finished``. On Ctrl-C (or any other exception) the write in flight completes before
+    the exception propagates, so every output written is whole."""
+    if not jobs:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+        writing: tuple[Job, Future] | None = None
+
+        def settle() -> None:  # the previous write: its outcome, before the next is queued
+            nonlocal writing
+            if writing is None:
+                return
+            job, future = writing
+            writing = None
+            try:
+                future.result()
+            except errors as error:
+                failed(job, error)
+            else:
+                finished(job)
+
+        ahead = reader.submit(read, jobs[0])
+        try:
+            for index, job in enumerate(jobs):
+                current, ahead = ahead, (reader.submit(read, jobs[index + 1]) if index + 1 < len(jobs) else None)
+                try:
+                    loaded = current.result()
+                    result = work(job, loaded)
+                except errors as error:
+                    failed(job, error)
+                    continue
+                settle()
+                writing = (job, writer.submit(write, job, loaded, result))
+            settle()
+        finally:
+            if writing is not None:
+                writing[1].exception()  # wait: an interrupted run leaves no half-written output behind
+            if ahead is not None:
+                ahead.cancel()
