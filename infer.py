@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     from core.cpu_allocator import reuse_freed_memory
     from core.device import pick_device
     from core.images import IMAGE_SUFFIXES
+    from core.pipeline import run_overlapped
     from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs
-    from restore.pipeline import run_overlapped
+    from restore.jobs import load_job, run_job, save_job
     from restore.tiling import MIN_USEFUL_TILE, aligned_tile
 
     reuse_freed_memory()  # large activations reuse pages instead of faulting in new ones: 2x on CPU
@@ -104,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.monotonic()
     try:
-        # The next image is decoded and the previous one written while the network runs (restore/pipeline.py).
-        run_overlapped(todo, lambda job: load_job(job, args), lambda job, loaded: run_job(job, loaded, restore),
-                       lambda job, loaded, restored: save_job(job, args, loaded, restored), RESTORE_ERRORS, fail,
-                       finished)
+        # The next image is decoded and the previous one written while the network runs (core/pipeline.py).
+        run_overlapped(todo, lambda job: load_job(job, args.compare, args.sharp),
+                       lambda job, loaded: run_job(job, loaded, restore),
+                       lambda job, loaded, restored: save_job(job, loaded, restored, args.compare), RESTORE_ERRORS,
+                       fail, finished)
         progress.close()
         if single and failed:
             print(f"error: {failed[0][1]}", file=sys.stderr)
@@ -126,49 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{done} restored, {skipped} kept (output exists; --overwrite replaces), {len(failed)} failed "
           f"of {len(jobs)} images in {elapsed:.1f} s{rate} ({ran}) -> {args.output}")
     return 1 if failed else 0
-
-
-def load_job(job, args: argparse.Namespace):
-    """One input (and, for --compare --sharp, its sharp counterpart), decoded as stored (on the reading thread)."""
-    from core.image_io import read_image_for_inference
-    from restore.inference import sharp_counterpart
-
-    image, info = read_image_for_inference(job.source)
-    sharp = None
-    if args.compare and args.sharp is not None:
-        sharp_path = sharp_counterpart(args.sharp, job.relative)
-        if sharp_path is not None:
-            sharp = read_image_for_inference(sharp_path)[0]
-        else:
-            print(f"note: no sharp counterpart of {job.relative} in {args.sharp}; comparison without it",
-                  file=sys.stderr)
-    return image, info, sharp
-
-
-def run_job(job, loaded, restore):
-    """The network's pass over one decoded input (on the main thread)."""
-    restored = restore(loaded[0])
-    if restore.last_backend != restore.backend:
-        print(f"note: {job.source} ran in torch, not {restore.backend}: exact InstanceNorm tiles need torch's "
-              "statistics hooks (--norm-stats tile keeps the runtime)", file=sys.stderr)
-    return restored
-
-
-def save_job(job, args: argparse.Namespace, loaded, restored) -> None:
-    """The result (and its --compare panel) written as the input was stored (on the writing thread)."""
-    from core.image_io import ImageInfo, write_image_like
-    from core.images import side_by_side
-
-    image, info, sharp = loaded
-    for note in write_image_like(restored, info, job.target):
-        print(f"note: {note}", file=sys.stderr)
-    if not args.compare:
-        return
-    panels, labels = [image, restored], ["blurred", "restored"]
-    if sharp is not None:
-        panels.append(sharp)
-        labels.append("sharp")
-    write_image_like(side_by_side(panels, labels=labels), ImageInfo(gray=False, bits=8, alpha=None), job.compare)
 
 
 def export(args: argparse.Namespace) -> int:

@@ -1,10 +1,10 @@
-"""A folder run with and without overlapped reading and writing (restore/pipeline.py), round-robin in one process.
+"""A folder run with and without overlapped reading and writing (core/pipeline.py), round-robin in one process.
 
     python bench/folder.py --photos /usr/share/backgrounds/mate/nature --size 1280x720 --count 6 --repeats 3
 
 Writes ``--count`` photos resized to ``--size`` as PNG into a temporary folder, restores the folder with
-``infer.py``'s own load / run / save steps in sequence and overlapped, and prints the median seconds and images
-per second of each (the bundled pretrain model, ``--precision auto``, the machine's threads).
+``infer.py``'s own load / run / save steps (restore/jobs.py) in sequence and overlapped, and prints the median
+seconds and images per second of each (the bundled pretrain model, ``--precision auto``, the machine's threads).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image  # noqa: E402
 
-import infer  # noqa: E402
 from core.cpu_allocator import reuse_freed_memory  # noqa: E402
 from core.device import pick_device  # noqa: E402
 from core.errors import RESTORE_ERRORS  # noqa: E402
 from core.images import list_images  # noqa: E402
+from core.pipeline import run_overlapped  # noqa: E402
 from restore.inference import Restorer, default_checkpoint, load_generator, plan_jobs  # noqa: E402
-from restore.pipeline import run_overlapped  # noqa: E402
+from restore.jobs import load_job, run_job, save_job  # noqa: E402
 
 
 def main() -> int:
@@ -42,7 +42,6 @@ def main() -> int:
     reuse_freed_memory()
     device = pick_device(args.device)
     restore = Restorer(load_generator(default_checkpoint("pretrain"), device), device, None, 64, None, "auto")
-    options = argparse.Namespace(compare=False, sharp=None)
     with tempfile.TemporaryDirectory() as folder:
         inputs = Path(folder) / "in"
         inputs.mkdir()
@@ -55,13 +54,12 @@ def main() -> int:
 
         def sequential() -> None:
             for job in jobs("sequential"):
-                loaded = infer.load_job(job, options)
-                infer.save_job(job, options, loaded, infer.run_job(job, loaded, restore))
+                loaded = load_job(job)
+                save_job(job, loaded, run_job(job, loaded, restore))
 
         def overlapped() -> None:
-            run_overlapped(jobs("overlapped"), lambda job: infer.load_job(job, options),
-                           lambda job, loaded: infer.run_job(job, loaded, restore),
-                           lambda job, loaded, restored: infer.save_job(job, options, loaded, restored),
+            run_overlapped(jobs("overlapped"), load_job, lambda job, loaded: run_job(job, loaded, restore),
+                           lambda job, loaded, restored: save_job(job, loaded, restored),
                            RESTORE_ERRORS, lambda job, error: print(f"failed: {error}"), lambda job: None)
 
         sequential()  # warm-up

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from core.errors import DataError
 from core.images import array_to_tensor, image_size, list_images, read_array, side_by_side, tensor_to_array
+from core.pipeline import read_ahead
 from datasets.kernels import kernel_extent
 from datasets.paired import HIDE_TEST_SUBSETS
 
@@ -185,15 +186,21 @@ class Evaluation:
         rows, failures = [], []
         kept: dict[str, np.ndarray] = {}  # restorations of the current best and worst images, for the pictures
         interactive = sys.stderr.isatty()
-        for item in tqdm(items, desc=self.label, unit="image", disable=not interactive):
+        def load(item: Item):  # on a reading thread, one image ahead of the scoring (core/pipeline.py)
+            sharp = read_array(item.sharp)
+            blurred = read_array(item.blurred) if item.blurred is not None else None
+            restored = read_array(item.restored) if method is None else None
+            return sharp, blurred, restored, item.kernel() if item.kernel else None
+
+        progress = tqdm(total=len(items), desc=self.label, unit="image", disable=not interactive)
+        for item, loaded in read_ahead(items, load):
+            progress.update()
             try:
-                sharp = read_array(item.sharp)
-                blurred = read_array(item.blurred) if item.blurred is not None else None
+                if isinstance(loaded, Exception):
+                    raise loaded
+                sharp, blurred, restored, kernel = loaded
                 seconds = None
-                if method is None:
-                    restored = read_array(item.restored)
-                else:
-                    kernel = item.kernel() if item.kernel else None
+                if method is not None:
                     start = time.perf_counter()
                     restored = method(blurred, kernel)
                     seconds = time.perf_counter() - start
@@ -220,6 +227,7 @@ class Evaluation:
                 target = self.out / "images" / f"{item.name}.png"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _save_png(restored, target)
+        progress.close()
         summary = self._summary(rows, len(items), failures, scorer.notes)
         summary["breakdown"] = breakdown(rows)
         self._write(rows, summary, items, kept)

@@ -1,4 +1,4 @@
-"""restore.pipeline: a folder run reads the next image and writes the previous one while the current one runs."""
+"""core.pipeline: a folder run reads the next image and writes the previous one while the current one runs."""
 
 import threading
 import time
@@ -6,7 +6,7 @@ import time
 import pytest
 
 from core.errors import DataError
-from restore.pipeline import run_overlapped
+from core.pipeline import run_overlapped
 
 
 def test_reading_and_writing_overlap_the_work_and_results_stay_in_order():
@@ -72,3 +72,23 @@ def test_an_interruption_lets_the_write_in_flight_finish():
     with pytest.raises(KeyboardInterrupt):
         run_overlapped([1, 2, 3], lambda job: job, work, write, (DataError,), lambda *a: None, lambda job: None)
     assert written == [1]  # job 1's write was in flight when job 2 was interrupted: it completed
+
+
+def test_read_ahead_reads_the_next_item_while_the_current_one_is_used_and_hands_over_errors():
+    from core.pipeline import read_ahead
+
+    started = {}
+
+    def read(item):
+        started[item] = time.monotonic()
+        if item == "bad":
+            raise DataError("bad.png is truncated")
+        return item.upper()
+
+    seen = []
+    for item, result in read_ahead(["a", "bad", "c"], read):
+        seen.append((item, str(result)))
+        if item == "a":
+            time.sleep(0.1)
+            assert "bad" in started and started["bad"] < time.monotonic() - 0.05  # read while "a" was in use
+    assert seen == [("a", "A"), ("bad", "bad.png is truncated"), ("c", "C")]

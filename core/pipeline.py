@@ -5,7 +5,7 @@ one image is read ahead and one written behind, so memory stays at about three i
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 Job = TypeVar("Job")
 
@@ -60,3 +60,19 @@ def run_overlapped(
                 writing[1].exception()  # wait: an interrupted run leaves no half-written output behind
             if ahead is not None:
                 ahead.cancel()
+
+
+def read_ahead(items: Sequence[Job], read: Callable[[Job], object]) -> Iterator[tuple[Job, object]]:
+    """(item, what ``read`` returned, or the exception it raised) for each item in order, the next item read on
+    another thread while the caller works on the current one."""
+    if not items:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader:
+        ahead = reader.submit(read, items[0])
+        for index, item in enumerate(items):
+            current, ahead = ahead, (reader.submit(read, items[index + 1]) if index + 1 < len(items) else None)
+            try:
+                result = current.result()
+            except Exception as error:  # handed to the caller, which decides what is an error it reports
+                result = error
+            yield item, result
