@@ -8,7 +8,8 @@ then, in the repository root on the GPU machine (the pack travels as a carried p
 It installs the pack's wheels into a private folder (no registry is needed), puts the pack's photos where the long
 run's config reads them (``data.sharp_dir``, when that folder is empty), and runs
 ``train_gan.py --pretrain --continue-shipped`` from the shipped ``weights/light_unet_long_run.pt`` at the global step
-it records, at the GPU's scale: batches of 64 crops of 256 px, blurred on the GPU (``data.blur_on_device``), bf16
+it records, at the GPU's scale: batches of 64 crops of 208 px (the largest multiple of 16 whose window, crop plus
+the 39 px kernel's margin, fits the photo set's 256 px tiles), blurred on the GPU (``data.blur_on_device``), bf16
 autocast, stopped cleanly by ``train.max_minutes``. The recipe's hash leaves the scale out (gan/long_run.py,
 ``STRETCH_SCALE``), so the stretch continues the same run, and its record names the device, batch and crop.
 
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "long_run.yaml")
     parser.add_argument("--minutes", type=float, default=7.0, help="training time before the clean stop (default 7)")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--crop", type=int, default=208, help="crop side (default 208: with the kernel's margin, "
+                        "the largest that fits the 256 px photo tiles)")
     parser.add_argument("--workers", type=int, default=max(1, min(12, (os.cpu_count() or 2) - 2)))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--amp", default="bf16")
