@@ -64,7 +64,7 @@ def plot(runs: list[Path], out: Path, smoothing: int = 20) -> None:
     top.legend(fontsize=8)
     top.grid(alpha=0.3)
     bottom.set_ylabel(f"training loss ({smoothing}-point mean)")
-    bottom.set_xlabel("step")
+    bottom.set_xlabel("global step (a long run: every stretch on one axis)")
     bottom.grid(alpha=0.3)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
