@@ -22,6 +22,8 @@ def test_defaults_file_and_overrides_layer_in_that_order(tmp_path):
         (["train.epochs=two"], "'train.epochs' must be int"),
         (["train.epochs=0"], "train.epochs must be >= 1"),
         (["train.lr=-1"], "train.lr must be > 0"),
+        (["train.max_minutes=-1"], "train.max_minutes must be a number of minutes >= 0"),
+        (["train.max_minutes=.inf"], "must be finite"),
         (["data.kernel_size=8"], "data.kernel_size must be odd"),
         (["data.source=flickr"], "data.source must be one of embedded, folder, gopro"),
         (["data.source=gopro"], "data.source .gopro. needs data.root"),
