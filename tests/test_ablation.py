@@ -24,6 +24,7 @@ def _grid(tmp_path, **changes) -> str:
     return str(path)
 
 
+@pytest.mark.slow  # over 20 s on a 2-core CPU
 def test_a_grid_runs_each_variant_per_seed_keeps_finished_runs_and_tabulates_mean_and_spread(tmp_path):
     result = run_cli("-m", "gan.ablation", _grid(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -43,6 +44,7 @@ def test_a_grid_runs_each_variant_per_seed_keeps_finished_runs_and_tabulates_mea
     assert (folder / "table.md").read_text() == table
 
 
+@pytest.mark.slow  # over 20 s on a 2-core CPU
 def test_a_grid_with_a_benchmark_scores_each_runs_final_weights_there_and_tabulates_them(tmp_path, bench_folder):
     grid = _grid(tmp_path, variants={"base": []}, benchmark=str(bench_folder), metrics=["flip"])
     result = run_cli("-m", "gan.ablation", grid, cwd=tmp_path)
@@ -69,6 +71,7 @@ def test_a_grid_with_a_benchmark_scores_each_runs_final_weights_there_and_tabula
     assert again.returncode == 0 and "running" not in again.stdout and "scoring" not in again.stdout
 
 
+@pytest.mark.slow  # over 20 s on a 2-core CPU
 def test_a_grid_with_two_benchmarks_scores_and_tabulates_each(tmp_path, bench_folder):
     other = tmp_path / "other-v1"
     other.symlink_to(bench_folder)

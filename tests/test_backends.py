@@ -100,6 +100,7 @@ def test_auto_precision_on_a_cpu_follows_its_bf16_flags(monkeypatch):
         assert Restorer(_model(), CPU, tile=0, backend="onnxruntime").dtype == torch.float32
 
 
+@pytest.mark.slow  # over 20 s on a 2-core CPU
 @pytest.mark.subprocess
 @pytest.mark.skipif("openvino" not in RUNTIMES, reason="openvino is not installed")
 def test_infer_with_the_openvino_backend_writes_what_torch_writes(tmp_path):

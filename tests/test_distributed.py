@@ -28,6 +28,7 @@ def last_checkpoint(folder):
     return load_checkpoint(sorted((folder / "checkpoints").glob("step-*.pt"))[-1])
 
 
+@pytest.mark.slow  # over 20 s on a 2-core CPU
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
 def test_two_gloo_processes_train_both_phases_to_identical_replicas(tmp_path, capsys):
     # 16 pairs an epoch, batch 4 per process x 2 processes: 2 steps an epoch, each rank on its own 8 pairs.

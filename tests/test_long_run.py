@@ -41,6 +41,7 @@ def _multiplier(global_step, run_step):
     return cosine * min(1.0, (run_step + 1) / WARMUP)
 
 
+@pytest.mark.slow  # over 20 s on a 2-core CPU
 def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_path):
     # The first stretch: 4 of the schedule's 12 steps, shipped as a bundled file.
     config = _config(tmp_path)
@@ -81,6 +82,7 @@ def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_
     assert again.returncode == 0 and "resuming experiments/long from" in again.stdout, again.stderr
 
 
+@pytest.mark.slow  # over 20 s on a 2-core CPU
 def test_a_continuation_that_is_not_the_same_long_run_is_one_line(tmp_path):
     config = _config(tmp_path)
     assert run_cli("-m", "train_gan", "--pretrain", "--config", str(config), "--set", *TINY,

@@ -1,5 +1,6 @@
 """weights/ and configs/ are found in a checkout and in an installed wheel, through one resolver."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -33,8 +34,11 @@ def test_a_built_wheel_carries_the_weights_and_configs(tmp_path):
     # Built from a copy of the sources, so the checkout gets no build/ or egg-info folders.
     source = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("nets", "losses", "datasets", "restore", "evaluation", "gan", "release", "baselines", "weights",
-                 "configs"):
+    # pyproject's package list (read with a pattern: tomllib is Python 3.11+ and the project supports 3.10)
+    listed = re.search(r"^packages = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    packages = re.findall(r'"([^"]+)"', listed)
+    assert "core" in packages and "restore" in packages
+    for name in (*packages, "weights", "configs"):
         shutil.copytree(ROOT / name, source / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md", "train_gan.py", "infer.py", "evaluate.py", "demo.py"):
         shutil.copy(ROOT / name, source / name)
@@ -47,4 +51,4 @@ def test_a_built_wheel_carries_the_weights_and_configs(tmp_path):
     shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "weights").iterdir()}
     shipped |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
     assert {f"{data}/{name}" for name in shipped} <= names
-    assert "restore/demo_page.html" in names and "core/resources.py" in names
+    assert "restore/demo_page.html" in names and "restore/favicon.svg" in names and "core/resources.py" in names
