@@ -11,10 +11,12 @@ from .config import Config, load_config
 from .errors import ConfigError, CorruptCheckpoint, ExperimentError
 from .experiment import Experiment
 
-# Keys a resumed run may change: they move work between processes or change what is logged, never the numbers.
+# Keys a resumed run may change: they move work between processes, change what is logged or when this session
+# stops (train.max_minutes), never the numbers.
 CHANGEABLE_ON_RESUME = (
     "data.num_workers",
     "train.threads",
+    "train.max_minutes",
     "train.device",
     "train.channels_last",
     "train.compile",
