@@ -19,7 +19,7 @@ def synthesize(
     poisson_peak: torch.Tensor | float = 0.0,
     noise_sigma: torch.Tensor | float = 0.0,
     generator: torch.Generator | None = None,
-    noise_space: str = "linear",
+    noise_space: str | torch.Tensor = "linear",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of (blurred, sharp) pairs from sRGB windows of size crop + k - 1, on the windows' device.
 
@@ -28,12 +28,18 @@ def synthesize(
     with ``poisson_peak`` photons at white (0: none) and Gaussian read noise of standard deviation
     ``noise_sigma`` are drawn before the sensor clips to [0, 1], both in linear light as on a sensor
     (``noise_space="srgb"`` adds the read noise after the tone curve instead, in sRGB units: how motion-v1 and
-    gaussian-v1 were built). Per-pair values are B-vectors. ``kernels`` may also be B x g x g x k x k kernel
-    fields (``spatially_varying.shake_field``): the blur then varies across the image.
+    gaussian-v1 were built). Per-pair values are B-vectors; ``noise_space`` may be one too, of booleans (True: that
+    pair's read noise is in sRGB). ``kernels`` may also be B x g x g x k x k kernel fields
+    (``spatially_varying.shake_field``): the blur then varies across the image.
     """
-    if noise_space not in NOISE_SPACES:
-        raise ValueError(f"noise_space must be one of {', '.join(NOISE_SPACES)}, got {noise_space!r}")
     batch = windows.shape[0]
+    if isinstance(noise_space, str):
+        if noise_space not in NOISE_SPACES:
+            raise ValueError(f"noise_space must be one of {', '.join(NOISE_SPACES)}, got {noise_space!r}")
+        in_srgb = torch.full((batch,), noise_space == "srgb", dtype=torch.bool, device=windows.device)
+    else:
+        in_srgb = torch.as_tensor(noise_space, dtype=torch.bool, device=windows.device)
+    in_srgb = in_srgb.reshape(-1, 1, 1, 1)
 
     def per_pair(value: torch.Tensor | float) -> torch.Tensor:
         value = torch.as_tensor(value, dtype=windows.dtype, device=windows.device)
@@ -57,11 +63,12 @@ def synthesize(
         noisy = torch.poisson(blurred * safe_peak, generator=generator) / safe_peak
         blurred = torch.where(peak > 0, noisy, blurred)
     sigma = per_pair(noise_sigma)
-    if noise_space == "linear":
-        blurred = _read_noise(blurred, sigma, generator)
+    # A space no pair uses draws nothing, so a single-space batch keeps the random stream it always had.
+    blurred = _read_noise(blurred, torch.where(in_srgb, 0.0, sigma), generator)
     blurred = linear_rgb_to_rgb(blurred.clamp(0.0, 1.0))
-    if noise_space == "srgb":
-        blurred = _read_noise(blurred, sigma, generator).clamp(0.0, 1.0)
+    srgb_sigma = torch.where(in_srgb, sigma, 0.0)
+    if bool((srgb_sigma > 0).any()):
+        blurred = torch.where(in_srgb, _read_noise(blurred, srgb_sigma, generator).clamp(0.0, 1.0), blurred)
     return blurred, sharp
 
 

@@ -152,12 +152,7 @@ def synthesize_batch(
     windows = batch["window"].to(device, non_blocking=True)
     kernels = batch["kernel"].to(device, non_blocking=True)
     gain, peak, sigma, srgb, quality = batch["levels"].to(device, non_blocking=True).unbind(1)
-    in_srgb = srgb > 0.5
-    # Linear-light read noise inside synthesize; sRGB read noise after its tone curve, on the pairs that draw it.
-    blurred, sharp = synthesize(windows, kernels, gain, peak, torch.where(in_srgb, 0.0, sigma))
-    if bool(in_srgb.any()):
-        noise = torch.randn_like(blurred) * torch.where(in_srgb, sigma, 0.0).reshape(-1, 1, 1, 1)
-        blurred = torch.where(in_srgb.reshape(-1, 1, 1, 1), (blurred + noise).clamp(0.0, 1.0), blurred)
+    blurred, sharp = synthesize(windows, kernels, gain, peak, sigma, noise_space=srgb > 0.5)
     for index in torch.nonzero(quality > 0).flatten().tolist():
         roundtrip = jpeg_roundtrip(blurred[index].float().cpu(), int(quality[index]))
         blurred[index] = roundtrip.to(device=device, dtype=blurred.dtype)
