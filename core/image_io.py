@@ -7,11 +7,8 @@ aside and written back untouched; EXIF orientation is applied, so the output is 
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -19,6 +16,7 @@ import torch
 from PIL import Image
 
 from core.errors import DataError, os_error_line
+from core.files import replaced_atomically
 from core.images import exif_orientation, open_image, orient_array
 
 # OpenCV's TIFF reader warns on every extra-sample (alpha) file it reads correctly anyway.
@@ -169,16 +167,3 @@ def write_image_like(restored: torch.Tensor, info: ImageInfo, path: Path) -> lis
     except (OSError, ValueError) as error:
         raise DataError(f"cannot write image {path}: {error}") from None
     return notes
-
-
-@contextlib.contextmanager
-def replaced_atomically(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix, so writers pick the same format); on success it is
-    renamed over ``path`` in one step, so an interrupted or failed write never leaves a half-written or emptied
-    file where the old one was. A hard link or symbolic link at ``path`` is replaced, not written through."""
-    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    try:
-        yield partial
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ one image is read ahead and one written behind, so memory stays at about three i
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence, TypeVar
 
@@ -19,35 +20,32 @@ def run_overlapped(
     failed: Callable[[Job, BaseException], None],
     finished: Callable[[Job], None],
 ) -> None:
-    """``read`` each job, ``work`` on it here, ``write`` the result, in job order, with reading and writing on their
-    own threads. An error of ``errors`` in any stage goes to ``failed(job, error)`` and the run goes on; a job whose
-    write completed goes to ``finished``. On Ctrl-C (or any other exception) the write in flight completes before
-    the exception propagates, so every output written is whole."""
-    if not jobs:
-        return
-    with ThreadPoolExecutor(1, thread_name_prefix="read") as reader, \
-            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
-        writing: tuple[Job, Future] | None = None
+    """``read`` each job, ``work`` on it here, ``write`` the result, in job order, with reading (``read_ahead``) and
+    writing on their own threads. An error of ``errors`` in any stage goes to ``failed(job, error)`` and the run
+    goes on; a job whose write completed goes to ``finished``. On Ctrl-C (or any other exception) the write in
+    flight completes before the exception propagates, so every output written is whole."""
+    writing: tuple[Job, Future] | None = None
 
-        def settle() -> None:  # the previous write: its outcome, before the next is queued
-            nonlocal writing
-            if writing is None:
-                return
-            job, future = writing
-            writing = None
-            try:
-                future.result()
-            except errors as error:
-                failed(job, error)
-            else:
-                finished(job)
-
-        ahead = reader.submit(read, jobs[0])
+    def settle() -> None:  # the previous write: its outcome, before the next is queued
+        nonlocal writing
+        if writing is None:
+            return
+        job, future = writing
+        writing = None
         try:
-            for index, job in enumerate(jobs):
-                current, ahead = ahead, (reader.submit(read, jobs[index + 1]) if index + 1 < len(jobs) else None)
+            future.result()
+        except errors as error:
+            failed(job, error)
+        else:
+            finished(job)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="write") as writer, \
+            contextlib.closing(read_ahead(jobs, read)) as loaded_jobs:
+        try:
+            for job, loaded in loaded_jobs:
                 try:
-                    loaded = current.result()
+                    if isinstance(loaded, BaseException):
+                        raise loaded
                     result = work(job, loaded)
                 except errors as error:
                     failed(job, error)
@@ -58,8 +56,6 @@ def run_overlapped(
         finally:
             if writing is not None:
                 writing[1].exception()  # wait: an interrupted run leaves no half-written output behind
-            if ahead is not None:
-                ahead.cancel()
 
 
 def read_ahead(items: Sequence[Job], read: Callable[[Job], object]) -> Iterator[tuple[Job, object]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 from core.errors import DataError, os_error_line
+from core.files import replaced_atomically
 
 from .photo_sources import MANIFEST, cache_root, cached_path, module_name, read_manifest, source_path
 
@@ -58,9 +58,8 @@ def extract(wheel: Path, entries: list[dict]) -> list[Path]:
             target = cached_path(entry)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as staged:
-                    staged.write(data)
-                os.replace(staged.name, target)
+                with replaced_atomically(target) as partial:
+                    partial.write_bytes(data)
             except OSError as error:
                 raise DataError(os_error_line(error)) from None
             written.append(target)

@@ -15,7 +15,6 @@ from .inference import Job, sharp_counterpart
 
 def load_job(job: Job, compare: bool = False, sharp_root: Path | None = None):
     """One input (and, for --compare --sharp, its sharp counterpart), decoded as stored (on the reading thread)."""
-
     image, info = read_image_for_inference(job.source)
     sharp = None
     if compare and sharp_root is not None:
@@ -39,7 +38,6 @@ def run_job(job: Job, loaded, restore):
 
 def save_job(job: Job, loaded, restored, compare: bool = False) -> None:
     """The result (and its --compare panel) written as the input was stored (on the writing thread)."""
-
     image, info, sharp = loaded
     for note in write_image_like(restored, info, job.target):
         print(f"note: {note}", file=sys.stderr)

@@ -124,9 +124,9 @@ def pytest_collection_modifyitems(config, items):
 def _is_python(command) -> bool:
     """A Python interpreter or torchrun: the processes that cost seconds (libraries' own helpers, such as ctypes'
     ldconfig or a platform probe's uname, are not what the marker is for)."""
-    first = command if isinstance(command, str) else (list(command)[:1] or [""])[0]
-    name = Path(str(first).split()[0] if isinstance(command, str) else str(first)).name
-    return name.startswith("python") or name == "torchrun" or str(first) == sys.executable
+    words = (command.split() if isinstance(command, str) else [str(word) for word in command]) or [""]
+    name = Path(words[0]).name
+    return name.startswith("python") or name == "torchrun" or words[0] == sys.executable
 
 
 @pytest.fixture(autouse=True)
