@@ -186,6 +186,7 @@ class Evaluation:
         rows, failures = [], []
         kept: dict[str, np.ndarray] = {}  # restorations of the current best and worst images, for the pictures
         interactive = sys.stderr.isatty()
+
         def load(item: Item):  # on a reading thread, one image ahead of the scoring (core/pipeline.py)
             sharp = read_array(item.sharp)
             blurred = read_array(item.blurred) if item.blurred is not None else None
@@ -213,7 +214,7 @@ class Evaluation:
                 continue
             row = {"name": item.name, **scorer(restored, sharp), "seconds": seconds}
             if item.kernel is not None:
-                row.update(kernel=item.kind, extent=kernel_extent(torch.from_numpy(item.kernel())))
+                row.update(kernel=item.kind, extent=kernel_extent(torch.from_numpy(kernel)))  # read once, in load
             if item.subset is not None:
                 row["subset"] = item.subset
             if blurred is not None:
@@ -334,7 +335,6 @@ class Evaluation:
             _save_png(tensor_to_array(canvas), self.out / f"{tag}_{rank}_{safe}.png")
 
 
-# Blur extents are reported in these bins (pixels, lower bound inclusive).
 def load_runs(paths: list[Path]) -> list[tuple[Path, dict]]:
     """(run folder, its summary.json) for each run folder given; a folder holding run folders contributes all of
     them, in name order."""

@@ -15,6 +15,7 @@ def mean_or_none(values: list[float | None]) -> float | None:
     return statistics.fmean(finite) if finite and len(finite) == len(values) else None
 
 
+# Blur extents are reported in these bins (pixels, lower bound inclusive).
 EXTENT_BINS = ((0, 10), (10, 20), (20, 30), (30, 1000))
 
 

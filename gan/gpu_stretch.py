@@ -87,11 +87,6 @@ def run_logged(command: list[str], env: dict, log: Path) -> int:
         return process.wait()
 
 
-def newest_checkpoint(work: Path, name: str) -> Path | None:
-    found = sorted((work / "experiments" / name / "checkpoints").glob("step-*.pt"))
-    return found[-1] if found else None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gan.gpu_stretch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=os.environ.get("OUT"), help="what comes back (default $OUT)")
@@ -126,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if copied:
         print(f"{copied} pack photos put in {config['data']['sharp_dir']}", flush=True)
     code = run_logged(training_command(args), env, args.out / "stretch.log")
-    checkpoint = newest_checkpoint(args.work, config["experiment"]["name"])
+    from core.checkpoint import step_checkpoints  # torch: in the GPU image, and loaded only now
+
+    run = args.work / "experiments" / config["experiment"]["name"]
+    found = step_checkpoints(run / "checkpoints")
+    checkpoint = found[0] if found else None  # the newest
     if checkpoint is None:
         print(f"error: the stretch saved no checkpoint (train_gan.py exit code {code}); see {args.out / 'stretch.log'}",
               file=sys.stderr)
@@ -135,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
               "--out", str(args.out / "weights")]
     if subprocess.run(export, env=env, cwd=ROOT).returncode != 0:
         return 1
-    events = sorted((args.work / "experiments" / config["experiment"]["name"] / "tensorboard").glob("events.*"))
+    events = sorted((run / "tensorboard").glob("events.*"))
     if events:
         (args.out / "tensorboard").mkdir(exist_ok=True)
         shutil.copyfile(events[-1], args.out / "tensorboard" / events[-1].name)
