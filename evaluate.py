@@ -258,6 +258,7 @@ def collect_items(args: argparse.Namespace):
     from datasets.benchmark import Benchmark
     from datasets.build import list_pairs
     from datasets.config import DataConfig
+    from datasets.sources import SOURCES
     from evaluation.scoring import benchmark_items, folder_items, pair_items
 
     if args.benchmark:
@@ -269,7 +270,7 @@ def collect_items(args: argparse.Namespace):
         return items, {"sharp": str(args.sharp)}, 21, args.sharp.name
     source, _, variant = args.data.partition("-")
     config = DataConfig(source=source, root=str(args.root), realblur_variant=variant or "J")
-    pairs, problems = list_pairs(config, "test" if source in ("gopro", "realblur", "hide") else "train")
+    pairs, problems = list_pairs(config, "test" if SOURCES[source].test_split else "train")
     if problems:
         from core.errors import DataError
 

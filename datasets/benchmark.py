@@ -35,10 +35,11 @@ from core.errors import DataError, os_error_line
 from core.hashing import sha256
 from core.images import array_to_tensor, list_images, read_array, tensor_to_array
 
+from .degradation import DegradationSpec, add_flags, changed_fields, flag, spec_from_flags
 from .kernels import kernel_extent
 from .photo_sets import check_pinned, texture
 from .photo_sources import MANIFEST, source_path
-from .presets import LEGACY_KIND_NAMES, PRESETS, field_settings, kernel_mix
+from .presets import CUSTOM_BASE, LEGACY_KIND_NAMES, PRESETS
 from .synthetic import Degradation
 
 FORMAT_VERSION = 1
@@ -177,37 +178,34 @@ def write_benchmark(
     return meta
 
 
-def parse_args(argv: list[str] | None, name_changed_presets: bool = True) -> argparse.Namespace:
-    """The command line, with a preset's values as the defaults its flags override. A preset with settings changed
-    is another benchmark: ``name_changed_presets`` names it after its folder instead of the preset."""
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m datasets.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="benchmark folder to write (must not exist)")
     parser.add_argument("--photos", type=Path, help="folder of sharp held-out photos (default: the manifest's)")
     parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="a published benchmark's degradation (the flags below override its values)")
-    parser.add_argument("--kernels", nargs="+", default=["trajectory=1"], help="kind=weight ... (default trajectory=1)")
-    parser.add_argument("--kernel-size", type=int, default=21)
-    parser.add_argument("--blur-extent", type=float, nargs=2, metavar=("MIN", "MAX"),
-                        help="motion blur extent in pixels (default: fill the kernel)")
-    parser.add_argument("--noise-sigma", type=float, default=0.01, help="read noise std U(0, this) (default 0.01)")
-    parser.add_argument("--noise-space", choices=("linear", "srgb"), default="linear",
-                        help="read noise on the sensor (linear, default) or after the tone curve (srgb)")
-    parser.add_argument("--field-probability", type=float, default=0.0,
-                        help="share of images blurred by a spatially varying shake field (default 0)")
-    parser.add_argument("--field-grid", type=int, default=3, help="kernel lattice of a field (default 3 x 3)")
-    parser.add_argument("--max-roll-degrees", type=float, default=1.0, help="camera roll of a field (default 1)")
+                        help="a published benchmark's degradation (the degradation flags override its values)")
     parser.add_argument("--tile", type=int, default=256, help="image side (default 256)")
     parser.add_argument("--crops-per-photo", type=int, default=8, help="seeded textured crops per photo (default 8)")
     parser.add_argument("--min-texture", type=float, default=0.006)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--version", help="a name recorded in benchmark.json (default: the folder name)")
-    args = parser.parse_args(argv)
-    if args.preset:
-        parser.set_defaults(**PRESETS[args.preset], version=args.preset)
-        args = parser.parse_args(argv)
-        if name_changed_presets and args.version == args.preset and changed_from_preset(args, args.preset):
-            args.version = None
-    return args
+    parser.add_argument("--version", help="a name recorded in benchmark.json (default: the preset's name if nothing "
+                        "is overridden, else the folder name)")
+    add_flags(parser, "the preset's value (without --preset: 21 px trajectory shake, read noise sigma 0.01, linear)")
+    return parser.parse_args(argv)
+
+
+def degradation_spec(args: argparse.Namespace) -> DegradationSpec:
+    """The preset (or the custom base) with the given degradation flags laid over it; a DataError names a bad flag."""
+    return spec_from_flags(args, PRESETS[args.preset] if args.preset else CUSTOM_BASE)
+
+
+def changed_from_preset(args: argparse.Namespace, spec: DegradationSpec, preset: str) -> list[str]:
+    """The flags in which a build differs from published benchmark ``preset``: its degradation's fields, and the
+    other settings' defaults (photos, tile, crops, texture, seed)."""
+    defaults = vars(parse_args(["--out", str(args.out)]))
+    others = [key for key in ("photos", "tile", "crops_per_photo", "min_texture", "seed")
+              if getattr(args, key) != defaults[key]]
+    return sorted(changed_fields(spec, PRESETS[preset]) + others)
 
 
 def fingerprint(images: list[dict]) -> str:
@@ -236,7 +234,11 @@ def _read_meta(path: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    problem = _argument_problem(args)
+    try:
+        spec = degradation_spec(args)
+        problem = _argument_problem(args, spec)
+    except DataError as error:
+        problem = str(error)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -244,14 +246,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.out} already exists; a benchmark is never rewritten in place (choose a new name)",
               file=sys.stderr)
         return 2
+    if args.version is None:
+        unchanged = args.preset and not changed_from_preset(args, spec, args.preset)
+        args.version = args.preset if unchanged else args.out.name
     staging = args.out.with_name(args.out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        degradation = Degradation(args.kernel_size, kernel_mix(args.kernels), noise_sigma=args.noise_sigma,
-                                  blur_extent=tuple(args.blur_extent) if args.blur_extent else None,
-                                  noise_space=args.noise_space, **field_settings(vars(args)))
-        meta = write_benchmark(staging, benchmark_photos(args.photos), degradation, args.seed, args.tile,
-                               args.min_texture, args.version or args.out.name, args.crops_per_photo)
+        meta = write_benchmark(staging, benchmark_photos(args.photos), Degradation.of(spec), args.seed, args.tile,
+                               args.min_texture, args.version, args.crops_per_photo)
     except (DataError, ValueError, OSError) as error:  # OSError: the folder is a file, or the disk read-only
         shutil.rmtree(staging, ignore_errors=True)
         message = os_error_line(error) if isinstance(error, OSError) else error
@@ -264,30 +266,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def changed_from_preset(args: argparse.Namespace, preset: str) -> list[str]:
-    """The settings in which ``args`` differ from published benchmark ``preset`` (its name aside)."""
-    published = vars(parse_args(["--out", str(args.out), "--preset", preset], name_changed_presets=False))
-    return sorted(key for key, value in vars(args).items() if published[key] != value and key != "version")
-
-
-def _argument_problem(args: argparse.Namespace) -> str:
+def _argument_problem(args: argparse.Namespace, spec: DegradationSpec) -> str:
     """Why these arguments cannot make a benchmark ("" when they can). A folder named like a published benchmark
     must hold exactly that benchmark: its preset, with nothing overridden, so its scores compare with the tables."""
     name = args.out.name
     if name in PRESETS:
-        changed = changed_from_preset(args, name)
+        changed = changed_from_preset(args, spec, name)
         if changed:
-            flags = ", ".join("--" + key.replace("_", "-") for key in changed)
             return (f"{args.out} is named like the published benchmark {name}, but these settings differ from it: "
-                    f"{flags}; build it with --preset {name} and nothing else, or choose another folder name")
-    numbers = {"--tile": args.tile, "--crops-per-photo": args.crops_per_photo, "--kernel-size": args.kernel_size}
-    for flag, value in numbers.items():
-        if value < 1:
-            return f"{flag} must be >= 1, got {value}"
-    for flag, value in {"--noise-sigma": args.noise_sigma, "--max-roll-degrees": args.max_roll_degrees,
-                        "--field-probability": args.field_probability, "--min-texture": args.min_texture}.items():
-        if not math.isfinite(value) or value < 0:
-            return f"{flag} must be a finite number >= 0, got {value}"
+                    f"{', '.join(flag(key) for key in changed)}; build it with --preset {name} and nothing else, or "
+                    "choose another folder name")
+    if args.version in PRESETS and changed_from_preset(args, spec, args.version):
+        return (f"--version {args.version} names a published benchmark, but these settings are not its own; leave "
+                "--version out (the folder's name is recorded) or build it with --preset and nothing else")
+    for key in ("tile", "crops_per_photo"):
+        if getattr(args, key) < 1:
+            return f"{flag(key)} must be >= 1, got {getattr(args, key)}"
+    if not math.isfinite(args.min_texture) or args.min_texture < 0:
+        return f"--min-texture must be a finite number >= 0, got {args.min_texture}"
     return ""
 
 

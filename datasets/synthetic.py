@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -16,13 +16,10 @@ from core.images import array_to_tensor, quantize_8bit, tensor_to_array
 
 from .augment import PairedAugment
 from .blur import NOISE_SPACES, synthesize
+from .degradation import DegradationSpec, spec_values
 from .kernels import KernelMix
 from .sampler import Key, split_key
 from .spatially_varying import shake_field
-
-# A degradation may also draw the read-noise space per pair ("mixed": linear or sRGB, even odds), so one model
-# sees both the sensor's noise and the sRGB-added noise motion-v1 and gaussian-v1 were built with.
-DEGRADATION_NOISE_SPACES = (*NOISE_SPACES, "mixed")
 
 FIELD_KIND = "shake_field"  # the kind recorded for a spatially varying pair
 
@@ -30,57 +27,32 @@ PhotoSource = Callable[[int], torch.Tensor]
 
 
 @dataclass
-class Degradation:
+class Degradation(DegradationSpec):
     """How a sharp window becomes a blurred observation: a kernel from ``kernels`` (motion extents in
     ``blur_extent`` pixels) plus optional over-exposure, shot noise, read noise (in ``noise_space``) and JPEG
     re-compression of the blurred image (quality uniform in ``jpeg_quality``, with ``jpeg_probability``), all
     drawn from the generator it is given (see ``blur.synthesize``). ``quantize`` rounds the blurred image to 8-bit
     levels, as every PNG or JPEG a user (or a benchmark) hands the model is; it draws nothing. Draws for a feature
-    that is off are not made, so older settings keep their exact random streams."""
+    that is off are not made, so older settings keep their exact random streams.
 
-    kernel_size: int = 21
-    kernels: dict[str, float] = field(default_factory=lambda: {"trajectory": 1.0})
-    blur_extent_law: str = "uniform"
-    noise_sigma: float = 0.0
-    poisson_peak: float = 0.0
-    saturation: float = 0.0
-    blur_extent: tuple[float, float] | None = None
-    noise_space: str = "linear"
-    jpeg_quality: tuple[int, int] | None = None
-    jpeg_probability: float = 1.0
-    quantize: bool = False
-    # Spatially varying shake: with this probability a pair is blurred by a field of kernels on a field_grid x
-    # field_grid lattice (a walk plus a camera roll up to max_roll_degrees; spatially_varying.shake_field) instead
-    # of one kernel from the mix. Its extents follow blur_extent (default 5 to kernel_size - 3 px).
-    field_probability: float = 0.0
-    field_grid: int = 3
-    max_roll_degrees: float = 1.0
-    # A fixed family of kernels: kernel_bank > 0 draws that many kernels from the mix once (seeded by
-    # kernel_bank_seed) and blurs every pair with one of them, so how hard a family is to learn can be measured
-    # against its size (one kernel, eight, ..., a new kernel per pair with 0).
-    kernel_bank: int = 0
-    kernel_bank_seed: int = 0
+    The settings are ``DegradationSpec``'s (one definition, validated there); ``Degradation.of(spec)`` makes the
+    one a config or preset describes. A field (``field_probability``) is a walk plus a camera roll rendered on a
+    ``field_grid`` x ``field_grid`` lattice of kernels (``spatially_varying.shake_field``), its extents following
+    ``blur_extent`` (default 5 to kernel_size - 3 px). A kernel bank draws ``kernel_bank`` kernels from the mix once
+    (seeded by ``kernel_bank_seed``), so how hard a family is to learn can be measured against its size."""
 
     def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise DataError(f"degradation: {problems[0]}")
         extent = tuple(self.blur_extent) if self.blur_extent is not None else None
         self.mix = KernelMix(self.kernel_size, dict(self.kernels), extent, self.blur_extent_law)
-        if self.kernel_bank < 0:
-            raise ValueError(f"kernel_bank must be >= 0, got {self.kernel_bank}")
         bank_rng = np.random.default_rng([self.kernel_bank_seed, self.kernel_bank])
         self.bank = [self.mix(bank_rng) for _ in range(self.kernel_bank)]
-        if self.noise_space not in DEGRADATION_NOISE_SPACES:
-            raise ValueError(f"noise_space must be one of {', '.join(DEGRADATION_NOISE_SPACES)}, "
-                             f"got {self.noise_space!r}")
-        if not 0 <= self.field_probability <= 1 or self.field_grid < 1 or self.max_roll_degrees < 0:
-            raise ValueError("field_probability must be in [0, 1], field_grid >= 1 and max_roll_degrees >= 0")
-        if self.jpeg_quality is not None:
-            low, high = self.jpeg_quality
-            if not 1 <= low <= high <= 100:
-                raise ValueError(f"jpeg_quality must satisfy 1 <= min <= max <= 100, got {list(self.jpeg_quality)}")
 
-    @property
-    def margin(self) -> int:
-        return self.kernel_size - 1
+    @classmethod
+    def of(cls, spec: DegradationSpec) -> "Degradation":
+        return cls(**spec_values(spec))
 
     def __call__(
         self, window: torch.Tensor, rng: np.random.Generator, deferred: bool = False
@@ -164,7 +136,7 @@ def _window(photo: torch.Tensor, size: int, rng: np.random.Generator, name: str)
     if height < size or width < size:
         raise DataError(
             f"photo {name} is {width}x{height}, smaller than the crop plus kernel margin ({size}x{size}); "
-            "lower data.crop_size or data.kernel_size"
+            "lower data.crop_size or data.degradation.kernel_size"
         )
     top = int(rng.integers(height - size + 1))
     left = int(rng.integers(width - size + 1))

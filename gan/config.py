@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 import yaml
 
+from core.choices import choice_problems
 from datasets.config import DataConfig
+from datasets.degradation import DEGRADATION_KEYS, nest_degradation
 from evaluation.offline_metrics import LOADERS
 from losses.adversarial import GAN_TYPES
 from losses.detail import DETAIL_LOSSES
@@ -31,16 +33,6 @@ AmpMode = Literal["off", "auto", "bf16", "fp16"]
 GanType = Literal[tuple(GAN_TYPES)]
 PerceptualCriterion = Literal["mse", "l1"]
 PerceptualMetric = Literal[("none", *sorted(LOADERS))]
-
-
-def choice_problems(section: Any, prefix: str) -> list[str]:
-    """One problem for each Literal-typed key of dataclass ``section`` whose value is not one of its choices."""
-    problems = []
-    for key, hint in typing.get_type_hints(type(section)).items():
-        if typing.get_origin(hint) is Literal and getattr(section, key) not in typing.get_args(hint):
-            problems.append(f"{prefix}.{key} must be one of {', '.join(typing.get_args(hint))}, "
-                            f"got {getattr(section, key)!r}")
-    return problems
 
 
 @dataclass
@@ -100,7 +92,7 @@ class TrainConfig:
     compile: bool = False
 
     def check(self) -> list[str]:
-        problems = choice_problems(self, "train")
+        problems = choice_problems(self, lambda key: f"train.{key}")
         for key in ("epochs", "batch_size", "max_bad_steps", "keep_last"):
             if getattr(self, key) < 1:
                 problems.append(f"train.{key} must be >= 1, got {getattr(self, key)}")
@@ -165,7 +157,7 @@ class AdvConfig:
     vgg_download: bool = True  # fetch torchvision's file into $TORCH_HOME when it is missing and the network allows
 
     def check(self) -> list[str]:
-        problems = choice_problems(self, "adv")
+        problems = choice_problems(self, lambda key: f"adv.{key}")
         if self.n_critic < 1:
             problems.append(f"adv.n_critic must be >= 1, got {self.n_critic}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -190,7 +182,7 @@ class LogConfig:
     perceptual: PerceptualMetric = "none"
 
     def check(self) -> list[str]:
-        problems = choice_problems(self, "log")
+        problems = choice_problems(self, lambda key: f"log.{key}")
         for key in ("scalar_every", "progress_every"):
             if getattr(self, key) < 1:
                 problems.append(f"log.{key} must be >= 1, got {getattr(self, key)}")
@@ -248,12 +240,15 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
             raise ConfigError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(raw).__name__}")
+        raw = nested_config(raw)  # before the overrides, which may use either spelling
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or "." not in key:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         # section.key=value, or deeper into a mapping: adv.critic.n_layers=4
         *path, name = key.split(".")
+        if path == ["data"] and name in DEGRADATION_KEYS:  # the older spelling of data.degradation.<key>
+            path = ["data", "degradation"]
         target = raw
         for depth, part in enumerate(path):
             target = target.setdefault(part, {})
@@ -270,7 +265,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
 def config_from_dict(raw: dict[str, Any]) -> Config:
     """The checked config; every problem found is reported at once, in one ``ConfigError`` line."""
     problems: list[str] = []
-    config = _build(Config, raw, "", problems)
+    config = _build(Config, nested_config(raw), "", problems)
     config.model = _check_network(config.model, "model", "light_unet", problems)
     config.adv.critic = _check_network(config.adv.critic, "adv.critic", "patchgan", problems)
     # Ill-typed values were left at their defaults above, so the sections' own checks see well-typed values.
@@ -283,6 +278,17 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         raise ConfigError(f"{len(problems)} config problems: " + "; ".join(problems[:10])
                           + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""))
     return config
+
+
+def nested_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with a data section written before ``data.degradation`` existed moved into the new shape (a copy;
+    the degradation keys go one level down, names unchanged). A key given in both places is an error."""
+    if not isinstance(raw.get("data"), dict):
+        return raw
+    data, problems = nest_degradation(raw["data"])
+    if problems:
+        raise ConfigError(problems[0])
+    return {**raw, "data": data}
 
 
 def _check_network(section: dict[str, Any], prefix: str, default_name: str, problems: list[str]) -> dict[str, Any]:

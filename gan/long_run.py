@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.checkpoint import load_checkpoint, step_checkpoints
+from datasets.degradation import flatten_degradation
 
 from .config import Config
 from .errors import ConfigError, ExperimentError
@@ -48,6 +49,9 @@ STRETCH_SCALE = {
 
 def _hash_without(config: Config, *left_out: dict[str, tuple[str, ...]]) -> str:
     recipe = copy.deepcopy(config.to_dict())
+    # Hashed in the flat form every record was written in before data.degradation existed, so a run's hash
+    # survives the section's move.
+    recipe["data"] = flatten_degradation(recipe["data"])
     for keys_of in left_out:
         for section, keys in keys_of.items():
             for key in keys:

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.checkpoint import load_checkpoint, step_checkpoints
 
-from .config import Config, load_config
+from .config import Config, load_config, nested_config
 from .errors import ConfigError, CorruptCheckpoint, ExperimentError
 from .experiment import Experiment
 
@@ -27,6 +27,9 @@ CHANGEABLE_ON_RESUME = (
     "log.val_images",
     "log.lpips",
 )
+
+# Sections inside sections, compared key by key (other mappings, such as data.degradation.kernels, are one value).
+SUBSECTIONS = ("data.degradation",)
 
 # Where the run lives, not what it computes: a run folder may be renamed or moved and still be resumed.
 WHERE_KEYS = ("experiment.name", "experiment.root")
@@ -56,11 +59,12 @@ def plan_resume(
                               f"resume it with --{state.get('phase')}")
     if "rng" not in state:
         raise ExperimentError(f"checkpoint {path} has no training position (an exported or older checkpoint)")
-    for key in _differences(state["config"], saved.to_dict()):
+    recorded = nested_config(state["config"])  # checkpoints written before data.degradation existed are flat
+    for key in _differences(recorded, saved.to_dict()):
         if key not in CHANGEABLE_ON_RESUME:
             raise ExperimentError(
                 f"checkpoint {path} does not belong to {config_path}: they differ in {key} "
-                f"({_get(state['config'], key)!r} vs {_get(saved.to_dict(), key)!r})"
+                f"({_get(recorded, key)!r} vs {_get(saved.to_dict(), key)!r})"
             )
     return config, Experiment(folder), state, path
 
@@ -108,13 +112,14 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
     keys = []
     for key in sorted(set(a) | set(b)):
         left, right = a.get(key), b.get(key)
-        if isinstance(left, dict) and isinstance(right, dict) and prefix == "":
-            keys += _differences(left, right, f"{key}.")
+        if isinstance(left, dict) and isinstance(right, dict) and (prefix == "" or f"{prefix}{key}" in SUBSECTIONS):
+            keys += _differences(left, right, f"{prefix}{key}.")
         elif left != right and f"{prefix}{key}" not in WHERE_KEYS:
             keys.append(f"{prefix}{key}")
     return keys
 
 
 def _get(tree: dict[str, Any], dotted: str) -> Any:
-    section, _, key = dotted.partition(".")
-    return tree.get(section, {}).get(key) if key else tree.get(section)
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree

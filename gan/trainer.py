@@ -249,7 +249,7 @@ class Trainer(GuardedSteps, Validation, TrainerState, Stopping):
 
     def _train_one(self, batch: dict[str, Any], progress: tqdm) -> None:
         if "window" in batch:  # data.blur_on_device: the workers sent sharp windows, kernels and noise levels
-            blur, sharp = synthesize_batch(batch, self.device, self.config.data.quantize)
+            blur, sharp = synthesize_batch(batch, self.device, self.config.data.degradation.quantize)
         else:
             blur = batch["blur"].to(self.device, non_blocking=True)
             sharp = batch["sharp"].to(self.device, non_blocking=True)

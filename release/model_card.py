@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from datasets.degradation import flatten_degradation
+
 # Longer silences between two logged steps are time the run was stopped (between stretches of training), not training.
 PAUSE_SECONDS = 600.0
 
@@ -81,6 +83,7 @@ def render(
     """The card of a bundled model (``bundle`` as written by release.bundled.export) as Markdown."""
     config = bundle.get("config") or {}
     data, train, adv = config.get("data", {}), config.get("train", {}), config.get("adv", {})
+    data = flatten_degradation(data)  # one level, as older bundles recorded it
     phase = bundle.get("phase")
     metrics = bundle.get("metrics") or {}
     lines = [

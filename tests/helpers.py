@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "model.start_filters=4",
     "data.crop_size=32",
-    "data.kernel_size=7",
+    "data.degradation.kernel_size=7",
     "data.train_pairs_per_epoch=8",
     "data.val_crop_size=32",
     "data.val_crops_per_photo=1",
@@ -24,6 +24,16 @@ TINY = [
     "log.scalar_every=1",
     "log.lpips=false",  # offline it is unavailable anyway; skipping it spares every run torchvision's import
 ]
+
+
+def data_config(**settings):
+    """A ``DataConfig`` from one flat set of keyword arguments: the degradation's keys (kernel_size, kernels,
+    noise_sigma, ...) go to its ``degradation`` section, the rest to the data section itself."""
+    from datasets.config import DataConfig
+    from datasets.degradation import DEGRADATION_KEYS, DegradationSpec
+
+    degradation = {key: settings.pop(key) for key in DEGRADATION_KEYS if key in settings}
+    return DataConfig(degradation=DegradationSpec(**degradation), **settings)
 
 
 # evaluate.py scores with every metric that runs by default, ColorVideoVDP and FLIP included (seconds per call);

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from core.images import image_size, read_array
-from datasets import DataConfig, DataError, build_datasets
-from helpers import save_pair, smooth_photo
+from datasets import DataError, build_datasets
+from helpers import data_config, save_pair, smooth_photo
 
 SMALL = dict(crop_size=16, val_crop_size=16, val_crops_per_photo=1, train_pairs_per_epoch=4)
 
@@ -23,7 +23,7 @@ def pairs_root(tmp_path):
 
 
 def config(root, **extra):
-    return DataConfig(source="paired", root=str(root), **{**SMALL, **extra})
+    return data_config(source="paired", root=str(root), **{**SMALL, **extra})
 
 
 def break_pair(root, kind):
@@ -133,19 +133,19 @@ def test_nan_after_decoding_is_named(tmp_path):
 
 def test_missing_roots_and_list_files_are_named(tmp_path):
     with pytest.raises(DataError, match=r"GoPro train folder .*nowhere/train does not exist"):
-        build_datasets(DataConfig(source="gopro", root=str(tmp_path / "nowhere"), **SMALL))
+        build_datasets(data_config(source="gopro", root=str(tmp_path / "nowhere"), **SMALL))
     with pytest.raises(DataError, match=r"RealBlur_J_train_list\.txt does not exist"):
-        build_datasets(DataConfig(source="realblur", root=str(tmp_path), **SMALL))
+        build_datasets(data_config(source="realblur", root=str(tmp_path), **SMALL))
     with pytest.raises(DataError, match=r"pairs file .*pairs\.csv does not exist"):
-        build_datasets(DataConfig(source="paired", pairs_file=str(tmp_path / "pairs.csv"), **SMALL))
+        build_datasets(data_config(source="paired", pairs_file=str(tmp_path / "pairs.csv"), **SMALL))
     (tmp_path / "list.txt").write_text("a.png b.png\n")
     with pytest.raises(DataError, match=r"listed file .*a\.png does not exist"):
-        build_datasets(DataConfig(source="paired", pairs_file=str(tmp_path / "list.txt"), **SMALL))
+        build_datasets(data_config(source="paired", pairs_file=str(tmp_path / "list.txt"), **SMALL))
 
 
 def test_bad_synthetic_photos_are_skipped_and_counted_under_the_skip_policy(photo_folder, capsys):
     (photo_folder / "broken.png").write_bytes(b"not a png at all")
-    data = build_datasets(DataConfig(source="folder", sharp_dir=str(photo_folder), on_bad="skip", crop_size=24,
+    data = build_datasets(data_config(source="folder", sharp_dir=str(photo_folder), on_bad="skip", crop_size=24,
                                      kernel_size=5, val_crop_size=24, train_pairs_per_epoch=4))
     assert any("broken.png" in problem for problem in data.split["skipped"])
     assert "broken.png" not in " ".join(data.split["train"] + data.split["val"])

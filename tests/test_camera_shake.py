@@ -9,6 +9,7 @@ import torch
 
 from datasets.benchmark import main as build_benchmark
 from datasets.config import DataConfig
+from datasets.degradation import DegradationSpec
 from datasets.kernels import (
     BF_PATH_LENGTH,
     BF_STEPS,
@@ -98,23 +99,24 @@ def test_mixed_noise_space_draws_linear_or_srgb_per_pair():
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"blur_extent_law": "cubic", "blur_extent": [1, 9]}, "data.blur_extent_law must be one of uniform, log"),
-    ({"blur_extent_law": "log"}, "data.blur_extent_law=log needs data.blur_extent"),
+    ({"blur_extent_law": "cubic", "blur_extent": [1, 9]},
+     "data.degradation.blur_extent_law must be one of uniform, log"),
+    ({"blur_extent_law": "log"}, "data.degradation.blur_extent_law=log needs data.degradation.blur_extent"),
 ])
 def test_extent_law_and_mixed_noise_settings_that_cannot_work_are_named(settings, message):
-    problems = DataConfig(kernel_size=21, **settings).check()
+    problems = DataConfig(degradation=DegradationSpec(kernel_size=21, **settings)).check()
     assert any(message in problem for problem in problems), problems
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("blur_extent", [5, 40], "data.blur_extent must be [min, max]"),
-    ("blur_extent", [9, 3], "data.blur_extent must be [min, max]"),
-    ("noise_space", "gamma", "data.noise_space must be one of"),
-    ("jpeg_quality", [90, 120], "data.jpeg_quality must be [min, max]"),
-    ("jpeg_probability", 1.5, "data.jpeg_probability must be in [0, 1]"),
+    ("blur_extent", [5, 40], "data.degradation.blur_extent must be [min, max]"),
+    ("blur_extent", [9, 3], "data.degradation.blur_extent must be [min, max]"),
+    ("noise_space", "gamma", "data.degradation.noise_space must be one of"),
+    ("jpeg_quality", [90, 120], "data.degradation.jpeg_quality must be [min, max]"),
+    ("jpeg_probability", 1.5, "data.degradation.jpeg_probability must be in [0, 1]"),
 ])
 def test_out_of_range_degradation_settings_are_named(key, value, message):
-    problems = DataConfig(kernel_size=21, **{key: value}).check()
+    problems = DataConfig(degradation=DegradationSpec(kernel_size=21, **{key: value})).check()
     assert any(message in problem for problem in problems), problems
 
 

@@ -12,7 +12,7 @@ def test_defaults_file_and_overrides_layer_in_that_order(tmp_path):
     assert config.train.epochs == 5
     assert config.train.batch_size == 4  # untouched default
     assert config.model == {"name": "light_unet", "start_filters": 16}
-    assert config.data.noise_sigma == 0.01
+    assert config.data.degradation.noise_sigma == 0.01  # data.noise_sigma: the older spelling, still accepted
 
 
 @pytest.mark.parametrize(
@@ -24,10 +24,10 @@ def test_defaults_file_and_overrides_layer_in_that_order(tmp_path):
         (["train.lr=-1"], "train.lr must be > 0"),
         (["train.max_minutes=-1"], "train.max_minutes must be a number of minutes >= 0"),
         (["train.max_minutes=.inf"], "must be finite"),
-        (["data.kernel_size=8"], "data.kernel_size must be odd"),
+        (["data.kernel_size=8"], "data.degradation.kernel_size must be odd"),
         (["data.source=flickr"], "data.source must be one of embedded, folder, gopro"),
         (["data.source=gopro"], "data.source .gopro. needs data.root"),
-        (["data.kernels={box: 1}"], "data.kernels: unknown kind .box."),
+        (["data.kernels={box: 1}"], "data.degradation.kernels: unknown kind .box."),
         (["data.on_bad=ignore"], "data.on_bad must be fail or skip"),
         (["model.name=resnet"], "unknown network 'resnet'"),
         (["model.depth=3"], "unknown config key 'model.depth'"),
@@ -35,7 +35,7 @@ def test_defaults_file_and_overrides_layer_in_that_order(tmp_path):
         (["nosection=1"], "must look like section.key=value"),
         (["train.device=tpu"], "train.device must be"),
         (["train.amp=off"], "YAML reads off, on, yes and no as booleans, so quote the word: train.amp='off'"),
-        (["data.blur_extent_law=cubic"], "data.blur_extent_law must be one of uniform, log"),
+        (["data.blur_extent_law=cubic"], "data.degradation.blur_extent_law must be one of uniform, log"),
     ],
 )
 def test_bad_keys_and_values_are_named(override, message):

@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import DataConfig, DataError, build_datasets, read_image
+from datasets import DataError, build_datasets, read_image
 from datasets.blur import center_crop, synthesize
 from datasets.kernels import delta_kernel, random_motion_kernel
 from datasets.photos import TRAIN_PHOTOS, VAL_PHOTOS
 from datasets.synthetic import synthesize_batch
+from helpers import data_config
 
 
 def test_kernels_sum_to_one_stay_inside_and_are_deterministic_per_seed():
@@ -55,12 +56,12 @@ def test_blur_happens_in_linear_light_not_on_gamma_encoded_values():
 
 def test_embedded_validation_photos_are_never_training_photos():
     assert not set(TRAIN_PHOTOS) & set(VAL_PHOTOS)
-    train, val = build_datasets(DataConfig(crop_size=32, val_crop_size=48, kernel_size=7, train_pairs_per_epoch=4))
+    train, val = build_datasets(data_config(crop_size=32, val_crop_size=48, kernel_size=7, train_pairs_per_epoch=4))
     assert len(val) == 2 * 4
 
 
 def test_validation_set_is_fixed_and_training_pairs_are_reproducible():
-    config = DataConfig(crop_size=32, val_crop_size=48, kernel_size=7, train_pairs_per_epoch=4)
+    config = data_config(crop_size=32, val_crop_size=48, kernel_size=7, train_pairs_per_epoch=4)
     train_a, val_a = build_datasets(config, seed=3)
     train_b, val_b = build_datasets(config, seed=3)
     for a, b in zip(val_a, val_b):
@@ -70,7 +71,7 @@ def test_validation_set_is_fixed_and_training_pairs_are_reproducible():
 
 
 def test_training_pairs_are_aligned_blurs_of_their_sharp_crop():
-    train, _ = build_datasets(DataConfig(crop_size=32, val_crop_size=48, kernel_size=9, train_pairs_per_epoch=8))
+    train, _ = build_datasets(data_config(crop_size=32, val_crop_size=48, kernel_size=9, train_pairs_per_epoch=8))
     for index in range(8):
         pair = train[index]
         assert pair["blur"].shape == pair["sharp"].shape == (3, 32, 32)
@@ -82,7 +83,7 @@ def test_training_pairs_are_aligned_blurs_of_their_sharp_crop():
 
 
 def test_folder_source_holds_out_whole_images_for_validation(photo_folder):
-    config = DataConfig(source="folder", sharp_dir=str(photo_folder), val_fraction=0.4, crop_size=24,
+    config = data_config(source="folder", sharp_dir=str(photo_folder), val_fraction=0.4, crop_size=24,
                         val_crop_size=24, kernel_size=5, train_pairs_per_epoch=4)
     train, val = build_datasets(config, seed=0)
     train_files = {p.name for p in train.load.files}
@@ -106,19 +107,19 @@ def test_folder_source_holds_out_whole_images_for_validation(photo_folder):
 
 def test_missing_empty_and_unreadable_folders_name_the_problem(tmp_path, photo_folder):
     with pytest.raises(DataError, match="does not exist"):
-        build_datasets(DataConfig(source="folder", sharp_dir=str(tmp_path / "nope")))
+        build_datasets(data_config(source="folder", sharp_dir=str(tmp_path / "nope")))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="contains no images"):
-        build_datasets(DataConfig(source="folder", sharp_dir=str(tmp_path / "empty")))
+        build_datasets(data_config(source="folder", sharp_dir=str(tmp_path / "empty")))
     (photo_folder / "broken.png").write_bytes(b"not a png at all")
     with pytest.raises(DataError, match="broken.png"):
-        build_datasets(DataConfig(source="folder", sharp_dir=str(photo_folder), crop_size=24, kernel_size=5,
+        build_datasets(data_config(source="folder", sharp_dir=str(photo_folder), crop_size=24, kernel_size=5,
                                   val_crop_size=24))
 
 
 def test_images_smaller_than_the_crop_are_named(photo_folder):
     with pytest.raises(DataError, match=r"photo\d\.(png|jpg) is 80x64, smaller than the crop"):
-        build_datasets(DataConfig(source="folder", sharp_dir=str(photo_folder), crop_size=96, val_crop_size=24,
+        build_datasets(data_config(source="folder", sharp_dir=str(photo_folder), crop_size=96, val_crop_size=24,
                                   kernel_size=5))
 
 
@@ -128,7 +129,7 @@ def test_persistent_loader_workers_draw_new_pairs_every_epoch_and_resume_mid_epo
 
     from datasets import EpochSampler
 
-    train, _ = build_datasets(DataConfig(crop_size=32, val_crop_size=48, kernel_size=7, train_pairs_per_epoch=8))
+    train, _ = build_datasets(data_config(crop_size=32, val_crop_size=48, kernel_size=7, train_pairs_per_epoch=8))
     sampler = EpochSampler(len(train))
     loader = DataLoader(train, batch_size=4, sampler=sampler, num_workers=1, persistent_workers=True)
     firsts = []
@@ -146,8 +147,8 @@ def test_blur_on_device_makes_the_same_pairs_as_the_workers():
     """data.blur_on_device: items carry the sharp window, kernel and noise levels; the batched blur on the
     device reproduces the workers' pairs exactly where no noise is drawn, and adds the drawn noise level."""
     base = dict(source="embedded", crop_size=24, kernel_size=9, train_pairs_per_epoch=6, val_crop_size=24)
-    workers = build_datasets(DataConfig(**base), seed=3).train
-    deferred = build_datasets(DataConfig(**base, blur_on_device=True), seed=3).train
+    workers = build_datasets(data_config(**base), seed=3).train
+    deferred = build_datasets(data_config(**base, blur_on_device=True), seed=3).train
     keys = [(1, i) for i in range(6)]
     batch = torch.utils.data.default_collate([deferred[key] for key in keys])
     assert set(batch) >= {"window", "kernel", "levels"} and batch["window"].shape[-1] == 24 + 8
@@ -156,14 +157,14 @@ def test_blur_on_device_makes_the_same_pairs_as_the_workers():
     assert torch.equal(sharp, torch.stack([item["sharp"] for item in expected]))
     assert torch.allclose(blurred, torch.stack([item["blur"] for item in expected]), atol=1e-5)
 
-    noisy = build_datasets(DataConfig(**base, blur_on_device=True, noise_sigma=0.05, noise_space="srgb"), seed=3).train
+    noisy = build_datasets(data_config(**base, blur_on_device=True, noise_sigma=0.05, noise_space="srgb"), seed=3).train
     batch = torch.utils.data.default_collate([noisy[key] for key in keys])
     torch.manual_seed(0)
     blurred_noisy, _ = synthesize_batch(batch, torch.device("cpu"))
     residual = (blurred_noisy - blurred).flatten(1).std(dim=1)  # away from clipping, std = the drawn sigma
     assert torch.allclose(residual, batch["levels"][:, 2], rtol=0.25, atol=2e-3)
     assert batch["levels"][:, 3].eq(1).all()  # every pair's noise in sRGB
-    problems = DataConfig(source="paired", root="x", blur_on_device=True).check()
+    problems = data_config(source="paired", root="x", blur_on_device=True).check()
     assert any("data.blur_on_device needs a synthetic source" in problem for problem in problems)
 
 
@@ -172,10 +173,10 @@ def test_blur_on_device_draws_the_noise_space_per_pair_and_recompresses_jpeg_as_
     match the workers' to within JPEG's rounding, and each pair's read noise lands in the space it drew."""
     base = dict(source="embedded", crop_size=32, kernel_size=9, train_pairs_per_epoch=16, val_crop_size=32,
                 jpeg_quality=[70, 95], jpeg_probability=0.5, quantize=True)
-    assert DataConfig(**base, blur_on_device=True, noise_space="mixed").check() == []
+    assert data_config(**base, blur_on_device=True, noise_space="mixed").check() == []
     keys = [(1, i) for i in range(16)]
-    workers = build_datasets(DataConfig(**base), seed=5).train
-    deferred = build_datasets(DataConfig(**base, blur_on_device=True), seed=5).train
+    workers = build_datasets(data_config(**base), seed=5).train
+    deferred = build_datasets(data_config(**base, blur_on_device=True), seed=5).train
     batch = torch.utils.data.default_collate([deferred[key] for key in keys])
     quality = batch["levels"][:, 4]
     assert 0 < int((quality > 0).sum()) < 16 and quality[quality > 0].min() >= 70
@@ -185,8 +186,8 @@ def test_blur_on_device_draws_the_noise_space_per_pair_and_recompresses_jpeg_as_
     assert torch.equal(blurred, (blurred * 255).round() / 255)
 
     mixed = dict(base, jpeg_quality=None, quantize=False, noise_sigma=0.05, noise_space="mixed")
-    plain = build_datasets(DataConfig(**dict(mixed, noise_sigma=0.0), blur_on_device=True), seed=5).train
-    noisy = build_datasets(DataConfig(**mixed, blur_on_device=True), seed=5).train
+    plain = build_datasets(data_config(**dict(mixed, noise_sigma=0.0), blur_on_device=True), seed=5).train
+    noisy = build_datasets(data_config(**mixed, blur_on_device=True), seed=5).train
     clean, _ = synthesize_batch(torch.utils.data.default_collate([plain[key] for key in keys]), torch.device("cpu"))
     batch = torch.utils.data.default_collate([noisy[key] for key in keys])
     in_srgb = batch["levels"][:, 3] == 1
@@ -195,7 +196,7 @@ def test_blur_on_device_draws_the_noise_space_per_pair_and_recompresses_jpeg_as_
     blurred, _ = synthesize_batch(batch, torch.device("cpu"))
     residual = (blurred - clean).flatten(1).std(dim=1)
     # The workers draw the same space and level for each pair (another noise image): residuals of the same size.
-    workers = [build_datasets(DataConfig(**settings), seed=5).train for settings in (dict(mixed, noise_sigma=0.0),
+    workers = [build_datasets(data_config(**settings), seed=5).train for settings in (dict(mixed, noise_sigma=0.0),
                                                                                       mixed)]
     assert [workers[1][key]["noise_space"] for key in keys] == ["srgb" if s else "linear" for s in in_srgb]
     expected = torch.stack([(workers[1][key]["blur"] - workers[0][key]["blur"]).std() for key in keys])

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from datasets import DataConfig, build_datasets
+from datasets import build_datasets
 from datasets.dead_leaves import DeadLeaves, photo_palette
 from gan.config import load_config
 from gan.errors import ConfigError
+from helpers import data_config
 
 PALETTE = np.random.default_rng(0).random((256, 3)).astype(np.float32)
 
@@ -60,8 +61,8 @@ def test_the_palette_comes_from_the_photos():
 def test_a_share_of_training_pairs_is_leaves_and_validation_stays_on_photos(photo_folder):
     settings = dict(source="folder", sharp_dir=str(photo_folder), crop_size=32, kernel_size=9,
                     train_pairs_per_epoch=200, val_crop_size=32, val_crops_per_photo=1)
-    photos = build_datasets(DataConfig(**settings), seed=0)
-    mixed = build_datasets(DataConfig(leaves=0.5, **settings), seed=0)
+    photos = build_datasets(data_config(**settings), seed=0)
+    mixed = build_datasets(data_config(leaves=0.5, **settings), seed=0)
     assert mixed.train.leaves is not None and photos.train.leaves is None
     # Validation is the same photo crops either way.
     assert all(torch.equal(a["sharp"], b["sharp"]) for a, b in zip(photos.val, mixed.val))

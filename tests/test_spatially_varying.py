@@ -11,6 +11,7 @@ from core.errors import DataError
 from datasets.benchmark import Benchmark
 from datasets.benchmark import main as build_benchmark
 from datasets.config import DataConfig
+from datasets.degradation import DegradationSpec
 from datasets.spatially_varying import blend_weights, blur_field, node_positions, shake_field
 from datasets.synthetic import Degradation
 
@@ -70,12 +71,14 @@ def test_a_spatially_varying_benchmark_records_its_fields(tmp_path, photo_folder
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"field_probability": 1.5}, "data.field_probability must be in [0, 1]"),
-    ({"field_grid": 0}, "data.field_grid must be in [1, 16]"),
-    ({"field_probability": 0.5, "blur_on_device": True}, "data.field_probability needs data.blur_on_device off"),
+    ({"field_probability": 1.5}, "data.degradation.field_probability must be in [0, 1]"),
+    ({"field_grid": 0}, "data.degradation.field_grid must be in [1, 16]"),
+    ({"field_probability": 0.5, "on_device": True},
+     "data.degradation.field_probability needs data.blur_on_device off"),
 ])
 def test_field_settings_that_cannot_work_are_named(settings, message):
-    problems = DataConfig(**settings).check()
+    spec = DegradationSpec(**{key: value for key, value in settings.items() if key != "on_device"})
+    problems = DataConfig(degradation=spec, blur_on_device=settings.get("on_device", False)).check()
     assert any(message in problem for problem in problems), problems
 
 

@@ -8,8 +8,9 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from core.checkpoint import load_checkpoint
-from datasets import DataConfig, build_datasets
+from datasets import build_datasets
 from evaluation.metrics import psnr_per_image
+from gan.config import config_from_dict
 from helpers import TINY, run_cli, snapshot, spawns
 from restore.generator import generator_from_checkpoint
 
@@ -60,7 +61,7 @@ def test_reloaded_checkpoint_reproduces_its_logged_validation_psnr(tiny_run):
     state = load_checkpoint(folder / "checkpoints" / "step-00000004.pt")
     assert state["step"] == 4 and state["epoch"] == 2 and "optimizer" in state and "scheduler" in state
     generator = generator_from_checkpoint(state).eval()
-    data = DataConfig(**state["config"]["data"])
+    data = config_from_dict(state["config"]).data
     _, val = build_datasets(data, seed=state["config"]["experiment"]["seed"])
     blur = torch.stack([pair["blur"] for pair in val])
     sharp = torch.stack([pair["sharp"] for pair in val])

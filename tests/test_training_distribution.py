@@ -7,6 +7,7 @@ import torch
 
 from datasets.build import build_datasets
 from datasets.config import DataConfig
+from datasets.degradation import DegradationSpec
 from datasets.kernels import KernelMix
 from datasets.presets import PRESETS, preset_degradation
 from datasets.synthetic import Degradation, synthesize_batch
@@ -44,13 +45,13 @@ def test_sharp_pairs_differ_from_their_target_only_by_noise():
 
 
 def test_validation_can_follow_a_benchmark_degradation_on_the_held_out_photos():
-    training_mix = DataConfig(source="embedded", kernels={"gaussian": 1.0}, kernel_size=15, val_crops_per_photo=2,
-                              val_crop_size=48)
+    training_mix = DataConfig(source="embedded", degradation=DegradationSpec(kernel_size=15, kernels={"gaussian": 1.0}),
+                              val_crops_per_photo=2, val_crop_size=48)
     benchmark_like = DataConfig(**{**training_mix.__dict__, "val_degradation": "motion-v1"})
     plain, tracked = build_datasets(training_mix).val, build_datasets(benchmark_like).val
     assert {pair["kind"] for pair in plain} == {"gaussian"}
     assert {pair["kind"] for pair in tracked} == {"trajectory_v1"}  # motion-v1's kernels, 21 px
-    assert all(pair["kernel"].shape == (PRESETS["motion-v1"]["kernel_size"],) * 2 for pair in tracked)
+    assert all(pair["kernel"].shape == (PRESETS["motion-v1"].kernel_size,) * 2 for pair in tracked)
     assert all(_is_8bit(pair["blur"]) for pair in tracked)  # as the benchmark's PNG files are
     # The same held-out photos either way: the windows come from the validation photos only.
     assert len(plain) == len(tracked)
@@ -58,7 +59,7 @@ def test_validation_can_follow_a_benchmark_degradation_on_the_held_out_photos():
 
 def test_preset_degradation_is_the_published_one():
     degradation = preset_degradation("motion-v2")
-    assert degradation.kernel_size == 39 and degradation.blur_extent == (15.0, 35.0)
+    assert degradation.kernel_size == 39 and degradation.blur_extent == [15.0, 35.0]
     assert degradation.noise_space == "linear" and degradation.quantize
 
 
