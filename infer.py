@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
               "output written is complete", file=sys.stderr)
         return 130
     elapsed = time.monotonic() - start
-    ran = f"{restore.last_backend}, {str(restore.dtype).removeprefix('torch.')} on {restore.device.type}"
+    ran = (f"{restore.last_backend}{' streamed in row bands' if restore.last_streamed else ''}, "
+           f"{str(restore.dtype).removeprefix('torch.')} on {restore.device.type}")
     if single:
         panel = f" and {jobs[0].compare} (blurred | restored{' | sharp' if args.sharp else ''})" if args.compare else ""
         print(f"wrote {jobs[0].target}{panel} ({elapsed:.1f} s; {ran})")

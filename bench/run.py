@@ -7,6 +7,7 @@
     python bench/run.py --sections training-precision     # the training step: defaults, channels_last, amp auto
     python bench/run.py --peers --checkpoint weights/light_unet_pretrain.pt   # every backend beside public peers
     python bench/run.py --sections precision --checkpoint weights/light_unet_pretrain.pt  # bf16 against fp32
+    python bench/run.py --sections streamed --checkpoint weights/light_unet_pretrain.pt   # exact large images
 
 Every time is the median of --repeats runs after a warm-up run (CUDA: synchronised). Speed does not depend on the
 weights, so without --checkpoint a LightUNet-48 with random weights is timed. "naive" is the network as a plain
@@ -36,6 +37,7 @@ from bench.data import loader_pairs_per_second  # noqa: E402
 from bench.inference import make_model, peak_memory_child  # noqa: E402
 from bench.peers import bench_peers  # noqa: E402
 from bench.precision import bench_precision  # noqa: E402
+from bench.streamed import bench_streamed  # noqa: E402
 from bench.timing import median_seconds  # noqa: E402
 from core.checkpoint import save_checkpoint  # noqa: E402
 from core.cpu_allocator import reuse_freed_memory  # noqa: E402
@@ -54,7 +56,8 @@ from restore.inference import Restorer  # noqa: E402
 # --sections inference --checkpoint weights/light_unet_pretrain.pt, 2-core AMD EPYC, AVX-512). One 8-bit level is
 # the bound that holds: written 8-bit images differ by at most one level, where a value sits near a rounding step.
 TOLERANCE = 1 / 255
-SECTIONS = ("model", "inference", "tiled-4k", "training-precision", "training", "data", "peers", "precision")
+SECTIONS = ("model", "inference", "tiled-4k", "streamed", "training-precision", "training", "data", "peers",
+            "precision")
 
 
 class Table:
@@ -229,7 +232,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="data-loader workers to time")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=None,
-                        help="what to time (default: everything but peers and precision)")
+                        help="what to time (default: everything but peers, precision and streamed)")
     parser.add_argument("--peers", action="store_true",
                         help="only LightUNet on every backend beside DeblurGAN-v2, NAFNet, MIMO-UNet, DeblurGAN "
                         "(bench/peers.py)")
@@ -238,7 +241,8 @@ def main() -> None:
                         help="precision: the benchmark folders to compare bf16 with fp32 on")
     args = parser.parse_args()
     if args.sections is None:
-        args.sections = ["peers"] if args.peers else [s for s in SECTIONS if s not in ("peers", "precision")]
+        args.sections = ["peers"] if args.peers else [s for s in SECTIONS if s not in ("peers", "precision",
+                                                                                         "streamed")]
     if args.quick:
         args.repeats = min(args.repeats, 3)
     device = torch.device(args.device)
@@ -256,6 +260,8 @@ def main() -> None:
             bench_inference(table, model, device, args)
     if "tiled-4k" in sections:
         bench_tiled_4k(table, args)
+    if "streamed" in sections:
+        bench_streamed(table, args)
     if "training-precision" in sections:
         bench_training_precision(table, args)
     if "training" in sections:

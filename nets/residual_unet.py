@@ -7,6 +7,9 @@ from torch import nn
 
 from .blocks import cat_channels, make_upsampler, pad_to_multiple
 
+# Traced as one operation (its layout test is not traceable): restore/streamed.py runs ``residual`` as a graph.
+torch.fx.wrap("cat_channels")
+
 
 class ResidualUNet(nn.Module):
     """Encoder levels of widths ``start_filters * 2**i``, a bottleneck at twice the last width, decoder levels that

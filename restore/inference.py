@@ -21,6 +21,7 @@ from .backends import RuntimeNetwork, resolve_backend
 from .bundled import bundled_path
 from .generator import generator_from_checkpoint
 from .image_norm import ImageStatistics
+from .streamed import NotStreamable, StreamedNetwork
 from .tiling import NORM_STATISTICS, tiled_apply, tiling_problem
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -98,6 +99,7 @@ class Restorer:
         compile: bool = False,
         norm_statistics: str = "image",
         backend: str = "torch",
+        stream: bool = True,
     ):
         """``channels_last=None`` picks it on CPU and CUDA, where it is faster (bench/inference.py); ``compile``
         runs the network through ``torch.compile`` (inductor, frozen weights): a further gain on CPU for many
@@ -108,7 +110,11 @@ class Restorer:
         of one tiled pass) or "tile" (each tile its own: fast, but off by a quarter of the model's change;
         docs/inference.md, "Tiled inference and InstanceNorm").
         ``backend``: torch, onnxruntime, openvino or auto (restore/backends.py); a runtime backend hands back to
-        torch where it cannot run an input (``last_backend`` says which ran the latest image)."""
+        torch where it cannot run an input (``last_backend`` says which ran the latest image).
+        ``stream``: on the CPU, give an InstanceNorm network's exact whole-image result for an image larger than a
+        tile by running it once, operation by operation, in row bands (restore/streamed.py: about one pass, memory
+        bounded by the bands) instead of measuring the statistics with extra tiled passes. Networks it cannot
+        trace, and other devices, take the passes."""
         if norm_statistics not in NORM_STATISTICS:
             raise ConfigError(f"norm statistics must be one of {', '.join(NORM_STATISTICS)}, got {norm_statistics!r}")
         if tile_batch is None:
@@ -132,6 +138,12 @@ class Restorer:
         self.dtype = torch.float32 if precision == "auto" and backend == "onnxruntime" else resolve_precision(
             precision, device)
         self.backend = resolve_backend(backend, device, self.dtype)
+        self.streamed = None
+        if stream and self.statistics and device.type == "cpu":
+            try:
+                self.streamed = StreamedNetwork(self.model, dtype=self.dtype)
+            except NotStreamable:
+                pass
         if compile and self.backend != "torch":
             raise ConfigError(f"--compile is for the torch backend; the {self.backend} backend compiles by itself")
         self.runtime = None
@@ -143,6 +155,7 @@ class Restorer:
                     raise
                 self.backend = "torch"  # auto: a network the exporter cannot take runs in torch
         self.last_backend = self.backend
+        self.last_streamed = False  # whether the latest image ran streamed (exact, in row bands)
 
     def _autocast(self):
         if self.dtype == torch.float32:
@@ -157,8 +170,13 @@ class Restorer:
     def __call__(self, image: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """``progress(done, total)``: called after every batch of tiles (see ``tiled_apply``)."""
         tile = auto_tile(self.device, *image.shape[-2:]) if self.tile is None else self.tile
-        # Exact tiles of an InstanceNorm network need the torch modules' statistics hooks: those run in torch.
+        # Exact tiles of an InstanceNorm network need the whole image's statistics: streamed in torch where it can,
+        # else measured through the torch modules' hooks. Either way torch runs it.
         needs_torch = self.statistics and tile > 0 and max(image.shape[-2:]) > tile
+        self.last_streamed = bool(needs_torch and self.streamed is not None)
+        if self.last_streamed:
+            self.last_backend = "torch"
+            return self.streamed(image[None], progress)[0].clamp(0.0, 1.0)
         network = self.network if self.runtime is None or needs_torch else self.runtime
         self.last_backend = "torch" if network is not self.runtime else self.backend
         restored = tiled_apply(network, image[None], tile, self.overlap, self.tile_batch, self.device,

@@ -31,8 +31,8 @@ def run_job(job: Job, loaded, restore):
     """The network's pass over one decoded input (on the main thread)."""
     restored = restore(loaded[0])
     if restore.last_backend != restore.backend:
-        print(f"note: {job.source} ran in torch, not {restore.backend}: exact InstanceNorm tiles need torch's "
-              "statistics hooks (--norm-stats tile keeps the runtime)", file=sys.stderr)
+        print(f"note: {job.source} ran in torch, not {restore.backend}: the exact InstanceNorm result of an image "
+              "larger than a tile is computed in torch (--norm-stats tile keeps the runtime)", file=sys.stderr)
     return restored
 
 

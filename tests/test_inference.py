@@ -111,16 +111,19 @@ def test_the_restorer_tiles_with_whole_image_statistics_by_default_and_auto_runs
     assert auto_tile(torch.device("cuda"), 64, 64) == 512
 
 
-def test_progress_counts_every_batch_of_tiles_including_the_statistics_passes():
+def test_progress_counts_every_batch_of_tiles_including_the_statistics_passes_or_every_streamed_operation():
     model, image = _model_and_photo("instance", size=(96, 160))
     cpu = torch.device("cpu")
     for statistics, passes in ((None, 1), ("image", 1 + len(ImageStatistics(model).norms))):
         calls = []
-        Restorer(model, cpu, tile=64, overlap=16, tile_batch=2, norm_statistics=statistics or "tile")(
+        Restorer(model, cpu, tile=64, overlap=16, tile_batch=2, norm_statistics=statistics or "tile", stream=False)(
             image[0], lambda done, total, calls=calls: calls.append((done, total)))
         total = calls[-1][1]
         assert calls[-1][0] == total and [done for done, _ in calls] == list(range(1, total + 1))
         assert total % passes == 0 and total > passes, (statistics, calls)
+    calls = []
+    Restorer(model, cpu, tile=64, overlap=16)(image[0], lambda done, total, calls=calls: calls.append((done, total)))
+    assert [done for done, _ in calls] == list(range(1, calls[-1][1] + 1))  # streamed: one call per operation
     calls = []
     Restorer(model, cpu, tile=0)(image[0], lambda done, total, calls=calls: calls.append((done, total)))
     assert calls == [(1, 1)]
