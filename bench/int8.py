@@ -17,6 +17,7 @@ frame (median of --repeats, 2 threads).
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import time
@@ -71,8 +72,10 @@ def main() -> None:
     try:
         import nncf
         import openvino
+        from nncf.common.logging.logger import set_log_level
     except ImportError as error:
         raise SystemExit(f"error: {error.name} is not installed: pip install -e '.[int8]'") from None
+    set_log_level(logging.ERROR)  # NNCF reports its progress on stdout, where the table goes
 
     core = openvino.Core()
     model = core.read_model(str(cached_onnx(load_generator(Path(args.checkpoint), torch.device("cpu")))))

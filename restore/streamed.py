@@ -8,10 +8,12 @@ the network runs once, operation by operation, over the whole image in row bands
   additions and channel concatenations.
 - Each operation's output is computed band by band from the bands of its inputs that it needs (a convolution's
   halo rows, zero rows at the image's border exactly as the whole-image padding gives) and stored whole: in memory
-  while small, else in a temporary file (rows of H x W x C, read and written with pread/pwrite so the
-  process keeps only a few bands resident).
-- A norm layer reads its input once to add up the exact per-channel mean and variance (in float64), then is
-  applied as the band is read by its consumer, as are activations and concatenations: those never touch the disk.
+  up to ``MEMORY_BYTES`` in all, beyond it in temporary files (rows of H x W x C, read and written with
+  pread/pwrite so the process keeps only a few bands resident).
+- A norm layer reads its input once to add up the exact per-channel mean and variance (band sums added up in
+  float64), then is applied as the band is read by its consumer, as are activations and concatenations; a
+  convolution read only by another (a depthwise conv before its pointwise one) is computed as it is read. None of
+  those is stored.
 - A stored output is deleted as soon as its last consumer has run.
 
 The result equals the whole image's up to summation order, for any size, with memory bounded by the band size.
@@ -103,7 +105,8 @@ def _check_supported(module: fx.GraphModule, node: fx.Node) -> None:
             return
         if isinstance(layer, (nn.ConvTranspose2d,)) and layer.kernel_size == layer.stride and layer.padding == (0, 0):
             return
-        if isinstance(layer, nn.Upsample) and layer.scale_factor in (2, 2.0) and not layer.align_corners:
+        if isinstance(layer, nn.Upsample) and layer.scale_factor in (2, 2.0) and layer.mode in (
+                "nearest", "bilinear") and not layer.align_corners:
             return
         if isinstance(layer, nn.BatchNorm2d) and not layer.training:
             return
@@ -246,13 +249,13 @@ class StreamedNetwork:
         return Value(rows)
 
     def _instance_norm(self, layer: nn.InstanceNorm2d, source: Value) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The layer with its input's exact whole-image statistics (one read of the input, sums in float64)."""
+        """The layer with its input's exact whole-image statistics (one read of the input)."""
         channels, height, width = source.shape
         # Per band, sums of the values less a shift (the first band's first row mean, so the squares do not cancel)
         # by a matrix product over the band's pixels (H W x C rows: far faster than a strided reduction), added up
         # in float64.
-        count, total, squares, shift = 0, torch.zeros(channels, dtype=torch.float64), None, None
-        squares = torch.zeros(channels, dtype=torch.float64)
+        count, shift = 0, None
+        total, squares = torch.zeros(channels, dtype=torch.float64), torch.zeros(channels, dtype=torch.float64)
         for top, bottom in _bands(height, width * channels * 4, self.band_bytes):
             pixels = source.read(top, bottom).permute(0, 2, 3, 1).reshape(-1, channels).float()
             if shift is None:
