@@ -8,6 +8,12 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# Each xdist worker (and every script it starts) gets its share of the cores, set before torch is imported: two
+# workers of two OpenMP threads each on two cores spin against each other (a 4 s test took over 2 minutes beside
+# another file's).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 from helpers import run_cli, save_pair, smooth_photo, spawns  # noqa: E402
 
