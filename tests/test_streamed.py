@@ -132,7 +132,8 @@ from nets import build_network
 from restore.streamed import StreamedNetwork
 torch.manual_seed(0)
 model = build_network("light_unet", start_filters=16).eval()
-image = torch.rand(1, 3, 1024, 1024)
+side = int(sys.argv[3])
+image = torch.rand(1, 3, side, side)
 with torch.no_grad():
     if sys.argv[2] == "whole":
         model(image)
@@ -148,26 +149,12 @@ def test_streaming_bounds_the_peak_memory_of_a_large_image():
     import subprocess
 
     peak = {}
-    for how in ("whole", "streamed"):
-        result = subprocess.run([sys.executable, "-c", MEASURE, str(ROOT), how], capture_output=True, text=True,
-                                timeout=600, env={"OMP_NUM_THREADS": "2", "PATH": ""})
+    for how, side in (("whole", 1536), ("streamed", 768), ("streamed", 1536)):
+        result = subprocess.run([sys.executable, "-c", MEASURE, str(ROOT), how, str(side)], capture_output=True,
+                                text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": ""})
         assert result.returncode == 0, result.stderr
-        peak[how] = json.loads(result.stdout)  # MiB
-    # 1024 x 1024 at width 16: the whole image holds every activation at once (over a GiB); the streamed run
-    # holds bands of about a MiB and the network.
-    assert peak["streamed"] < peak["whole"] / 2, peak
-
-
-def test_bf16_streams_through_files_like_the_whole_image_in_bf16(tmp_path):
-    """bf16: operations under autocast, outputs stored in bf16 (files hold them as 16-bit words)."""
-    model, image = _network(), _photo(70, 110)
-    with torch.no_grad():
-        exact = model(image)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            whole = model(image).float()
-    streamed = StreamedNetwork(model, band_bytes=4096, memory_bytes=0, folder=tmp_path, dtype=torch.bfloat16)(image)
-    assert streamed.dtype == torch.float32
-    # Both round to bf16 along the way; neither is further from the fp32 result than a few bf16 steps.
-    whole_error, streamed_error = (whole - exact).abs().max(), (streamed - exact).abs().max()
-    assert 0 < streamed_error < 3 * whole_error + 1e-3, (streamed_error, whole_error)
-    assert list(tmp_path.iterdir()) == []
+        peak[how, side] = json.loads(result.stdout)  # MiB, the interpreter and torch included
+    # The whole image holds every activation at once; streaming holds bands of about a MiB, so four times the
+    # pixels hardly move its peak.
+    assert peak["streamed", 1536] < peak["whole", 1536] / 2, peak
+    assert peak["streamed", 1536] < 1.5 * peak["streamed", 768], peak
