@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 from dataclasses import dataclass
@@ -138,12 +139,7 @@ class Restorer:
         self.dtype = torch.float32 if precision == "auto" and backend == "onnxruntime" else resolve_precision(
             precision, device)
         self.backend = resolve_backend(backend, device, self.dtype)
-        self.streamed = None
-        if stream and self.statistics and device.type == "cpu":
-            try:
-                self.streamed = StreamedNetwork(self.model, dtype=self.dtype)
-            except NotStreamable:
-                pass
+        self.stream = stream
         if compile and self.backend != "torch":
             raise ConfigError(f"--compile is for the torch backend; the {self.backend} backend compiles by itself")
         self.runtime = None
@@ -156,6 +152,17 @@ class Restorer:
                 self.backend = "torch"  # auto: a network the exporter cannot take runs in torch
         self.last_backend = self.backend
         self.last_streamed = False  # whether the latest image ran streamed (exact, in row bands)
+
+    @functools.cached_property
+    def streamed(self) -> StreamedNetwork | None:
+        """The streamed executor of an InstanceNorm network on the CPU, traced the first time an image needs it
+        (None where streaming is off, on other devices, or for a network it cannot trace)."""
+        if not (self.stream and self.statistics and self.device.type == "cpu"):
+            return None
+        try:
+            return StreamedNetwork(self.model, dtype=self.dtype)
+        except NotStreamable:
+            return None
 
     def _autocast(self):
         if self.dtype == torch.float32:

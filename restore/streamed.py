@@ -34,7 +34,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from nets.blocks import ChannelNorm, cat_channels
+from nets.blocks import ChannelNorm, cat_channels, pad_to_multiple
 
 from .band_storage import Rows, Value
 
@@ -141,8 +141,6 @@ class StreamedNetwork:
 
     @torch.no_grad()
     def __call__(self, image: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        from nets.blocks import pad_to_multiple
-
         if image.shape[0] != 1:
             raise ValueError("the streamed executor takes one image at a time")
         padded, _ = pad_to_multiple(image.float().cpu(), self.model.size_multiple, minimum=self.model.min_size)
