@@ -30,10 +30,10 @@ def data_config(**settings):
     """A ``DataConfig`` from one flat set of keyword arguments: the degradation's keys (kernel_size, kernels,
     noise_sigma, ...) go to its ``degradation`` section, the rest to the data section itself."""
     from datasets.config import DataConfig
-    from datasets.degradation import DEGRADATION_KEYS, DegradationSpec
+    from datasets.degradation import DegradationSpec, nest_degradation
 
-    degradation = {key: settings.pop(key) for key in DEGRADATION_KEYS if key in settings}
-    return DataConfig(degradation=DegradationSpec(**degradation), **settings)
+    moved, _ = nest_degradation(settings)  # the configs' own mapping of the flat keys
+    return DataConfig(**{**moved, "degradation": DegradationSpec(**moved.get("degradation", {}))})
 
 
 # evaluate.py scores with every metric that runs by default, ColorVideoVDP and FLIP included (seconds per call);
