@@ -137,7 +137,7 @@ image = torch.rand(1, 3, side, side)
 with torch.no_grad():
     if sys.argv[2] == "whole":
         model(image)
-    else:
+    elif sys.argv[2] == "streamed":
         StreamedNetwork(model, band_bytes=2**20, memory_bytes=2**20)(image)
 print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10))
 """
@@ -149,12 +149,15 @@ def test_streaming_bounds_the_peak_memory_of_a_large_image():
     import subprocess
 
     peak = {}
-    for how, side in (("whole", 1536), ("streamed", 768), ("streamed", 1536)):
+    for how, side in (("none", 1536), ("whole", 1536), ("streamed", 768), ("streamed", 1536)):
         result = subprocess.run([sys.executable, "-c", MEASURE, str(ROOT), how, str(side)], capture_output=True,
                                 text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": ""})
         assert result.returncode == 0, result.stderr
         peak[how, side] = json.loads(result.stdout)  # MiB, the interpreter and torch included
     # The whole image holds every activation at once; streaming holds bands of about a MiB, so four times the
     # pixels hardly move its peak.
-    assert peak["streamed", 1536] < peak["whole", 1536] / 2, peak
+    # Measured above what the process holds before running anything (the interpreter, torch, the model), which
+    # differs between installs.
+    base = peak["none", 1536]
+    assert peak["streamed", 1536] - base < (peak["whole", 1536] - base) / 2, peak
     assert peak["streamed", 1536] < 1.5 * peak["streamed", 768], peak
