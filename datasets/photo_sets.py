@@ -4,13 +4,16 @@ Training photos come from Debian wallpaper packages (real photographs, many mega
 embedded source's training photos, with fine natural texture), validation and benchmark photos from pip packages
 (scikit-image's coffee and chelsea, sporco), and the two splits never share a photo. Every source file is checked
 against the sha256 pinned in ``photo_manifest.json`` (Debian releases change files; a changed file changes every
-result). JPEG sources are downscaled by 2, which averages away JPEG blocking and sensor noise so the "sharp" targets
-really are sharp; lossless PNG sources are kept at full size. ``--scales 2 3 4`` adds tiles of the same JPEG photos
-reduced by 3 and 4: a wallpaper reduced by 2 is mostly smooth at the pixel level (median tile texture 0.008 against
-0.024 for the benchmark photos, which are whole scenes at 768x512), and stronger reductions pack more scene detail
-into each pixel, as those photos do. Photos are cut into square tiles and flat tiles (sky, fog, out-of-focus
-background, whose pairs teach nothing about deblurring) are dropped. The output folder gets ``train/``, ``val/`` and
-a ``manifest.json`` of what was used, dropped and why; train with ``configs/photos.yaml``.
+result). JPEG sources (and lossless ones above 2 MP) are downscaled by 2, which averages away JPEG blocking and
+sensor noise so the "sharp" targets really are sharp; small lossless sources are kept at full size. ``--scales 2 3
+4`` adds tiles of the same photos reduced by 3 and 4: a wallpaper reduced by 2 is mostly smooth at the pixel level
+(median tile texture 0.008 against 0.024 for the benchmark photos, which are whole scenes at 768x512), and stronger
+reductions pack more scene detail into each pixel, as those photos do. Photos are cut into square tiles and flat
+tiles (sky, fog, out-of-focus background, whose pairs teach nothing about deblurring) are dropped, and so are tiny
+or heavily compressed training photos (``datasets/photo_rules.py``, which also refuses a training photo that looks
+like a validation photo). ``--collections core more`` adds the photos of further pinned packages to the training
+split. The output folder gets ``train/``, ``val/`` and a ``manifest.json`` of what was used, dropped and why; train
+with ``configs/photos.yaml``.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from core.errors import DataError
 from core.hashing import sha256
 from core.images import open_image
 
-from .photo_sources import MANIFEST, read_manifest, source_path
+from .photo_rules import MIN_JPEG_QUALITY, MIN_SIDE, drop_reason, lookalike, reductions, thumbnail
+from .photo_sources import COLLECTIONS, MANIFEST, collection, read_manifest, source_path
 
 INSTALL_HINTS = {
-    "debian": "install it with: apt-get update && apt-get install -y --no-install-recommends {source}",
+    "debian": "install it (apt-get install -y --no-install-recommends {source}) or get its photo files without "
+              "installing it: python -m datasets.package_photos --training --collections core more",
     "pip": "get its photo files (no install) with: python -m datasets.package_photos",
 }
 
@@ -64,14 +69,17 @@ def tiles_of(image: np.ndarray, size: int) -> list[tuple[int, int, np.ndarray]]:
 
 def build_photo_sets(
     out: Path, tile: int, min_texture: float, check_hashes: bool = True, manifest: Path = MANIFEST,
-    scales: tuple[int, ...] = (2,),
+    scales: tuple[int, ...] = (2,), collections: tuple[str, ...] = ("core",), min_side: int = MIN_SIDE,
+    min_quality: float = MIN_JPEG_QUALITY,
 ) -> dict:
-    entries = read_manifest(manifest)
-    record = {"tile": tile, "min_texture": min_texture, "scales": list(scales), "sources": [], "missing": [],
-              "tiles": {"train": [], "val": []},
+    entries = [entry for entry in read_manifest(manifest)
+               if entry["split"] != "train" or collection(entry) in collections]
+    record = {"tile": tile, "min_texture": min_texture, "scales": list(scales), "collections": list(collections),
+              "sources": [], "missing": [], "dropped_photos": [], "tiles": {"train": [], "val": []},
               "dropped_flat": []}
     missing_packages: dict[str, str] = {}
-    for entry in entries:
+    benchmark_looks: dict[str, np.ndarray] = {}
+    for entry in sorted(entries, key=lambda entry: entry["split"] != "val"):  # validation photos first
         path = source_path(entry)
         if not path.is_file():
             missing_packages[entry["source"]] = INSTALL_HINTS[entry["kind"]].format(source=entry["source"])
@@ -80,12 +88,18 @@ def build_photo_sets(
         if check_hashes:
             check_pinned(entry, path,
                          "pass --no-hash-check to accept it, knowing results will not match published ones")
-        full = open_image(path).convert("RGB")
-        # Lossless sources stay at full size; extra scales are for training photos only (validation stays fixed).
-        if path.suffix.lower() not in (".jpg", ".jpeg"):
-            factors = (1,)
-        else:
-            factors = scales if entry["split"] == "train" else (2,)
+        full = open_image(path).convert("RGB")  # upright: EXIF orientation applied
+        with Image.open(path) as encoded:  # the file as stored: its format and JPEG tables
+            factors = reductions(encoded, entry["split"], scales)
+            reason = drop_reason(encoded, min_side, min_quality) if entry["split"] == "train" else None
+        if entry["split"] == "val":
+            benchmark_looks[entry["name"]] = thumbnail(full)
+        elif (twin := lookalike(full, benchmark_looks)) is not None:
+            raise DataError(f"training photo {path} looks like the validation photo {twin}: the benchmarks are "
+                            "cut from the validation photos, which are never trained on")
+        if reason is not None:
+            record["dropped_photos"].append({"name": entry["name"], "file": str(path), "why": reason})
+            continue
         for factor in factors:
             image = full.reduce(factor) if factor > 1 else full  # box filter: averages JPEG blocks and noise away
             record["sources"].append({**entry, "file": str(path), "downscale": factor, "size": list(image.size)})
@@ -126,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
                         "your own collection")
     parser.add_argument("--scales", type=int, nargs="+", default=[2], metavar="FACTOR",
                         help="reductions of the JPEG training photos, each cut into tiles (default 2; e.g. 2 3 4)")
+    parser.add_argument("--collections", nargs="+", choices=COLLECTIONS, default=["core"],
+                        help="which training photos (default: core, the set the shipped models trained on; "
+                        "'more' adds further pinned packages' photos)")
+    parser.add_argument("--min-side", type=int, default=MIN_SIDE,
+                        help=f"drop training photos whose shorter side is under this (default {MIN_SIDE} px)")
+    parser.add_argument("--min-jpeg-quality", type=float, default=MIN_JPEG_QUALITY,
+                        help=f"drop training JPEGs saved below this IJG quality (default {MIN_JPEG_QUALITY})")
     parser.add_argument("--no-hash-check", action="store_true", help="accept source files whose sha256 changed")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = parser.parse_args(argv)
@@ -143,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if staging.exists():
             shutil.rmtree(staging)
         record = build_photo_sets(staging, args.tile, args.min_texture, not args.no_hash_check, args.manifest,
-                                  tuple(args.scales))
+                                  tuple(args.scales), tuple(args.collections), args.min_side, args.min_jpeg_quality)
     except DataError as error:
         shutil.rmtree(staging, ignore_errors=True)
         print(f"error: {error}", file=sys.stderr)
@@ -154,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = {split: len(tiles) for split, tiles in record["tiles"].items()}
     print(f"wrote {counts['train']} training and {counts['val']} validation tiles of {args.tile}x{args.tile} to "
           f"{args.out} from {len({s['name'] for s in record['sources']})} photos "
-          f"({len(record['dropped_flat'])} flat tiles dropped)")
+          f"({len(record['dropped_photos'])} photos and {len(record['dropped_flat'])} flat tiles dropped)")
     return 0
 
 
