@@ -143,16 +143,20 @@ def _cnn_rl_patches(args: argparse.Namespace, kernel_size: int) -> Method:
 
 
 def _model(args: argparse.Namespace, kernel_size: int) -> Method:
+    from core.checkpoint import load_checkpoint
     from core.cpu_allocator import reuse_freed_memory
     from core.device import pick_device
     from core.hashing import sha256
     from core.images import array_to_tensor, tensor_to_array
-    from restore.inference import Restorer, default_checkpoint, load_generator
+    from restore.generator import generator_from_checkpoint
+    from restore.inference import Restorer, default_checkpoint
 
     reuse_freed_memory()  # see core/cpu_allocator.py: large activations reuse pages
     device = pick_device(args.device)
     checkpoint = args.checkpoint or default_checkpoint(args.model)
-    restore = Restorer(load_generator(checkpoint, device), device, args.tile, args.overlap, precision=args.precision,
+    state = load_checkpoint(checkpoint)
+    generator = generator_from_checkpoint(state, checkpoint).eval().to(device)
+    restore = Restorer(generator, device, args.tile, args.overlap, precision=args.precision,
                        norm_statistics=args.norm_stats, backend=args.backend)
     run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
     label = f"model {run}/{checkpoint.name}" if checkpoint.parent.name == "checkpoints" else f"model {run}"
@@ -162,8 +166,12 @@ def _model(args: argparse.Namespace, kernel_size: int) -> Method:
     runtime += [str(restore.dtype).removeprefix("torch.")] if args.precision != "auto" else []
     label += f" ({', '.join(runtime)})" if runtime else ""
     # Which file was scored, by content: a model card takes only scores of the very file it describes.
+    weights = {"path": str(checkpoint), "sha256": sha256(checkpoint)}
+    position = state.get("long_run")
+    if isinstance(position, dict) and "global_step" in position:
+        weights["global_step"] = int(position["global_step"])  # a long run's curve plots its scores by it
     return Method(label, lambda blurred, kernel: tensor_to_array(restore(array_to_tensor(blurred))),
-                  device=str(device), weights={"path": str(checkpoint), "sha256": sha256(checkpoint)})
+                  device=str(device), weights=weights)
 
 
 # The registry: --methods names, each with the function that builds it from the command line's settings.

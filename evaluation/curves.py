@@ -1,14 +1,21 @@
 """Validation curves of training runs from their TensorBoard events, as one PNG for the docs or a model card.
 
     python -m evaluation.curves --runs experiments/light-unet-v2-cpu --out docs/curves_pretrain.png
+    python -m evaluation.curves --runs experiments/long-run --out docs/curves_long_run.png \
+        --benchmarks evaluations/long-run/motion-v1 evaluations/long-run/motion-v2
 
 Plots validation PSNR (and the blurred input's, dashed) against the step, and the training loss (smoothed) below,
-for each run given; every point is one the run logged, nothing is interpolated.
+for each run given; every point is one the run logged, nothing is interpolated. ``--benchmarks`` adds a panel of
+benchmark scores: every evaluation (``evaluate.py --out``) in each folder whose weights are a checkpoint of a long
+run is a point at its global step (read from the summary, or from a ``step-N.pt`` file name); the others (the
+bundled file the run is measured against) are level lines. Scores are plotted as gains over the blurred input.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -40,13 +47,57 @@ def scalars(run: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
     return read_scalars(run, [tag])[tag]
 
 
-def plot(runs: list[Path], out: Path, smoothing: int = 20) -> None:
+def benchmark_points(folder: Path) -> tuple[list[tuple[int, float]], dict[str, float], float | None]:
+    """One benchmark's evaluations: (global step, PSNR) of each long-run checkpoint scored, sorted; label -> PSNR of
+    the evaluations of other files; and the blurred input's PSNR."""
+    points, levels, blurred = [], {}, None
+    for summary_file in sorted(folder.glob("*/summary.json")):
+        summary = json.loads(summary_file.read_text())
+        if not summary.get("complete") or summary["metrics"].get("psnr") is None:
+            continue
+        weights = summary.get("weights") or {}
+        step = weights.get("global_step")
+        named = re.fullmatch(r"step-(\d+)\.pt", Path(weights.get("path", "")).name)
+        if step is None and named:
+            step = int(named.group(1))  # the checkpoint's own name (core.checkpoint names them by step)
+        if step is None:
+            levels[summary["label"]] = summary["metrics"]["psnr"]
+        else:
+            points.append((int(step), summary["metrics"]["psnr"]))
+        blurred = summary.get("blurred", {}).get("psnr", blurred)
+    return sorted(points), levels, blurred
+
+
+def _plot_benchmarks(axes, folders: list[Path]) -> None:
+    """Gains over the blurred input, so benchmarks 10 dB apart share one scale."""
+    for index, folder in enumerate(folders):
+        points, levels, blurred = benchmark_points(folder)
+        if blurred is None or not (points or levels):
+            raise ValueError(f"{folder} holds no complete evaluation with PSNR (evaluate.py --out {folder})")
+        colour = f"C{index}"
+        if points:
+            steps, psnr = zip(*points)
+            axes.plot(steps, [value - blurred for value in psnr], marker="s", color=colour,
+                      label=f"{folder.name}: long run")
+        for label, psnr in levels.items():
+            axes.axhline(psnr - blurred, color=colour, linestyle="--", linewidth=1, label=f"{folder.name}: {label}")
+    axes.axhline(0, color="grey", linestyle=":", linewidth=1)
+    axes.set_ylabel("benchmark PSNR over\nthe blurred input (dB)")
+    axes.legend(fontsize=7, ncol=2)
+    axes.grid(alpha=0.3)
+
+
+def plot(runs: list[Path], out: Path, smoothing: int = 20, benchmarks: list[Path] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), dpi=100, sharex=True)
+    if benchmarks:
+        figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 8), dpi=100, sharex=True)
+        _plot_benchmarks(middle, benchmarks)
+    else:
+        figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), dpi=100, sharex=True)
     for run in runs:
         curves = read_scalars(run, ["val/psnr", "val/psnr_blurry_input", "train/loss"])
         steps, psnr = curves["val/psnr"]
@@ -77,13 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="experiment folders")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--smoothing", type=int, default=20, help="training-loss points averaged (default 20)")
+    parser.add_argument("--benchmarks", type=Path, nargs="+", default=[],
+                        help="evaluation folders of one benchmark each (evaluate.py --out): a panel of their scores")
     args = parser.parse_args(argv)
     missing = [run for run in args.runs if not (run / "tensorboard").is_dir()]
+    missing += [folder for folder in args.benchmarks if not folder.is_dir()]
     if missing:
-        print(f"error: {missing[0]} has no tensorboard/ folder: is it an experiment folder?", file=sys.stderr)
+        kind = "an experiment folder" if missing[0] in args.runs else "a folder of evaluations"
+        what = "has no tensorboard/ folder" if missing[0] in args.runs else "does not exist"
+        print(f"error: {missing[0]} {what}: is it {kind}?", file=sys.stderr)
         return 2
     try:
-        plot(args.runs, args.out, args.smoothing)
+        plot(args.runs, args.out, args.smoothing, args.benchmarks)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

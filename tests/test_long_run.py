@@ -1,18 +1,20 @@
 """The long run: one cosine over a global step, continued exactly where its folder survives and from the shipped
 weights where it does not, refusing anything that would silently start another schedule."""
 
+import json
 import math
 import shutil
 
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from core.checkpoint import step_checkpoints
-from evaluation.curves import read_scalars
+from evaluation.curves import benchmark_points, read_scalars
 from gan.config import load_config
 from gan.long_run import recipe_hash
-from helpers import TINY, run_cli
+from helpers import FAST_METRICS, TINY, run_cli
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 
@@ -42,7 +44,7 @@ def _multiplier(global_step, run_step):
 
 
 @pytest.mark.slow  # over 20 s on a 2-core CPU
-def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_path):
+def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_path, bench_folder):
     # The first stretch: 4 of the schedule's 12 steps, shipped as a bundled file.
     config = _config(tmp_path)
     first = run_cli("-m", "train_gan", "--pretrain", "--config", str(config), "--set", *TINY, cwd=tmp_path)
@@ -73,6 +75,29 @@ def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_
     assert list(steps) == list(range(FIRST + 1, SCHEDULE + 1))
     for step, rate in zip(steps, rates):
         assert math.isclose(rate, 1e-3 * _multiplier(step - 1, step - 1 - FIRST), rel_tol=1e-5), (step, rate)
+
+    # Scores plotted by global step: evaluate.py records the step of each file it scores, and the curve's
+    # benchmark panel puts each at its place; a file of no long run is a level line.
+    scores = tmp_path / "evaluations" / bench_folder.name
+    for weights_file, label in ((shipped, "shipped-stretch"), (step_checkpoints(run / "checkpoints")[0], "newest"),
+                                (weights / "light_unet_long_run.pt", "other")):
+        if label == "other":  # the same weights without their long-run record
+            plain = torch.load(weights_file, weights_only=True)
+            del plain["long_run"]
+            weights_file = tmp_path / "plain.pt"
+            torch.save(plain, weights_file)
+        scored = run_cli("-m", "evaluate", "--benchmark", str(bench_folder), "--methods", "model", "--checkpoint",
+                         str(weights_file), "--label", label, "--no-lpips", "--tile", "0", *FAST_METRICS,
+                         "--out", str(scores), cwd=tmp_path)
+        assert scored.returncode == 0, scored.stderr
+    assert json.loads((scores / "newest" / "summary.json").read_text())["weights"]["global_step"] == SCHEDULE
+    points, levels, blurred = benchmark_points(scores)
+    assert [step for step, _ in points] == [FIRST, SCHEDULE] and list(levels) == ["other"]
+    assert points[0][1] == levels["other"] and blurred is not None  # the same weights score the same
+    curve = tmp_path / "curve.png"
+    drawn = run_cli("-m", "evaluation.curves", "--runs", str(run), "--out", str(curve), "--benchmarks", str(scores),
+                    cwd=tmp_path)
+    assert drawn.returncode == 0 and Image.open(curve).size == (700, 800), drawn.stderr
 
     # The same machine: the folder survives, so the run is resumed, not restarted (its saved config holds the
     # stretch's own length, so the command passes TINY without the epochs it replaced).
