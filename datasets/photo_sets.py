@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(factor < 1 for factor in args.scales) or len(set(args.scales)) != len(args.scales):
         print(f"error: --scales must be distinct whole factors >= 1, got {args.scales}", file=sys.stderr)
         return 2
+    if args.min_side < 0 or not 0 <= args.min_jpeg_quality <= 100:
+        print(f"error: --min-side must be >= 0 and --min-jpeg-quality in [0, 100], got {args.min_side} and "
+              f"{args.min_jpeg_quality:g}", file=sys.stderr)
+        return 2
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         print(f"error: {args.out} already exists and is not empty; pass --overwrite to rebuild it", file=sys.stderr)
         return 2

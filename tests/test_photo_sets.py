@@ -77,6 +77,10 @@ def test_more_scales_add_tiles_of_the_training_photos_only(tmp_path):
                   "--scales", "2", "2", cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: --scales must be distinct whole factors >= 1, got [2, 2]"
+    bad = run_cli("-m", "datasets.photo_sets", "--out", str(tmp_path / "other"), "--manifest", str(manifest),
+                  "--min-jpeg-quality", "120", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: --min-side must be >= 0 and --min-jpeg-quality in [0, 100], got 400 and 120")
     assert not (tmp_path / "other").exists()
 
 
