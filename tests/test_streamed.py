@@ -161,3 +161,18 @@ def test_streaming_bounds_the_peak_memory_of_a_large_image():
     base = peak["none", 1536]
     assert peak["streamed", 1536] - base < (peak["whole", 1536] - base) / 2, peak
     assert peak["streamed", 1536] < 1.5 * peak["streamed", 768], peak
+
+
+def test_bf16_streams_through_files_like_the_whole_image_in_bf16(tmp_path):
+    """bf16: operations under autocast, outputs stored in bf16 (files hold them as 16-bit words)."""
+    model, image = _network(), _photo(70, 110)
+    with torch.no_grad():
+        exact = model(image)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            whole = model(image).float()
+    streamed = StreamedNetwork(model, band_bytes=4096, memory_bytes=0, folder=tmp_path, dtype=torch.bfloat16)(image)
+    assert streamed.dtype == torch.float32
+    # Both round to bf16 along the way; neither is further from the fp32 result than a few bf16 steps.
+    whole_error, streamed_error = (whole - exact).abs().max(), (streamed - exact).abs().max()
+    assert 0 < streamed_error < 3 * whole_error + 1e-3, (streamed_error, whole_error)
+    assert list(tmp_path.iterdir()) == []
