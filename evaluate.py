@@ -148,16 +148,14 @@ def _model(args: argparse.Namespace, kernel_size: int) -> Method:
     from core.device import pick_device
     from core.hashing import sha256
     from core.images import array_to_tensor, tensor_to_array
-    from restore.generator import generator_from_checkpoint
-    from restore.inference import Restorer, default_checkpoint
+    from restore.inference import Restorer, default_checkpoint, load_generator
 
     reuse_freed_memory()  # see core/cpu_allocator.py: large activations reuse pages
     device = pick_device(args.device)
     checkpoint = args.checkpoint or default_checkpoint(args.model)
-    state = load_checkpoint(checkpoint)
-    generator = generator_from_checkpoint(state, checkpoint).eval().to(device)
-    restore = Restorer(generator, device, args.tile, args.overlap, precision=args.precision,
-                       norm_statistics=args.norm_stats, backend=args.backend)
+    state = load_checkpoint(checkpoint)  # read once: the generator and the file's training position
+    restore = Restorer(load_generator(checkpoint, device, state), device, args.tile, args.overlap,
+                       precision=args.precision, norm_statistics=args.norm_stats, backend=args.backend)
     run = checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints" else checkpoint.stem
     label = f"model {run}/{checkpoint.name}" if checkpoint.parent.name == "checkpoints" else f"model {run}"
     # Asked-for backends and precisions name the row; the defaults do not, so a run's folder name is the same on

@@ -41,8 +41,11 @@ def default_checkpoint(model: str, experiments: Path = Path("experiments")) -> P
     )
 
 
-def load_generator(path: Path, device: torch.device) -> nn.Module:
-    return generator_from_checkpoint(load_checkpoint(path), path).eval().to(device)
+def load_generator(path: Path, device: torch.device, state: dict | None = None) -> nn.Module:
+    """The generator a checkpoint holds, in eval mode on ``device``; ``state`` is the file's already loaded state,
+    for callers that read more of it."""
+    state = load_checkpoint(path) if state is None else state
+    return generator_from_checkpoint(state, path).eval().to(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
