@@ -41,7 +41,11 @@ def load_init_weights(model: torch.nn.Module, path: str | Path, network: str) ->
     try:
         weights = {name: tensor.to(own[name].dtype) if name in own else tensor
                    for name, tensor in generator_weights(state, path).items()}
-        model.load_state_dict(weights)
+        # Parts that start at zero (a module the file's network did not have) keep their initial values: the
+        # network then computes what the file's did. Anything else missing is still an error.
+        additions = getattr(model, "zero_init_additions", tuple)()
+        kept = [name for name in own if name not in weights and name.startswith(additions)] if additions else []
+        model.load_state_dict({**weights, **{name: own[name] for name in kept}})
     except (RuntimeError, TypeError) as error:
         raise ExperimentError(
             f"train.init {path} is not a generator of the configured network {network!r} "

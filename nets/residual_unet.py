@@ -53,6 +53,8 @@ class ResidualUNet(nn.Module):
             self.encoders.append(self.make_encoder(previous, width, norm))
             self.downsamplers.append(self.make_downsampler(width))
             previous = width
+        # An optional second view of the input, added to the features where level 0 hands over to level 1.
+        self.half_input = self.make_half_input(in_channels, widths[0])
         self.bottleneck = self.make_bottleneck(widths[-1], widths[-1] * 2, norm)
 
         self.upsamplers = nn.ModuleList()
@@ -72,6 +74,10 @@ class ResidualUNet(nn.Module):
     def make_stem(self, in_channels: int, width: int) -> nn.Module:
         return nn.Identity()
 
+    def make_half_input(self, in_channels: int, width: int) -> nn.Module | None:
+        """A module from the full-resolution input to ``width`` channels at half its resolution, or None."""
+        return None
+
     def make_encoder(self, in_channels: int, width: int, norm: str) -> nn.Module:
         raise NotImplementedError
 
@@ -86,6 +92,11 @@ class ResidualUNet(nn.Module):
 
     def make_head(self, width: int, out_channels: int) -> nn.Conv2d:
         raise NotImplementedError
+
+    def zero_init_additions(self) -> tuple[str, ...]:
+        """State-dict prefixes of optional parts that start at zero and so leave the network's function unchanged:
+        a file saved without them (an older or smaller configuration) may initialise the rest (``train.init``)."""
+        return ("half_input.",) if self.half_input is not None else ()
 
     @property
     def min_size(self) -> int:
@@ -110,10 +121,12 @@ class ResidualUNet(nn.Module):
         """``F`` on an input whose sides are multiples of ``2**levels`` and at least ``min_size``."""
         features = self.stem(padded)
         skips = []
-        for encoder, downsample in zip(self.encoders, self.downsamplers):
+        for level, (encoder, downsample) in enumerate(zip(self.encoders, self.downsamplers)):
             features = encoder(features)
             skips.append(features)
             features = downsample(features)
+            if level == 0 and self.half_input is not None:
+                features = features + self.half_input(padded)
         features = self.bottleneck(features)
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
             features = decoder(cat_channels([upsample(features), skip]))

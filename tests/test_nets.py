@@ -62,6 +62,30 @@ def test_plain_last_decoder_blocks_removes_norms_only_at_the_output_end():
     assert all(norm_count(e) == 3 for e in model.encoders)
 
 
+def test_half_input_starts_as_the_file_without_it_and_then_learns(checkpoint):
+    from gan.checkpoint import load_init_weights
+    from gan.errors import ExperimentError
+    from restore.inference import load_generator
+
+    without = load_generator(checkpoint, torch.device("cpu"))
+    grown = build_network("light_unet", start_filters=4, half_input=True)
+    load_init_weights(grown, checkpoint, "light_unet")  # the file has no half_input: it starts at zero
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        assert (without(x) - x).abs().max() > 1e-3  # the file's network changes the image
+        assert torch.equal(grown.eval()(x), without(x))
+    # Its zero 1x1 conv gets a gradient at once, so the new view of the input is learnt, and then it counts.
+    grown.train()(x).square().mean().backward()
+    assert grown.half_input[-1].weight.grad.abs().max() > 0
+    with torch.no_grad():
+        torch.nn.init.normal_(grown.half_input[-1].weight, std=0.1)
+        assert (grown.eval()(x) - without(x)).abs().max() > 1e-4
+    # Only zero-initialised additions may be missing from a file: a network of another width is still refused.
+    with pytest.raises(ExperimentError, match="is not a generator of the configured network"):
+        load_init_weights(build_network("light_unet", start_filters=8, half_input=True), checkpoint, "light_unet")
+    assert count_parameters(grown) - count_parameters(without) == 3 * 4 * 9 + 4 + 4 * 4 + 4
+
+
 def test_registry_rejects_unknown_names_and_options():
     assert {"light_unet", "unet"} <= set(network_names())
     with pytest.raises(ValueError, match="unknown network 'nope'"):

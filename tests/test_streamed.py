@@ -29,6 +29,8 @@ def _network(name: str = "light_unet", **options) -> nn.Module:
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
         nn.init.normal_(model.head.weight)
+        if model.half_input is not None:  # zero-initialised too
+            nn.init.normal_(model.half_input[-1].weight, std=0.1)
         # A trained checkpoint's residual has a standard deviation of about 0.015-0.02 on real photos.
         photo = _photo(128, 128)
         model.head.weight.mul_(0.02 / (model(photo) - photo).std())
@@ -40,6 +42,7 @@ def _network(name: str = "light_unet", **options) -> nn.Module:
     {"upsample": "bilinear"},
     {"upsample": "transpose", "plain_last_decoder_blocks": 2},
     {"branch_relu": False, "levels": 3},
+    {"half_input": True},
 ])
 @pytest.mark.parametrize("size", [(200, 300), (45, 131)])
 def test_streamed_output_is_the_whole_image_output(options, size, tmp_path):
