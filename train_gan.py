@@ -8,6 +8,7 @@
     python train_gan.py --adv --resume                             # continue the newest adversarial run
     python train_gan.py --pretrain --continue-shipped              # the long run: resume it, or continue the
                                                                    # shipped weights where its folder is gone
+    python train_gan.py --pretrain --continue-shipped --adopt-recipe --config NEW.yaml  # the long run's new recipe
     torchrun --nproc_per_node 4 train_gan.py --pretrain --config configs/research.yaml  # 4 GPUs (DDP)
 
 SIGINT (Ctrl-C) or SIGTERM stops a run after the current step with a checkpoint saved; a second one exits at once.
@@ -49,7 +50,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--continue-shipped", action="store_true",
                         help="continue the long run (default config: configs/long_run.yaml): resume its folder "
                         "exactly, or start the next stretch from the shipped weights at their global step")
+    parser.add_argument("--adopt-recipe", action="store_true",
+                        help="with --continue-shipped: the config is a new recipe for the long run, taken up from "
+                        "the shipped weights at their global step on the same schedule (its run folder moved aside)")
     args = parser.parse_args(argv)
+    if args.adopt_recipe and not args.continue_shipped:
+        parser.error("--adopt-recipe changes the long run's recipe: it goes with --continue-shipped")
     if args.continue_shipped and (args.adv or args.resume is not None or args.overwrite or args.name):
         parser.error("--continue-shipped continues the pretrain long run its config names; it takes neither --adv, "
                      "--resume, --overwrite nor --name")
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         say = functools.partial(print, flush=True) if world.is_main else (lambda *_: None)  # rank 0 speaks for all
         stretch = None
         if args.continue_shipped:
-            folder, stretch = continuation(load_config(config_path, args.set), say)
+            folder, stretch = continuation(load_config(config_path, args.set), say, adopt=args.adopt_recipe)
             args.resume = str(folder) if folder is not None else None
         if args.resume is not None:
             root = load_config(config_path, args.set).experiment.root

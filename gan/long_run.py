@@ -7,6 +7,10 @@ A long run is a pretrain config with ``train.schedule_steps`` (one cosine over a
 - where it does not (a fresh machine), it starts a new stretch from ``train.init`` (the shipped weights) at the
   global step those weights record, with a fresh optimiser warmed up over ``train.warmup_steps``, and says so.
 
+A config of another recipe is refused, except with ``--adopt-recipe``: the recipe chosen by measurement takes over
+the long run from the shipped weights at their global step, on the same schedule, and every stretch records the
+recipe it trained with.
+
 Every checkpoint records the position (``long_run``: the recipe's hash, the global step, the schedule's length and
 every stretch so far: its steps, hours and CPU); release.bundled copies it into the shipped file and its card.
 """
@@ -114,17 +118,23 @@ class Stretch:
     seconds: float
     batch_size: int = 0  # the stretch's scale (STRETCH_SCALE); 0 in records written before it was kept
     crop_size: int = 0
+    recipe: str = ""  # recipe_hash of the config it trained with
 
     @classmethod
-    def begin(cls, global_step: int, device: str, batch_size: int = 0, crop_size: int = 0) -> "Stretch":
+    def begin(cls, global_step: int, device: str, batch_size: int = 0, crop_size: int = 0,
+              recipe: str = "") -> "Stretch":
         return cls(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), device, global_step, global_step, 0.0,
-                   batch_size, crop_size)
+                   batch_size, crop_size, recipe)
 
 
 def previous_stretches(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The stretches a checkpoint or shipped file records (none before the long run began)."""
+    """The stretches a checkpoint or shipped file records (none before the long run began). A stretch recorded
+    before stretches named their recipe trained with the record's (recipes could not change then)."""
     record = state.get("long_run") if isinstance(state, dict) else None
-    return list(record.get("stretches", [])) if isinstance(record, dict) else []
+    if not isinstance(record, dict):
+        return []
+    return [{**stretch, "recipe": stretch.get("recipe") or record.get("recipe", "")}
+            for stretch in record.get("stretches", [])]
 
 
 def _shipped_step(init: str | None, config: Config) -> int | None:
@@ -136,10 +146,16 @@ def _shipped_step(init: str | None, config: Config) -> int | None:
     return int(record["global_step"]) if isinstance(record, dict) and same_recipe(config, shipped) else None
 
 
-def continuation(config: Config, say=print) -> tuple[Path | None, Config]:
+def continuation(config: Config, say=print, adopt: bool = False) -> tuple[Path | None, Config]:
     """What ``--continue-shipped`` does with ``config``: (the run folder to resume exactly, None) where it
     survives, else (None, the config of a new stretch from the shipped weights). A ``ConfigError`` or
-    ``ExperimentError`` when the config, the shipped weights or the run folder do not belong to one long run."""
+    ``ExperimentError`` when the config, the shipped weights or the run folder do not belong to one long run.
+
+    ``adopt`` (``--adopt-recipe``): ``config`` is a new recipe for the shipped weights' long run, on the same
+    schedule from their global step. The run folder of the old recipe must have been exported and moved aside
+    first: nothing of it is resumed or replaced."""
+    if adopt:
+        return None, _adoption(config, say)
     train = config.train
     if not train.schedule_steps:
         raise ConfigError("--continue-shipped needs a long run's config: train.schedule_steps (the schedule's "
@@ -176,10 +192,45 @@ def continuation(config: Config, say=print) -> tuple[Path | None, Config]:
                                   f"says train.schedule_steps={train.schedule_steps}")
         if not same_recipe(config, shipped):
             raise ExperimentError(f"{train.init} was trained with recipe {record.get('recipe')}, the config is recipe "
-                                  f"{recipe}: continuing would silently start another schedule")
+                                  f"{recipe}: continuing would silently start another schedule (--adopt-recipe takes "
+                                  "a new recipe up on purpose)")
         start = int(record["global_step"])
         say(f"no run folder {folder}: continuing {train.init} at global step {start} of {train.schedule_steps} "
             f"with a fresh optimiser, warmed up over {train.warmup_steps} steps")
+    return None, _stretch_from(config, start)
+
+
+def _adoption(config: Config, say) -> Config:
+    """The config of the first stretch of ``config``'s recipe, continuing the shipped weights' long run."""
+    train = config.train
+    if not train.schedule_steps or not config.experiment.name or not train.init:
+        raise ConfigError("--adopt-recipe needs a long run's config: train.schedule_steps, experiment.name and "
+                          "train.init (the long run's shipped weights)")
+    folder = Path(config.experiment.root) / config.experiment.name
+    if folder.exists():
+        raise ExperimentError(f"--adopt-recipe starts a new folder {folder}, which exists: export its newest "
+                              f"checkpoint (python -m release.bundled --checkpoint ... --model long-run), then move "
+                              f"it aside (mv {folder} {folder}-before)")
+    shipped = load_checkpoint(train.init)
+    record = shipped.get("long_run")
+    if not isinstance(record, dict):
+        raise ExperimentError(f"--adopt-recipe: {train.init} records no long run to continue (plain "
+                              "--continue-shipped starts one from it)")
+    if record.get("schedule_steps") != train.schedule_steps:
+        raise ExperimentError(f"{train.init} is on a {record.get('schedule_steps')}-step schedule, the config says "
+                              f"train.schedule_steps={train.schedule_steps}: a new recipe keeps the schedule")
+    if same_recipe(config, shipped):
+        raise ExperimentError(f"--adopt-recipe: {train.init} is recipe {record.get('recipe')} already; "
+                              "--continue-shipped alone continues it")
+    start = int(record["global_step"])
+    say(f"adopting recipe {recipe_hash(config)} (was {record.get('recipe')}): continuing {train.init} at global step "
+        f"{start} of {train.schedule_steps} with a fresh optimiser, warmed up over {train.warmup_steps} steps")
+    return _stretch_from(config, start)
+
+
+def _stretch_from(config: Config, start: int) -> Config:
+    """``config`` as a stretch from global step ``start``: the rest of the schedule, fresh pairs."""
+    train = config.train
     if start >= train.schedule_steps:
         raise ExperimentError(f"{train.init} is at global step {start}: the {train.schedule_steps}-step schedule "
                               "is complete")
@@ -188,4 +239,4 @@ def continuation(config: Config, say=print) -> tuple[Path | None, Config]:
     steps_per_epoch = max(1, stretch.data.train_pairs_per_epoch // stretch.train.batch_size)
     stretch.train.epochs = math.ceil((train.schedule_steps - start) / steps_per_epoch)
     stretch.experiment.seed = config.experiment.seed + start  # fresh pairs, not the first stretch's again
-    return None, stretch
+    return stretch

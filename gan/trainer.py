@@ -199,7 +199,7 @@ class Trainer(GuardedSteps, Validation, TrainerState, Stopping):
                         disable=not interactive)
         self.started, self.start_step = time.monotonic(), self.step
         self.stretch = Stretch.begin(self.global_step, device_name(self.device), config.train.batch_size,
-                                     config.data.crop_size)
+                                     config.data.crop_size, recipe_hash(config))
         try:
             with GracefulInterrupt() as interrupt:
                 for epoch in range(self.epoch, config.train.epochs):

@@ -152,14 +152,15 @@ def _long_run_lines(record: dict | None) -> list[str]:
     lines = ["", "## The long run", "",
              f"Global step {record['global_step']} of a {record['schedule_steps']}-step schedule, recipe "
              f"`{record['recipe']}` (`python train_gan.py --pretrain --continue-shipped` continues it).", "",
-             "| stretch | started | device | batch x crop | global steps | steps | hours |",
-             "|---|---|---|---|---|---|---|"]
+             "| stretch | started | device | batch x crop | global steps | steps | hours | recipe |",
+             "|---|---|---|---|---|---|---|---|"]
     for index, stretch in enumerate(record.get("stretches", []), 1):
         steps = stretch["last_step"] - stretch["first_step"]
         scale = (f"{stretch['batch_size']} x {stretch['crop_size']} px" if stretch.get("batch_size")
                  else "the config's")  # records written before stretches kept their scale
         lines.append(f"| {index} | {stretch['started']} | {stretch['device']} | {scale} | {stretch['first_step']}-"
-                     f"{stretch['last_step']} | {steps} | {stretch['seconds'] / 3600:.2f} |")
+                     f"{stretch['last_step']} | {steps} | {stretch['seconds'] / 3600:.2f} | "
+                     f"`{stretch.get('recipe') or record['recipe']}` |")  # older records: the file's one recipe
     return lines
 
 

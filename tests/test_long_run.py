@@ -15,6 +15,7 @@ from evaluation.curves import benchmark_points, read_scalars
 from gan.config import load_config
 from gan.long_run import recipe_hash
 from helpers import FAST_METRICS, TINY, run_cli
+from release.model_card import render
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's scripts or servers
 
@@ -134,3 +135,59 @@ def test_a_continuation_that_is_not_the_same_long_run_is_one_line(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
         assert not run.exists()
+
+
+@pytest.mark.slow  # over 20 s on a 2-core CPU
+def test_a_new_recipe_is_adopted_on_purpose_at_the_shipped_global_step(tmp_path):
+    config = _config(tmp_path)
+    assert run_cli("-m", "train_gan", "--pretrain", "--config", str(config), "--set", *TINY,
+                   cwd=tmp_path).returncode == 0
+    run = tmp_path / "experiments" / "long"
+    weights = tmp_path / "weights"
+    assert run_cli("-m", "release.bundled", "--checkpoint", str(step_checkpoints(run / "checkpoints")[0]),
+                   "--model", "long-run", "--out", str(weights), cwd=tmp_path).returncode == 0
+    shipped = weights / "light_unet_long_run.pt"
+    config = _config(tmp_path, init=shipped)
+    old, new = recipe_hash(load_config(config, TINY)), recipe_hash(load_config(config, [*TINY, "data.leaves=0.5"]))
+    assert old != new
+    adopt = ["train_gan", "--pretrain", "--continue-shipped", "--adopt-recipe", "--config", str(config), "--set",
+             *TINY]
+
+    def refused(*args, message):
+        result = run_cli("-m", *args, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+    # Never by accident: without the flag a new recipe is refused and the flag's name is offered.
+    run.rename(run.with_name("long-before"))
+    refused("train_gan", "--pretrain", "--continue-shipped", "--config", str(config), "--set", *TINY,
+            "data.leaves=0.5", message="--adopt-recipe takes a new recipe up on purpose")
+    refused(*adopt, message=f"is recipe {old} already")  # the same recipe is no adoption
+    run.mkdir()
+    refused(*adopt, "data.leaves=0.5", message="which exists")  # nothing of a folder there is replaced
+    assert list(run.iterdir()) == []
+    run.rmdir()
+
+    adopted = run_cli("-m", *adopt, "data.leaves=0.5", cwd=tmp_path)
+    assert adopted.returncode == 0, adopted.stderr
+    assert f"adopting recipe {new} (was {old}): continuing {shipped} at global step {FIRST}" in adopted.stdout
+    record = _newest(run)["long_run"]
+    assert record["recipe"] == new and record["schedule_steps"] == SCHEDULE and record["global_step"] == SCHEDULE
+    assert [(s["first_step"], s["recipe"]) for s in record["stretches"]] == [(0, old), (FIRST, new)]
+    # The rate is the same long cosine, picked up at global step 4 with a fresh warm-up.
+    steps, rates = read_scalars(run, ["train/lr"])["train/lr"]
+    for step, rate in zip(steps, rates):
+        assert math.isclose(rate, 1e-3 * _multiplier(step - 1, step - 1 - FIRST), rel_tol=1e-5), (step, rate)
+    # From now on the new recipe is the long run's: plain --continue-shipped resumes its folder.
+    same = [item for item in TINY if not item.startswith("train.epochs=")]
+    again = run_cli("-m", "train_gan", "--pretrain", "--continue-shipped", "--config", str(config), "--set", *same,
+                    "data.leaves=0.5", cwd=tmp_path)
+    assert again.returncode == 0 and "resuming experiments/long from" in again.stdout, again.stderr
+    exported = run_cli("-m", "release.bundled", "--checkpoint", str(step_checkpoints(run / "checkpoints")[0]),
+                       "--model", "long-run", "--out", str(weights), cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    bundle = torch.load(shipped, weights_only=True)
+    card = render(bundle, file_name=shipped.name, digest="0" * 64, parameters=1, run=None, summaries=[],
+                  hardware="cpu", commands=[])
+    rows = [line for line in card.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.rsplit("|", 2)[1].strip() for row in rows] == [f"`{old}`", f"`{new}`"], card
