@@ -38,11 +38,11 @@ def training_augment(config: DataConfig, crop: bool) -> PairedAugment:
     return PairedAugment(config.crop_size if crop else None, config.flips, config.rot90, config.color_jitter)
 
 
-def _synthetic(config: DataConfig, seed: int, source: SharpPhotos) -> Datasets:
+def _synthetic(config: DataConfig, seed: int, source: SharpPhotos, pair_seed: int) -> Datasets:
     degradation = degradation_from(config)
     photos = source.split(config, seed, degradation.margin)
     train = SyntheticBlurPairs(
-        photos.load, photos.count, crop_size=config.crop_size, degradation=degradation, seed=seed,
+        photos.load, photos.count, crop_size=config.crop_size, degradation=degradation, seed=pair_seed,
         length=config.train_pairs_per_epoch or photos.count, augment=training_augment(config, crop=False),
         describe=photos.train_names.__getitem__, blur_on_device=config.blur_on_device,
         leaves=_leaves(config, lambda: [photos.load(i) for i in range(photos.count)], seed),
@@ -66,14 +66,14 @@ def list_pairs(config: DataConfig, split: str = "train") -> tuple[list[Pair], li
     return SOURCES.lookup(config.source).pairs(config, split)
 
 
-def _paired(config: DataConfig, seed: int, source: RealPairs) -> Datasets:
+def _paired(config: DataConfig, seed: int, source: RealPairs, pair_seed: int) -> Datasets:
     pairs, problems = source.pairs(config, "train")
     good, bad = check_pairs(pairs)
     skipped = apply_policy(problems + bad, config.on_bad, "pair(s)")
     if not good:
         raise DataError(f"data.root {config.root or config.pairs_file} has no usable pairs")
     train_pairs, val_pairs = split_by_group(good, config.val_fraction, seed)
-    train = PairedCrops(train_pairs, config.train_pairs_per_epoch, training_augment(config, crop=True), seed)
+    train = PairedCrops(train_pairs, config.train_pairs_per_epoch, training_augment(config, crop=True), pair_seed)
     val = PairedValidation(val_pairs, config.val_crop_size, config.val_crops_per_photo, config.val_seed)
     split = {
         "source": config.source,
@@ -89,6 +89,10 @@ def _paired(config: DataConfig, seed: int, source: RealPairs) -> Datasets:
     return Datasets(train, val, split)
 
 
-def build_datasets(config: DataConfig, seed: int = 0) -> Datasets:
+def build_datasets(config: DataConfig, seed: int = 0, pair_seed: int | None = None) -> Datasets:
+    """The training and validation sets: ``seed`` chooses the held-out photos (or pairs), ``pair_seed`` (default
+    ``seed``) the training pairs drawn from the rest. A long run's stretches draw fresh pairs from one split."""
     source = SOURCES.lookup(config.source)
-    return _synthetic(config, seed, source) if source.synthetic else _paired(config, seed, source)
+    pair_seed = seed if pair_seed is None else pair_seed
+    build = _synthetic if source.synthetic else _paired
+    return build(config, seed, source, pair_seed)

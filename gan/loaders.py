@@ -29,7 +29,9 @@ class Loaders:
 def build_loaders(config: Config, world: Distributed, device: torch.device) -> Loaders:
     """The datasets of ``config.data`` and their loaders for this rank; a ConfigError when an epoch would have no
     step."""
-    datasets = build_datasets(config.data, seed=config.experiment.seed)
+    # A stretch of a long run (train.start_step) draws new pairs, from the same held-out split as every other.
+    datasets = build_datasets(config.data, seed=config.experiment.seed,
+                              pair_seed=config.experiment.seed + config.train.start_step)
     # Items are pure functions of (seed, epoch, index); the sampler hands out those keys (and can start mid-epoch on
     # resume). The loader's own generator keeps its seed draws off the global torch RNG, which a resumed run
     # restores exactly.

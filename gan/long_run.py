@@ -238,5 +238,6 @@ def _stretch_from(config: Config, start: int) -> Config:
     stretch.train.start_step = start
     steps_per_epoch = max(1, stretch.data.train_pairs_per_epoch // stretch.train.batch_size)
     stretch.train.epochs = math.ceil((train.schedule_steps - start) / steps_per_epoch)
-    stretch.experiment.seed = config.experiment.seed + start  # fresh pairs, not the first stretch's again
+    # Fresh pairs, not the first stretch's again, come from train.start_step (gan/loaders.py); experiment.seed
+    # stays, so every stretch holds out the same validation photos.
     return stretch

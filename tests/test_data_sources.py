@@ -10,7 +10,7 @@ from PIL import Image
 from datasets import DataConfig, DataError, build_datasets
 from datasets.augment import PairedAugment
 from datasets.paired import Pair, PairedCrops, gopro_pairs
-from helpers import save_pair
+from helpers import data_config, save_pair
 
 SMALL = dict(crop_size=32, val_crop_size=32, val_crops_per_photo=1, train_pairs_per_epoch=4)
 
@@ -125,3 +125,17 @@ def test_split_needs_two_groups_or_pairs(tmp_path):
     save_pair(tmp_path / "blur" / "0.png", tmp_path / "sharp" / "0.png", np.random.default_rng(0))
     with pytest.raises(DataError, match="cannot be split"):
         build_datasets(DataConfig(source="paired", root=str(tmp_path), **SMALL))
+
+
+@pytest.mark.parametrize("source", ["folder", "gopro"])
+def test_the_pair_seed_draws_new_pairs_from_the_same_held_out_split(source, photo_folder, gopro_tree):
+    config = (data_config(source="folder", sharp_dir=str(photo_folder), val_fraction=0.4, crop_size=24,
+                          val_crop_size=24, kernel_size=5, train_pairs_per_epoch=4)
+              if source == "folder" else DataConfig(source="gopro", root=str(gopro_tree), **SMALL))
+    first = build_datasets(config, seed=3)
+    again, later = build_datasets(config, seed=3, pair_seed=3), build_datasets(config, seed=3, pair_seed=3 + 4000)
+    assert later.split["val"] == first.split["val"] and later.split["train"] == first.split["train"]
+    assert torch.equal(again.train[0]["blur"], first.train[0]["blur"])  # pair_seed defaults to the seed
+    assert not torch.equal(later.train[0]["blur"], first.train[0]["blur"])
+    # The seed does choose the split (some other seeds hold out other photos).
+    assert any(build_datasets(config, seed=seed).split["val"] != first.split["val"] for seed in range(4, 12))

@@ -18,7 +18,8 @@ RECIPE = {
     "experiment": {"name": "long"},
     "model": {"name": "light_unet", "start_filters": 4},
     "data": {"source": "folder", "sharp_dir": "photos/train", "crop_size": 32, "kernel_size": 7,
-             "train_pairs_per_epoch": 8, "val_crop_size": 32, "val_crops_per_photo": 1},
+             "train_pairs_per_epoch": 8, "val_crop_size": 32, "val_crops_per_photo": 1,
+             "leaves": 0.5},  # as the long run, with dead leaves (blurred on the device at the GPU scale)
     "train": {"schedule_steps": 400, "warmup_steps": 2, "epochs": 1, "batch_size": 4, "lr": 1e-3},
     "log": {"lpips": False},
 }

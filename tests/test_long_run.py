@@ -44,6 +44,16 @@ def _multiplier(global_step, run_step):
     return cosine * min(1.0, (run_step + 1) / WARMUP)
 
 
+def _shipped_first_stretch(tmp_path, model):
+    """(the run folder, the bundled file) of a long run's first stretch of 4 steps, exported as ``model``."""
+    assert run_cli("-m", "train_gan", "--pretrain", "--config", str(_config(tmp_path)), "--set", *TINY,
+                   cwd=tmp_path).returncode == 0
+    run, weights = tmp_path / "experiments" / "long", tmp_path / "weights"
+    assert run_cli("-m", "release.bundled", "--checkpoint", str(step_checkpoints(run / "checkpoints")[0]),
+                   "--model", model, "--out", str(weights), cwd=tmp_path).returncode == 0
+    return run, weights / f"light_unet_{model.replace('-', '_')}.pt"
+
+
 @pytest.mark.slow  # over 20 s on a 2-core CPU
 def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_path, bench_folder):
     # The first stretch: 4 of the schedule's 12 steps, shipped as a bundled file.
@@ -67,6 +77,8 @@ def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_
                      cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert f"continuing {shipped} at global step {FIRST} of {SCHEDULE}" in second.stdout
+    saved = yaml.safe_load((run / "config.yaml").read_text())  # new pairs from the start step, the split kept
+    assert saved["train"]["start_step"] == FIRST and saved["experiment"]["seed"] == 0
     record = _newest(run)["long_run"]
     assert record["global_step"] == SCHEDULE and [s["first_step"] for s in record["stretches"]] == [0, FIRST]
     assert [s["last_step"] for s in record["stretches"]] == [FIRST, SCHEDULE]
@@ -110,14 +122,8 @@ def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_
 
 @pytest.mark.slow  # over 20 s on a 2-core CPU
 def test_a_continuation_that_is_not_the_same_long_run_is_one_line(tmp_path):
-    config = _config(tmp_path)
-    assert run_cli("-m", "train_gan", "--pretrain", "--config", str(config), "--set", *TINY,
-                   cwd=tmp_path).returncode == 0
-    run = tmp_path / "experiments" / "long"
-    weights = tmp_path / "weights"
-    assert run_cli("-m", "release.bundled", "--checkpoint", str(step_checkpoints(run / "checkpoints")[0]),
-                   "--model", "pretrain", "--out", str(weights), cwd=tmp_path).returncode == 0
-    config = _config(tmp_path, init=weights / "light_unet_pretrain.pt")
+    run, shipped = _shipped_first_stretch(tmp_path, "pretrain")
+    config = _config(tmp_path, init=shipped)
     cases = {
         "recipe": (["train.lr=2e-3"], "was trained with recipe"),  # with the folder there, and without it
         "schedule": ([f"train.schedule_steps={SCHEDULE * 2}"], f"is on a {SCHEDULE}-step schedule"),
@@ -139,14 +145,8 @@ def test_a_continuation_that_is_not_the_same_long_run_is_one_line(tmp_path):
 
 @pytest.mark.slow  # over 20 s on a 2-core CPU
 def test_a_new_recipe_is_adopted_on_purpose_at_the_shipped_global_step(tmp_path):
-    config = _config(tmp_path)
-    assert run_cli("-m", "train_gan", "--pretrain", "--config", str(config), "--set", *TINY,
-                   cwd=tmp_path).returncode == 0
-    run = tmp_path / "experiments" / "long"
-    weights = tmp_path / "weights"
-    assert run_cli("-m", "release.bundled", "--checkpoint", str(step_checkpoints(run / "checkpoints")[0]),
-                   "--model", "long-run", "--out", str(weights), cwd=tmp_path).returncode == 0
-    shipped = weights / "light_unet_long_run.pt"
+    run, shipped = _shipped_first_stretch(tmp_path, "long-run")
+    weights = shipped.parent
     config = _config(tmp_path, init=shipped)
     old, new = recipe_hash(load_config(config, TINY)), recipe_hash(load_config(config, [*TINY, "data.leaves=0.5"]))
     assert old != new
