@@ -44,7 +44,7 @@ def load_init_weights(model: torch.nn.Module, path: str | Path, network: str) ->
         # Parts that start at zero (a module the file's network did not have) keep their initial values: the
         # network then computes what the file's did. Anything else missing is still an error.
         additions = getattr(model, "zero_init_additions", tuple)()
-        kept = [name for name in own if name not in weights and name.startswith(additions)] if additions else []
+        kept = [name for name in own if name not in weights and name.startswith(additions)]
         model.load_state_dict({**weights, **{name: own[name] for name in kept}})
     except (RuntimeError, TypeError) as error:
         raise ExperimentError(

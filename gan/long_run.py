@@ -154,8 +154,6 @@ def continuation(config: Config, say=print, adopt: bool = False) -> tuple[Path |
     ``adopt`` (``--adopt-recipe``): ``config`` is a new recipe for the shipped weights' long run, on the same
     schedule from their global step. The run folder of the old recipe must have been exported and moved aside
     first: nothing of it is resumed or replaced."""
-    if adopt:
-        return None, _adoption(config, say)
     train = config.train
     if not train.schedule_steps:
         raise ConfigError("--continue-shipped needs a long run's config: train.schedule_steps (the schedule's "
@@ -164,6 +162,8 @@ def continuation(config: Config, say=print, adopt: bool = False) -> tuple[Path |
         raise ConfigError("--continue-shipped needs experiment.name in the config: the long run's folder")
     recipe = recipe_hash(config)
     folder = Path(config.experiment.root) / config.experiment.name
+    if adopt:
+        return None, _adoption(config, folder, say)
     found = step_checkpoints(folder / "checkpoints") if (folder / "checkpoints").is_dir() else []
     if found:
         newest = load_checkpoint(found[0])
@@ -187,9 +187,7 @@ def continuation(config: Config, say=print, adopt: bool = False) -> tuple[Path |
         say(f"continuing {train.init} as global step 0 of a {train.schedule_steps}-step schedule (it records no "
             "long run: it is where this one begins)")
     else:
-        if record.get("schedule_steps") != train.schedule_steps:
-            raise ExperimentError(f"{train.init} is on a {record.get('schedule_steps')}-step schedule, the config "
-                                  f"says train.schedule_steps={train.schedule_steps}")
+        _check_schedule(train, record)
         if not same_recipe(config, shipped):
             raise ExperimentError(f"{train.init} was trained with recipe {record.get('recipe')}, the config is recipe "
                                   f"{recipe}: continuing would silently start another schedule (--adopt-recipe takes "
@@ -200,13 +198,19 @@ def continuation(config: Config, say=print, adopt: bool = False) -> tuple[Path |
     return None, _stretch_from(config, start)
 
 
-def _adoption(config: Config, say) -> Config:
-    """The config of the first stretch of ``config``'s recipe, continuing the shipped weights' long run."""
+def _check_schedule(train, record: dict[str, Any]) -> None:
+    """An ``ExperimentError`` unless the shipped weights' long run is on the config's schedule."""
+    if record.get("schedule_steps") != train.schedule_steps:
+        raise ExperimentError(f"{train.init} is on a {record.get('schedule_steps')}-step schedule, the config says "
+                              f"train.schedule_steps={train.schedule_steps}")
+
+
+def _adoption(config: Config, folder: Path, say) -> Config:
+    """The config of the first stretch of ``config``'s recipe, continuing the shipped weights' long run (its new
+    run folder: ``folder``)."""
     train = config.train
-    if not train.schedule_steps or not config.experiment.name or not train.init:
-        raise ConfigError("--adopt-recipe needs a long run's config: train.schedule_steps, experiment.name and "
-                          "train.init (the long run's shipped weights)")
-    folder = Path(config.experiment.root) / config.experiment.name
+    if not train.init:
+        raise ConfigError("--adopt-recipe needs train.init: the long run's shipped weights the new recipe continues")
     if folder.exists():
         raise ExperimentError(f"--adopt-recipe starts a new folder {folder}, which exists: export its newest "
                               f"checkpoint (python -m release.bundled --checkpoint ... --model long-run), then move "
@@ -216,9 +220,7 @@ def _adoption(config: Config, say) -> Config:
     if not isinstance(record, dict):
         raise ExperimentError(f"--adopt-recipe: {train.init} records no long run to continue (plain "
                               "--continue-shipped starts one from it)")
-    if record.get("schedule_steps") != train.schedule_steps:
-        raise ExperimentError(f"{train.init} is on a {record.get('schedule_steps')}-step schedule, the config says "
-                              f"train.schedule_steps={train.schedule_steps}: a new recipe keeps the schedule")
+    _check_schedule(train, record)
     if same_recipe(config, shipped):
         raise ExperimentError(f"--adopt-recipe: {train.init} is recipe {record.get('recipe')} already; "
                               "--continue-shipped alone continues it")

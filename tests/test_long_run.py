@@ -57,17 +57,11 @@ def _shipped_first_stretch(tmp_path, model):
 @pytest.mark.slow  # over 20 s on a 2-core CPU
 def test_a_long_run_continues_from_the_shipped_weights_at_their_global_step(tmp_path, bench_folder):
     # The first stretch: 4 of the schedule's 12 steps, shipped as a bundled file.
-    config = _config(tmp_path)
-    first = run_cli("-m", "train_gan", "--pretrain", "--config", str(config), "--set", *TINY, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    run = tmp_path / "experiments" / "long"
+    run, shipped = _shipped_first_stretch(tmp_path, "long-run")  # where the next stretch continues, shipped or not
+    weights = shipped.parent
     record = _newest(run)["long_run"]
     assert record["global_step"] == FIRST and record["schedule_steps"] == SCHEDULE and len(record["stretches"]) == 1
-    assert record["recipe"] == recipe_hash(load_config(config, TINY))
-    weights = tmp_path / "weights"
-    assert run_cli("-m", "release.bundled", "--checkpoint", str(step_checkpoints(run / "checkpoints")[0]),
-                   "--model", "long-run", "--out", str(weights), cwd=tmp_path).returncode == 0
-    shipped = weights / "light_unet_long_run.pt"  # where the next stretch continues, shipped or not
+    assert record["recipe"] == recipe_hash(load_config(_config(tmp_path), TINY))
     assert torch.load(shipped, weights_only=True)["long_run"]["global_step"] == FIRST
 
     # A fresh machine: the folder is gone, the shipped file carries on at global step 4.
