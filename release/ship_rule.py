@@ -3,7 +3,7 @@
     python -m release.ship_rule \
         --better psnr evaluations/long-run/motion-v2/shipped evaluations/long-run/motion-v2/step-21120 \
         --not-worse psnr evaluations/long-run/motion-v1/shipped evaluations/long-run/motion-v1/step-21120 \
-        --not-worse jod evaluations/motion-v1/previous-pretrain evaluations/motion-v1/long-run-21120
+        --not-worse jod evaluations/motion-v1/LightUNet_pretrain evaluations/motion-v1/long-run-21120
 
 Each clause names a metric, the shipped file's run and the candidate's run of one benchmark (``evaluate.py
 --methods model ... --out``; the runs must score the same images of the same benchmark). A ``--better`` clause
