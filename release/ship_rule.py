@@ -18,19 +18,20 @@ Prints one row per clause and the verdict. Exit status: 0 ship (every clause hol
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import ExperimentError
+from core.errors import DataError, ExperimentError
+from evaluation.offline_metrics import COLUMN
+from evaluation.scoring import read_summary
 from evaluation.significance import METRICS, paired_difference, per_image
 
 HIGHER_IS_BETTER = {column: higher for column, _, higher in METRICS}
 LABELS = {column: label for column, label, _ in METRICS}
 KINDS = ("better", "not-worse")
 # evaluate.py --metrics names for the per_image.csv columns whose names differ.
-SCORED_BY = {"jod": "cvvdp", "lpips_alex": "lpips", "lpips_vgg": "lpips"}
+SCORED_BY = {**{column: metric for metric, column in COLUMN.items()}, "lpips_alex": "lpips", "lpips_vgg": "lpips"}
 
 
 @dataclass
@@ -50,13 +51,13 @@ class Outcome:
 
 
 def _summary(folder: Path) -> dict:
+    if not (folder / "summary.json").is_file():
+        raise ExperimentError(f"{folder}: no summary.json (not an evaluate.py run folder)")
     try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except FileNotFoundError:
-        raise ExperimentError(f"{folder}: no summary.json (not an evaluate.py run folder)") from None
-    except (OSError, ValueError) as error:
-        raise ExperimentError(f"{folder / 'summary.json'}: unreadable ({error})") from None
-    if not isinstance(summary, dict) or not summary.get("complete"):
+        summary = read_summary(folder / "summary.json")
+    except DataError as error:
+        raise ExperimentError(str(error)) from None
+    if not summary.get("complete"):
         raise ExperimentError(f"{folder}: the run did not score every image of its benchmark (complete is not true)")
     return summary
 

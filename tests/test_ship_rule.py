@@ -22,8 +22,9 @@ def _run(folder, scores, benchmark="motion-v2", fingerprint="7d2e86903126357a", 
         writer.writeheader()
         for k in range(count):
             writer.writerow({"name": f"i{k}", **{metric: values[k] for metric, values in scores.items()}})
+    means = {metric: sum(values) / count for metric, values in scores.items()}
     summary = {"label": folder.name, "dataset": {"benchmark": benchmark, "fingerprint": fingerprint},
-               "images_total": count, "images_scored": count, "complete": complete}
+               "images_total": count, "images_scored": count, "complete": complete, "metrics": means}
     (folder / "summary.json").write_text(json.dumps(summary))
     return str(folder)
 
