@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.cpu_features import cpu_flags, native_bf16_flags  # noqa: E402
-from restore.backends import available, cached_onnx  # noqa: E402
-from restore.inference import default_checkpoint, load_generator  # noqa: E402
+from core.cpu_features import cpu_flags  # noqa: E402
+from restore.backends import available, cached_onnx, openvino_settings  # noqa: E402
+from restore.inference import default_checkpoint, load_generator, resolve_precision  # noqa: E402
 
 
 def main() -> int:
@@ -43,7 +43,7 @@ def main() -> int:
     import openvino
 
     width, height = (int(v) for v in args.size.lower().split("x"))
-    precision = "bf16" if native_bf16_flags() else "f32"
+    dtype = resolve_precision("auto", torch.device("cpu"))  # infer.py's rule: bf16 where the CPU has it natively
     path = cached_onnx(load_generator(default_checkpoint("pretrain"), torch.device("cpu")))
     core = openvino.Core()
     rng = np.random.default_rng(0)
@@ -52,10 +52,9 @@ def main() -> int:
     def compiled(hint: str, batch: int = 1):
         network = core.read_model(str(path))
         network.reshape({0: [batch, 3, height, width]})
-        settings = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": args.threads,
-                    "PERFORMANCE_HINT": hint}
+        settings = openvino_settings(dtype, args.threads)  # what infer.py compiles: one request at a time
         if hint == "THROUGHPUT":
-            settings["NUM_STREAMS"] = args.streams
+            settings.update(PERFORMANCE_HINT="THROUGHPUT", NUM_STREAMS=args.streams)
         return core.compile_model(network, "CPU", settings)
 
     request = compiled("LATENCY").create_infer_request()
@@ -87,8 +86,8 @@ def main() -> int:
             run()
             seconds[name].append((time.perf_counter() - start) / count)
     flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni"})
-    print(f"OpenVINO {openvino.__version__}, {precision}, {args.threads} threads, {width}x{height}, "
-          f"CPU flags: {' '.join(flags) or 'none of avx2/avx512'}; median of {args.rounds} rounds")
+    print(f"OpenVINO {openvino.__version__}, {str(dtype).removeprefix('torch.')}, {args.threads} threads, "
+          f"{width}x{height}, CPU flags: {' '.join(flags) or 'none of avx2/avx512'}; median of {args.rounds} rounds")
     for name, values in seconds.items():
         median = statistics.median(values)
         print(f"{name}: {median:.3f} s per image, {1 / median:.2f} images/s")

@@ -114,6 +114,13 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> s
     return backend
 
 
+def openvino_settings(dtype: torch.dtype, threads: int) -> dict[str, object]:
+    """How the OpenVINO backend compiles the network: one request at a time on ``threads`` threads, in ``dtype``.
+    OpenVINO's CPU plugin defaults to bf16 where the CPU has it: say fp32 explicitly unless bf16 was asked."""
+    return {"INFERENCE_PRECISION_HINT": "bf16" if dtype == torch.bfloat16 else "f32",
+            "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+
+
 class RuntimeNetwork:
     """The network in onnxruntime or OpenVINO, with torch's own forward for what the runtime cannot take."""
 
@@ -145,9 +152,7 @@ class RuntimeNetwork:
     def _openvino(path: Path, dtype: torch.dtype, threads: int) -> Callable[[np.ndarray], np.ndarray]:
         import openvino
 
-        # OpenVINO's CPU plugin defaults to bf16 where the CPU has it: say fp32 explicitly unless bf16 was asked.
-        settings = {"INFERENCE_PRECISION_HINT": "bf16" if dtype == torch.bfloat16 else "f32",
-                    "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        settings = openvino_settings(dtype, threads)
         core = openvino.Core()
         requests: dict[tuple[int, ...], object] = {}
 
