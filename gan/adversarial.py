@@ -79,7 +79,8 @@ class AdversarialTrainer(Trainer):
             )
         except ValueError as error:
             raise ConfigError(f"adv: {error}") from None
-        self._check_critic_fits(config.data.crop_size)
+        # The smallest crop it will see: data.crop_size or train.crop_schedule's smallest.
+        self._check_critic_fits(min([config.data.crop_size, *(int(c) for _, c in config.train.crop_schedule)]))
         if adv.w_feature_matching > 0 and not hasattr(self.critic, "features"):
             raise ConfigError(f"adv.w_feature_matching needs a critic with features(); {adv.critic['name']!r} has none")
         self.adversarial = build_adversarial_loss(adv.gan_type, adv.drift)
@@ -100,7 +101,7 @@ class AdversarialTrainer(Trainer):
             self.critic.load_state_dict(before)
         except (ValueError, RuntimeError) as error:
             raise ConfigError(
-                f"adv.critic {self.config.adv.critic['name']!r} cannot score data.crop_size={crop} px crops "
+                f"adv.critic {self.config.adv.critic['name']!r} cannot score {crop} px crops "
                 f"({str(error).splitlines()[0]}); use larger crops, fewer critic layers or less downscaling"
             ) from None
 

@@ -29,6 +29,7 @@ from .errors import ConfigError
 # Keys with a closed set of values are typed with these Literals: the one place each set is written (most are built
 # from the registries they name), checked by choice_problems() and shown in the error.
 Schedule = Literal["cosine", "plateau"]
+PixelLoss = Literal["charbonnier", "psnr"]
 AmpMode = Literal["off", "auto", "bf16", "fp16"]
 GanType = Literal[tuple(GAN_TYPES)]
 PerceptualCriterion = Literal["mse", "l1"]
@@ -65,6 +66,14 @@ class TrainConfig:
     start_step: int = 0
     warmup_steps: int = 0
     charbonnier_eps: float = 1e-3
+    # The pretrain phase's pixel term: charbonnier (the baseline's) or psnr (NAFNet's: minus each image's PSNR,
+    # losses/psnr_loss.py). The adversarial phase keeps Charbonnier (adv.w_charbonnier).
+    pixel_loss: PixelLoss = "charbonnier"
+    # Progressive crops: [[start, crop], ...], the run's progress (0 to 1) from which each crop size (px, at most
+    # data.crop_size) is cut from every training pair, e.g. [[0, 64], [0.5, 112]]; [] trains on data.crop_size
+    # throughout. Progress is the share of the run's steps done or, with train.max_minutes, of its minutes when
+    # that is further along (then the switch follows the clock, so equal-time runs compare fairly).
+    crop_schedule: list[list[float]] = field(default_factory=list)
     # Sharper-detail terms added to the pixel loss in both phases, by name with a weight (losses/detail.py):
     # gradient (Sobel edges), fft (Fourier spectrum, MIMO-UNet), tv (total variation), e.g. {gradient: 0.1}.
     detail_losses: dict[str, float] = field(default_factory=dict)
@@ -119,6 +128,7 @@ class TrainConfig:
             problems.append("train.plateau_factor must be in (0, 1) and train.plateau_patience >= 0")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.charbonnier_eps <= 0:
             problems.append("train.weight_decay and train.grad_clip must be >= 0, train.charbonnier_eps > 0")
+        problems += crop_schedule_problems(self.crop_schedule)
         if not 0 <= self.ema_decay < 1:
             problems.append(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 <= self.max_minutes < float("inf"):
@@ -128,6 +138,21 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             problems.append(f"train.device must be auto, cpu, mps or cuda[:N], got {self.device!r}")
         return problems
+
+
+def crop_schedule_problems(schedule: list[list[float]]) -> list[str]:
+    """train.crop_schedule: pairs of a start in [0, 1) (the first 0, rising) and a whole number of pixels >= 16."""
+    if not schedule:
+        return []
+    shaped = all(len(entry) == 2 for entry in schedule)
+    starts = [entry[0] for entry in schedule] if shaped else []
+    crops = [entry[1] for entry in schedule] if shaped else []
+    if (not shaped or starts[0] != 0 or any(not 0 <= s < 1 for s in starts)
+            or any(b <= a for a, b in zip(starts, starts[1:]))
+            or any(c != int(c) or c < 16 for c in crops)):
+        return [f"train.crop_schedule must be [[start, crop], ...] with starts rising from 0 below 1 and whole crops "
+                f">= 16 px, e.g. [[0, 64], [0.5, 112]]; got {schedule}"]
+    return []
 
 
 @dataclass
@@ -271,6 +296,10 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     # Ill-typed values were left at their defaults above, so the sections' own checks see well-typed values.
     problems += (config.experiment.check() + config.data.check() + config.train.check() + config.adv.check()
                  + config.log.check())
+    too_large = [entry[-1] for entry in config.train.crop_schedule if entry and entry[-1] > config.data.crop_size]
+    if too_large:
+        problems.append(f"train.crop_schedule: crops {too_large} px are larger than data.crop_size "
+                        f"({config.data.crop_size} px), the pairs they are cut from")
     problems = [_shorten(problem) for problem in problems]  # a value echoed back is never a flood
     if len(problems) == 1:
         raise ConfigError(problems[0])

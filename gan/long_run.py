@@ -50,12 +50,22 @@ STRETCH_SCALE = {
     "data": ("crop_size", "blur_on_device", "train_pairs_per_epoch"),
 }
 
+# Recipe keys that came after long runs had begun, with the default that computes what the code before them did: at
+# that default they are left out of the hash, so every older record still matches its recipe.
+LATER_KEYS = {
+    "train": {"pixel_loss": "charbonnier", "crop_schedule": []},
+}
+
 
 def _hash_without(config: Config, *left_out: dict[str, tuple[str, ...]]) -> str:
     recipe = copy.deepcopy(config.to_dict())
     # Hashed in the flat form every record was written in before data.degradation existed, so a run's hash
     # survives the section's move.
     recipe["data"] = flatten_degradation(recipe["data"])
+    for section, defaults in LATER_KEYS.items():
+        for key, default in defaults.items():
+            if recipe[section].get(key) == default:
+                del recipe[section][key]
     for keys_of in left_out:
         for section, keys in keys_of.items():
             for key in keys:

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from losses import charbonnier
+from losses import charbonnier, psnr_loss
 from losses.detail import detail_terms
 
 from .config import Config
@@ -43,12 +43,14 @@ class PretrainTrainer(Trainer):
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
         with self.autocast():
             restored = self.training_generator(blur)
-        pixel = charbonnier(restored.float(), sharp, self.config.train.charbonnier_eps)
+        train = self.config.train
+        pixel = (psnr_loss(restored.float(), sharp) if train.pixel_loss == "psnr"
+                 else charbonnier(restored.float(), sharp, train.charbonnier_eps))
         detail, detail_logs = detail_terms(restored, sharp, self.config.train.detail_losses)
         loss = pixel + detail
         grad_norm = self.optimise(loss, self.optimizer, self.generator.parameters())
         lr = self.optimizer.param_groups[0]["lr"]
-        if self.config.train.schedule == "cosine":
+        if train.schedule == "cosine":
             self.scheduler.step()
         return {"loss": loss.item(), "lr": lr, "grad_norm": grad_norm, **detail_logs}
 

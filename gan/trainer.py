@@ -30,6 +30,7 @@ from nets import build_network
 
 from .checkpoint import load_init_weights, remove_stale_temporaries
 from .config import Config
+from .crop_schedule import crop_at, random_windows
 from .distributed import any_true, init_distributed
 from .errors import ConfigError
 from .experiment import Experiment
@@ -253,6 +254,9 @@ class Trainer(GuardedSteps, Validation, TrainerState, Stopping):
         else:
             blur = batch["blur"].to(self.device, non_blocking=True)
             sharp = batch["sharp"].to(self.device, non_blocking=True)
+        crop = crop_at(self.config.train.crop_schedule, self.run_progress())
+        if crop is not None:
+            blur, sharp = random_windows(blur, sharp, crop, seed=self.config.experiment.seed * 1_000_003 + self.step)
         blur = blur.contiguous(memory_format=self.memory_format)
         sharp = sharp.contiguous(memory_format=self.memory_format)
         logs = self.train_step(blur, sharp)
@@ -274,6 +278,15 @@ class Trainer(GuardedSteps, Validation, TrainerState, Stopping):
             where = f" (global {self.global_step})" if self.config.train.schedule_steps else ""  # a long run's stretch
             print(f"step {self.step}/{self.total_steps}{where}  loss {logs['loss']:.4f}{lr}  "
                   f"{1 / max(rate, 1e-9):.2f} s/step  elapsed {_clock(elapsed)}", flush=True)
+
+    def run_progress(self) -> float:
+        """How far this run is, 0 to 1: the share of its steps done or, with train.max_minutes, of its minutes
+        when that is further (``train.crop_schedule`` follows it)."""
+        progress = self.step / max(self.total_steps, 1)
+        limit = self.config.train.max_minutes
+        if limit:
+            progress = max(progress, (time.monotonic() - self.started) / (60 * limit))
+        return min(progress, 1.0)
 
     def _end_epoch(self, progress: tqdm, interactive: bool) -> None:
         config = self.config

@@ -114,7 +114,7 @@ def test_a_critic_too_deep_for_the_crops_is_one_line_before_anything_trains(pret
                      "adv.critic={name: double_scale, base_channels: 4}", cwd=pretrained)
     assert result.returncode == 2
     line = result.stderr.strip().splitlines()[-1]
-    assert "adv.critic 'double_scale' cannot score data.crop_size=32 px crops" in line
+    assert "adv.critic 'double_scale' cannot score 32 px crops" in line
     assert "Traceback" not in result.stderr
     assert not (pretrained / "experiments" / "too-small" / "checkpoints").exists()
 
