@@ -25,37 +25,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core.cpu_features import cpu_flags  # noqa: E402
-from core.images import list_images, read_image  # noqa: E402
+from core.errors import DataError  # noqa: E402
 from datasets.benchmark import Benchmark  # noqa: E402
-from datasets.presets import preset_degradation  # noqa: E402
 from restore.backends import cached_onnx  # noqa: E402
 from restore.inference import load_generator  # noqa: E402
-
-GATE_DB = 0.05
-
-
-def training_windows(folder: Path, count: int, crop: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(blurred, sharp) 1 x 3 x crop x crop windows of the training photos, blurred by motion-v2's degradation."""
-    degradation = preset_degradation("motion-v2")
-    files = list_images(folder)
-    if not files:
-        raise SystemExit(f"error: no training photos in {folder} (python -m datasets.photo_sets --out {folder})")
-    rng, windows = np.random.default_rng(seed), []
-    size = crop + degradation.margin
-    for _ in range(count):
-        photo = read_image(files[int(rng.integers(len(files)))])
-        top, left = (int(rng.integers(side - size + 1)) for side in photo.shape[-2:])
-        pair = degradation(photo[:, top : top + size, left : left + size], rng)
-        windows.append((pair["blur"][None].numpy(), pair["sharp"][None].numpy()))
-    return windows
-
-
-def psnr(output: np.ndarray, sharp: np.ndarray) -> float:
-    return float(-10 * np.log10(np.mean((np.clip(output, 0, 1) - sharp) ** 2)))
+from restore.int8 import (  # noqa: E402
+    KEEPABLE,
+    MAX_PSNR_DROP_DB,
+    benchmark_scores,
+    calibration_files,
+    calibration_pairs,
+    frame_seconds,
+    kept_scope,
+    psnr,
+    static_runner,
+)
 
 
 def main() -> None:
@@ -66,7 +53,7 @@ def main() -> None:
                         default=[Path("benchmarks/motion-v1"), Path("benchmarks/motion-v2")])
     parser.add_argument("--calibration", type=int, default=60, help="calibration windows (default 60)")
     parser.add_argument("--accuracy-control", action="store_true")
-    parser.add_argument("--max-drop", type=float, default=GATE_DB)
+    parser.add_argument("--max-drop", type=float, default=MAX_PSNR_DROP_DB)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     try:
@@ -79,18 +66,19 @@ def main() -> None:
 
     core = openvino.Core()
     model = core.read_model(str(cached_onnx(load_generator(Path(args.checkpoint), torch.device("cpu")))))
-    windows = training_windows(args.photos, args.calibration + 24, 192)
-    calibration = nncf.Dataset(windows[: args.calibration], lambda item: item[0])
-    ops = model.get_ordered_ops()
-    convs = [op.get_friendly_name() for op in ops if op.get_type_name() == "Convolution"]
-    adds = [op.get_friendly_name() for op in ops if op.get_type_name() == "Add"]
-    kept = nncf.IgnoredScope(names=[convs[0], convs[-1], adds[-1]], types=["GroupConvolution"], validate=False)
+    benches = [Benchmark.load(path) for path in args.benchmarks]
+    try:
+        pairs = calibration_pairs(calibration_files(args.photos, benches), args.calibration + 24, 192)
+    except DataError as error:
+        raise SystemExit(f"error: {error}") from None
+    calibration = nncf.Dataset([blur for blur, _ in pairs[: args.calibration]])
+    kept = kept_scope(model, list(KEEPABLE))
     variants = {"int8, NNCF defaults": lambda: nncf.quantize(model, calibration, subset_size=args.calibration),
                 "int8, mixed; stem, head, residual add, depthwise kept": lambda: nncf.quantize(
                     model, calibration, preset=nncf.QuantizationPreset.MIXED, ignored_scope=kept,
                     subset_size=args.calibration)}
     if args.accuracy_control:
-        validation = nncf.Dataset(windows[args.calibration :], lambda item: item[0])
+        validation = nncf.Dataset(pairs[args.calibration :], lambda item: item[0])
 
         def validate(compiled, items) -> float:
             return statistics.mean(psnr(compiled(blur)[0], sharp) for blur, sharp in items)
@@ -99,17 +87,11 @@ def main() -> None:
             model, calibration, validation, validate, max_drop=args.max_drop, drop_type=nncf.DropType.ABSOLUTE,
             preset=nncf.QuantizationPreset.MIXED, subset_size=args.calibration)
 
-    settings = lambda hint: {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": 2,  # noqa: E731
-                             "PERFORMANCE_HINT": "LATENCY"}
-    benches = {path.name: Benchmark.load(path) for path in args.benchmarks}
-    inputs = {name: [(read_image(b.path("blur", n))[None].numpy(), read_image(b.path("sharp", n))[None].numpy())
-                     for n in b.names] for name, b in benches.items()}
-    frame = np.random.default_rng(0).random((1, 3, 720, 1280), dtype=np.float32)
     flags = sorted(flag for flag in cpu_flags() if flag in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16",
                                                             "amx_bf16", "amx_int8"))
     print(f"CPU flags: {' '.join(flags)}; OpenVINO {openvino.__version__}, NNCF {nncf.__version__}; 2 threads\n")
-    print("| model | precision | " + " | ".join(f"{name} PSNR (vs fp32)" for name in inputs) + " | 1280x720 s |")
-    print("|---|---|" + "---|" * len(inputs) + "---|")
+    print("| model | precision | " + " | ".join(f"{b.folder.name} PSNR (vs fp32)" for b in benches) + " | 1280x720 s |")
+    print("|---|---|" + "---|" * len(benches) + "---|")
     reference = {}
     rows = [("export", "f32", model), ("export", "bf16", model)]
     for label, quantize in variants.items():
@@ -118,19 +100,13 @@ def main() -> None:
         print(f"({label}: quantised in {time.perf_counter() - start:.0f} s)", file=sys.stderr)
         rows += [(label, "f32", quantized), (label, "bf16", quantized)]
     for label, hint, network in rows:
-        compiled = core.compile_model(network, "CPU", settings(hint))
+        run = static_runner(core, network, hint, threads=2)
         cells = []
-        for name, items in inputs.items():
-            value = statistics.mean(psnr(compiled(blur)[0], sharp) for blur, sharp in items)
-            reference.setdefault(name, value)
-            cells.append(f"{value:.3f} ({value - reference[name]:+.3f})")
-        compiled(frame)
-        seconds = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            compiled(frame)
-            seconds.append(time.perf_counter() - start)
-        print(f"| {label} | {hint} | " + " | ".join(cells) + f" | {statistics.median(seconds):.3f} |", flush=True)
+        for bench in benches:
+            value = benchmark_scores(run, bench, None)["psnr"]
+            reference.setdefault(bench.folder.name, value)
+            cells.append(f"{value:.3f} ({value - reference[bench.folder.name]:+.3f})")
+        print(f"| {label} | {hint} | " + " | ".join(cells) + f" | {frame_seconds(run, args.repeats):.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -125,19 +125,27 @@ class RuntimeNetwork:
     """The network in onnxruntime or OpenVINO, with torch's own forward for what the runtime cannot take."""
 
     def __init__(self, backend: str, model: nn.Module, torch_network: Network, dtype: torch.dtype,
-                 threads: int | None = None, directory: Path | None = None):
+                 threads: int | None = None, directory: Path | None = None, model_path: Path | None = None,
+                 float_hint: str | None = None):
+        """``model_path``: a model file to run instead of the weights' ONNX export (the int8 model of
+        restore/int8.py, whose float parts run in ``float_hint``, the precision its gate was measured with)."""
         self.backend = backend
         self.torch_network = torch_network
         self.min_size = getattr(model, "min_size", 1)
         threads = threads or torch.get_num_threads()
         try:
-            onnx_path = cached_onnx(model, directory)
+            path = model_path or cached_onnx(model, directory)
         except ExperimentError:  # already one line that names the problem
             raise
         except Exception as error:  # the exporter's many failure types: one line that names the network
             raise ExperimentError(f"could not export {type(model).__name__} to ONNX for {backend}: {error}") from None
-        self._run = self._openvino(onnx_path, dtype, threads) if backend == "openvino" else self._onnxruntime(
-            onnx_path, threads)
+        if backend == "openvino":
+            settings = openvino_settings(dtype, threads)
+            if float_hint is not None:
+                settings["INFERENCE_PRECISION_HINT"] = "bf16" if float_hint == "bf16" else "f32"
+            self._run = self._openvino(path, settings)
+        else:
+            self._run = self._onnxruntime(path, threads)
 
     @staticmethod
     def _onnxruntime(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -149,10 +157,9 @@ class RuntimeNetwork:
         return lambda array: session.run(None, {"blurred": array})[0]
 
     @staticmethod
-    def _openvino(path: Path, dtype: torch.dtype, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    def _openvino(path: Path, settings: dict[str, object]) -> Callable[[np.ndarray], np.ndarray]:
         import openvino
 
-        settings = openvino_settings(dtype, threads)
         core = openvino.Core()
         requests: dict[tuple[int, ...], object] = {}
 

@@ -18,14 +18,14 @@ from core.cpu_features import native_bf16_flags
 from core.errors import ConfigError, DataError, ExperimentError
 from core.images import IMAGE_SUFFIXES, image_files, list_images
 
-from .backends import RuntimeNetwork, resolve_backend
+from .backends import RuntimeNetwork, available, resolve_backend
 from .bundled import bundled_path
 from .generator import generator_from_checkpoint
 from .image_norm import ImageStatistics
 from .streamed import NotStreamable, StreamedNetwork
 from .tiling import NORM_STATISTICS, tiled_apply, tiling_problem
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 def default_checkpoint(model: str, experiments: Path = Path("experiments")) -> Path:
@@ -58,6 +58,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8":  # the model itself is chosen and checked by the Restorer (restore/int8.py)
+        if device.type != "cpu":
+            raise ConfigError(f"int8 inference runs on the CPU (OpenVINO), not {device.type}; use fp16 or bf16")
+        return torch.int8
     if precision == "auto":
         if device.type == "cuda":
             return torch.float16
@@ -141,12 +145,15 @@ class Restorer:
         # onnxruntime runs fp32 only: there `auto` means fp32, an explicit bf16 is refused by resolve_backend.
         self.dtype = torch.float32 if precision == "auto" and backend == "onnxruntime" else resolve_precision(
             precision, device)
-        self.backend = resolve_backend(backend, device, self.dtype)
         self.stream = stream
+        self.runtime = None
+        if self.dtype == torch.int8 or (precision == "auto" and self._auto_int8(backend)):
+            self._set_up_int8(backend, compile)
+        else:
+            self.backend = resolve_backend(backend, device, self.dtype)
         if compile and self.backend != "torch":
             raise ConfigError(f"--compile is for the torch backend; the {self.backend} backend compiles by itself")
-        self.runtime = None
-        if self.backend != "torch":
+        if self.backend != "torch" and self.runtime is None:
             try:
                 self.runtime = RuntimeNetwork(self.backend, self.model, self.network, self.dtype)
             except ExperimentError:
@@ -155,6 +162,36 @@ class Restorer:
                 self.backend = "torch"  # auto: a network the exporter cannot take runs in torch
         self.last_backend = self.backend
         self.last_streamed = False  # whether the latest image ran streamed (exact, in row bands)
+
+    def _auto_int8(self, backend: str) -> bool:
+        """``--precision auto`` takes int8 where this machine's int8 model of these weights passed its quality gate
+        and measured faster than the float precision auto picks (restore/int8.py)."""
+        if backend not in ("auto", "openvino") or self.device.type != "cpu" or not available("openvino"):
+            return False
+        from .int8 import prefers_int8
+
+        return prefers_int8(self.model, self.dtype)
+
+    def _set_up_int8(self, backend: str, compile: bool) -> None:
+        """The int8 model that ``python -m restore.int8`` made and measured for these weights, run by OpenVINO;
+        refused in one line where there is none, its gate failed, or its record does not match. OpenVINO is the one
+        runtime here with an int8 path, so int8 runs there with the default backend (torch) too."""
+        if backend not in ("torch", "auto", "openvino"):
+            raise ConfigError(f"int8 runs on the openvino backend, not {backend}; use --backend openvino or auto")
+        if not available("openvino"):
+            raise ConfigError("int8 needs the openvino backend: pip install -e '.[int8]'")
+        from .int8 import usable_int8
+
+        xml, record, reason = usable_int8(self.model)
+        if xml is None:
+            raise ConfigError(reason)
+        self.dtype, self.backend = torch.int8, "openvino"
+        self.runtime = RuntimeNetwork("openvino", self.model, self._no_int8_fallback, torch.int8, model_path=xml,
+                                      float_hint=record["float_precision"])
+
+    def _no_int8_fallback(self, batch: torch.Tensor) -> torch.Tensor:
+        raise ConfigError(f"int8 cannot run a {batch.shape[-2]}x{batch.shape[-1]} input (smaller than the network's "
+                          f"{self.min_size} px minimum); use --precision bf16 or fp32")
 
     @functools.cached_property
     def streamed(self) -> StreamedNetwork | None:
@@ -183,6 +220,10 @@ class Restorer:
         # Exact tiles of an InstanceNorm network need the whole image's statistics: streamed in torch where it can,
         # else measured through the torch modules' hooks. Either way torch runs it.
         needs_torch = self.statistics and tile > 0 and max(image.shape[-2:]) > tile
+        if needs_torch and self.dtype == torch.int8:
+            raise ConfigError(f"int8 runs whole images and independently normalised tiles only; this "
+                              f"{image.shape[-1]}x{image.shape[-2]} image needs exact tiles (torch): use --tile 0, "
+                              "--norm-stats tile, or --precision bf16 or fp32")
         self.last_streamed = bool(needs_torch and self.streamed is not None)
         if self.last_streamed:
             self.last_backend = "torch"

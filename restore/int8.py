@@ -1,0 +1,383 @@
+"""8-bit inference, taken up per weights file only where it measures as good as float: post-training quantisation of
+the project's ONNX export with NNCF, run by OpenVINO.
+
+    pip install -e ".[int8]"
+    python -m restore.int8 --checkpoint weights/light_unet_pretrain.pt --calibration data/photos-ms/train
+    python infer.py --input blurred.png --output restored.png --precision int8
+
+``python -m restore.int8`` quantises once per weights file, calibrated on windows of training photos blurred by
+motion-v2's degradation (a calibration folder that holds a benchmark photo is refused), then measures the quality
+gate on the benchmarks (each benchmark's PSNR within ``--max-psnr-drop`` (0.05) dB of the fp32 export, and its
+ColorVideoVDP JOD within ``--max-jod-drop`` (0.01) where cvvdp is installed) and the seconds of a 1280x720 frame
+in int8 and in the float precision ``--precision auto`` would take. The model and that record (``int8.json``:
+weights, calibration set, library versions, gate, times) are kept in the export's cache folder
+(restore/backends.py). ``--precision int8`` runs that model only where the gate passed, the weights match and the
+record's OpenVINO is the installed one; else one line says which and what to run. ``--precision auto`` takes int8
+only where all of that holds and it measured faster than the float precision.
+
+The layers whose int8 costs quality can be kept in float (``--keep``: the stem and head convolutions and the global
+residual's addition by default, the depthwise convolutions besides where asked); the record names what was kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from core.cpu_features import cpu_flags, native_bf16_flags
+from core.errors import ConfigError, DataError, ExperimentError
+from core.images import list_images, open_image, read_image
+
+from .backends import EXPORT_VERSION, cache_dir, cached_onnx, weights_sha256
+
+RECORD = "int8.json"
+RECORD_VERSION = 1
+MAX_PSNR_DROP_DB = 0.05
+MAX_JOD_DROP = 0.01
+KEEPABLE = ("stem", "head", "residual", "depthwise")
+# Kept in float by default: the layers that read or write the image itself. Quantised, the input's and output's
+# 8-bit scales are calibrated on the calibration windows' range and clip or coarsen images outside it: a width-4
+# LightUNet lost 1.9 dB with them quantised and none with them kept (tests/test_int8.py's networks and data).
+DEFAULT_KEEP = ("stem", "head", "residual")
+
+
+def int8_folder(model: nn.Module, directory: Path | None = None) -> Path:
+    """Where the int8 model of these weights is kept: beside their ONNX export (``<sha256>-<export version>/int8``)."""
+    return (cache_dir() if directory is None else directory) / f"{weights_sha256(model)}-{EXPORT_VERSION}" / "int8"
+
+
+def openvino_version() -> str:
+    import openvino
+
+    return openvino.__version__
+
+
+def usable_int8(model: nn.Module, directory: Path | None = None) -> tuple[Path | None, dict | None, str]:
+    """(the int8 model's .xml, its record, "") where ``--precision int8`` may run it, else (None, record or None,
+    one line saying why and what to run)."""
+    folder = int8_folder(model, directory)
+    make = "python -m restore.int8 --checkpoint <these weights> --calibration <training photos>"
+    try:
+        record = json.loads((folder / RECORD).read_text())
+    except FileNotFoundError:
+        return None, None, f"no int8 model of these weights has been made and measured on this machine: run {make}"
+    except (OSError, ValueError) as error:
+        return None, None, f"the int8 record {folder / RECORD} is unreadable ({error}): run {make} again"
+    if record.get("weights") != weights_sha256(model) or record.get("version") != RECORD_VERSION:
+        return None, record, f"the int8 model in {folder} was made from other weights or by another version: run {make}"
+    if record.get("openvino") != openvino_version():
+        return None, record, (f"the int8 model in {folder} was made with OpenVINO {record.get('openvino')}, this is "
+                              f"{openvino_version()}: run {make} again")
+    if not record["gate"]["passed"]:
+        return None, record, f"int8 fails the quality gate for these weights ({gate_summary(record['gate'])}); use " \
+                             "--precision bf16 or fp32"
+    xml = folder / "model.xml"
+    if not xml.is_file() or not (folder / "model.bin").is_file():
+        return None, record, f"the int8 model files in {folder} are missing: run {make} again"
+    return xml, record, ""
+
+
+def gate_summary(gate: dict) -> str:
+    """One phrase per benchmark: its PSNR (and JOD) change against fp32, and the limits."""
+    parts = []
+    for name, scores in gate["benchmarks"].items():
+        part = f"{name} {scores['psnr_change']:+.3f} dB"
+        if "jod_change" in scores:
+            part += f", JOD {scores['jod_change']:+.4f}"
+        parts.append(part)
+    limits = f"limits -{gate['max_psnr_drop']:g} dB" + (f", JOD -{gate['max_jod_drop']:g}" if gate["jod"] else "")
+    return "; ".join(parts) + f" ({limits})"
+
+
+def gate_verdict(benchmarks: dict[str, dict[str, float]], max_psnr_drop: float, max_jod_drop: float) -> bool:
+    """Every benchmark's PSNR change within ``-max_psnr_drop`` and its JOD change, where measured, within
+    ``-max_jod_drop``."""
+    return all(scores["psnr_change"] >= -max_psnr_drop and scores.get("jod_change", 0.0) >= -max_jod_drop
+               for scores in benchmarks.values())
+
+
+# -- calibration ----------------------------------------------------------------------------------------------------
+
+def calibration_files(folder: Path, benchmarks: list) -> list[Path]:
+    """The calibration photos: every image of ``folder``, none of them a benchmark photo (by the name of a benchmark
+    tile's source, or by content: a copy, crop or re-encoding of a benchmark tile or of a pinned benchmark photo,
+    compared as datasets/photo_rules.py compares photos)."""
+    from datasets.photo_rules import lookalike, thumbnail
+
+    files = list_images(folder, "calibration folder")  # a missing or empty folder is one DataError line
+    sources = {item["source"] for bench in benchmarks for item in bench.meta["images"] if "source" in item}
+    looks = {f"{bench.folder.name}/{name}": thumbnail(Image.open(bench.path("sharp", name)))
+             for bench in benchmarks for name in bench.names}
+    looks.update(_pinned_benchmark_photos())
+    for path in files:
+        if path.stem in sources:
+            raise DataError(f"calibration photo {path} has a benchmark photo's name ({path.stem}); calibrate on "
+                            "training photos, never benchmark ones")
+        with open_image(path) as image:
+            twin = lookalike(image, looks)
+        if twin is not None:
+            raise DataError(f"calibration photo {path} looks like benchmark photo {twin}; calibrate on training "
+                            "photos, never benchmark ones")
+    return files
+
+
+def _pinned_benchmark_photos() -> dict[str, np.ndarray]:
+    """Thumbnails of the manifest's validation (benchmark) photos whose files are on this machine."""
+    from datasets.photo_rules import thumbnail
+    from datasets.photo_sources import MANIFEST, source_path
+
+    looks = {}
+    for entry in json.loads(MANIFEST.read_text()):
+        path = source_path(entry)
+        if entry["split"] == "val" and path.is_file():
+            with Image.open(path) as image:
+                looks[entry["name"]] = thumbnail(image)
+    return looks
+
+
+def files_sha256(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def calibration_pairs(files: list[Path], count: int, size: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` seeded (blurred, sharp) 1 x 3 x size x size windows of the photos, blurred by motion-v2's
+    degradation (what the network sees at inference). Photos too small for a window and its blur are passed over."""
+    from datasets.presets import preset_degradation
+
+    degradation = preset_degradation("motion-v2")
+    rng, pairs = np.random.default_rng(seed), []
+    side = size + degradation.margin
+    photos = [photo for photo in map(read_image, files) if min(photo.shape[-2:]) >= side]
+    if not photos:
+        raise DataError(f"no calibration photo is large enough for a {size} px window and its blur ({side} px); "
+                        "lower --window")
+    for _ in range(count):
+        photo = photos[int(rng.integers(len(photos)))]
+        top, left = (int(rng.integers(extent - side + 1)) for extent in photo.shape[-2:])
+        pair = degradation(photo[:, top: top + side, left: left + side], rng)
+        blur, sharp = (np.ascontiguousarray(pair[key][None].numpy(), dtype=np.float32) for key in ("blur", "sharp"))
+        pairs.append((blur, sharp))
+    return pairs
+
+
+def kept_scope(model, keep: list[str]):
+    """NNCF's ignored scope for the ``--keep`` parts of an OpenVINO model of the export."""
+    import nncf
+
+    ops = model.get_ordered_ops()
+    convs = [op.get_friendly_name() for op in ops if op.get_type_name() == "Convolution"]
+    adds = [op.get_friendly_name() for op in ops if op.get_type_name() == "Add"]
+    names = ([convs[0]] if "stem" in keep else []) + ([convs[-1]] if "head" in keep else []) + (
+        [adds[-1]] if "residual" in keep else [])
+    types = ["GroupConvolution"] if "depthwise" in keep else []
+    return nncf.IgnoredScope(names=names, types=types, validate=False) if names or types else None
+
+
+# -- measuring ------------------------------------------------------------------------------------------------------
+
+def float_hint() -> str:
+    """OpenVINO's precision for what stays float: bf16 where the CPU has it natively (what auto takes), else f32."""
+    return "bf16" if native_bf16_flags() else "f32"
+
+
+def compiled(core, network, hint: str, threads: int):
+    return core.compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
+                                               "PERFORMANCE_HINT": "LATENCY"})
+
+
+def psnr(output: np.ndarray, sharp: np.ndarray) -> float:
+    """PSNR in dB of 8-bit-rounded images, as evaluate.py scores."""
+    error = (np.round(np.clip(output, 0, 1) * 255) - np.round(np.clip(sharp, 0, 1) * 255)) / 255
+    return float(10 * np.log10(1.0 / max(float(np.mean(error**2)), 1e-12)))
+
+
+def benchmark_scores(run, bench, jod) -> dict[str, float]:
+    """Mean PSNR (and JOD where ``jod`` is a score function) of ``run`` over a benchmark's images, whole."""
+    psnrs, jods = [], []
+    for name in bench.names:
+        blur = read_image(bench.path("blur", name))[None].numpy()
+        sharp = read_image(bench.path("sharp", name))[None].numpy()
+        output = np.clip(run(blur), 0, 1)
+        psnrs.append(psnr(output, sharp))
+        if jod is not None:
+            jods.append(jod(output[0].transpose(1, 2, 0), sharp[0].transpose(1, 2, 0)))
+    return {"psnr": statistics.mean(psnrs), **({"jod": statistics.mean(jods)} if jods else {})}
+
+
+def frame_seconds(run, repeats: int) -> float:
+    """Median seconds of a 1280x720 frame (after one untimed run)."""
+    frame = np.random.default_rng(0).random((1, 3, 720, 1280), dtype=np.float32)
+    run(frame)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(frame)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def static_runner(core, model, hint: str, threads: int):
+    """A function array -> array running ``model`` compiled for each new input shape (the backend's rule)."""
+    requests = {}
+
+    def run(array: np.ndarray) -> np.ndarray:
+        if array.shape not in requests:
+            network = model.clone()
+            network.reshape({0: list(array.shape)})
+            requests[array.shape] = compiled(core, network, hint, threads).create_infer_request()
+        return requests[array.shape].infer({0: array})[0].copy()
+
+    return run
+
+
+def make_int8(model: nn.Module, calibration: Path, benchmark_folders: list[Path], windows: int = 200,
+              window: int = 192, keep: list[str] = DEFAULT_KEEP, max_psnr_drop: float = MAX_PSNR_DROP_DB,
+              max_jod_drop: float = MAX_JOD_DROP, jod: bool = True, repeats: int = 3, threads: int = 2,
+              directory: Path | None = None, log=print) -> dict:
+    """Quantise ``model``'s export, measure the gate and the times, keep both in the cache; returns the record."""
+    import nncf
+    import openvino
+    from nncf.common.logging.logger import set_log_level
+
+    from datasets.benchmark import Benchmark
+    from evaluation.offline_metrics import load_cvvdp
+
+    set_log_level(logging.ERROR)
+    benches = [Benchmark.load(folder) for folder in benchmark_folders]
+    if not benches:
+        raise ConfigError("the quality gate needs at least one benchmark (--benchmarks)")
+    files = calibration_files(calibration, benches)
+    jod_score, reason = load_cvvdp() if jod else (None, "JOD not asked for (--no-jod)")
+    if jod_score is None:
+        log(f"note: {reason}; the gate is PSNR alone")
+    core = openvino.Core()
+    onnx = cached_onnx(model, directory)
+    network = core.read_model(str(onnx))
+    samples = [blur for blur, _ in calibration_pairs(files, windows, window)]
+    start = time.perf_counter()
+    quantized = nncf.quantize(network, nncf.Dataset(samples), subset_size=len(samples),
+                              ignored_scope=kept_scope(network, list(keep)))
+    log(f"quantised in {time.perf_counter() - start:.0f} s on {len(samples)} calibration windows")
+    hint = float_hint()
+    runs = {"fp32": static_runner(core, network, "f32", threads), "int8": static_runner(core, quantized, hint, threads)}
+    gate = {}
+    for bench in benches:
+        reference = benchmark_scores(runs["fp32"], bench, jod_score)
+        scores = benchmark_scores(runs["int8"], bench, jod_score)
+        gate[bench.folder.name] = {"fp32_psnr": reference["psnr"], "int8_psnr": scores["psnr"],
+                                   "psnr_change": scores["psnr"] - reference["psnr"]}
+        if "jod" in scores:
+            gate[bench.folder.name].update(fp32_jod=reference["jod"], int8_jod=scores["jod"],
+                                           jod_change=scores["jod"] - reference["jod"])
+    seconds = {"int8": frame_seconds(runs["int8"], repeats),
+               hint.replace("f32", "fp32"): frame_seconds(static_runner(core, network, hint, threads), repeats)}
+    record = {
+        "version": RECORD_VERSION, "weights": weights_sha256(model), "export": EXPORT_VERSION,
+        "calibration": {"folder": str(calibration), "files": len(files), "sha256": files_sha256(files),
+                        "windows": len(samples), "window": window, "degradation": "motion-v2", "seed": 0},
+        "nncf": nncf.__version__, "openvino": openvino.__version__, "kept_in_float": sorted(keep),
+        "float_precision": hint.replace("f32", "fp32"),
+        "gate": {"benchmarks": gate, "max_psnr_drop": max_psnr_drop, "max_jod_drop": max_jod_drop,
+                 "jod": jod_score is not None, "passed": gate_verdict(gate, max_psnr_drop, max_jod_drop)},
+        "seconds_1280x720": seconds, "threads": threads,
+        "cpu_flags": sorted(flag for flag in cpu_flags() if flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni",
+                                                                      "avx512_bf16", "amx_bf16", "amx_int8")),
+    }
+    _keep(quantized, record, int8_folder(model, directory))
+    return record
+
+
+def _keep(quantized, record: dict, folder: Path) -> None:
+    """Write the model and its record into a staging folder, then put it in ``folder``'s place: a reader sees the
+    old pair or the new one, never half of each."""
+    import openvino
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".int8-"))
+    try:
+        openvino.save_model(quantized, str(staging / "model.xml"), compress_to_fp16=False)
+        (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".int8-old-"))
+            folder.rename(old / "int8")
+            shutil.rmtree(old, ignore_errors=True)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def prefers_int8(model: nn.Module, float_dtype: torch.dtype, directory: Path | None = None) -> bool:
+    """``--precision auto``: whether this machine's int8 model of these weights is usable and measured faster than
+    the float precision auto would otherwise run (in the same record, on this machine)."""
+    xml, record, _ = usable_int8(model, directory)
+    if xml is None:
+        return False
+    seconds = record["seconds_1280x720"]
+    other = seconds.get("bf16" if float_dtype == torch.bfloat16 else "fp32")
+    return other is not None and seconds["int8"] < other
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint or bundled weights file")
+    parser.add_argument("--calibration", type=Path, required=True,
+                        help="a folder of training photos (never benchmark photos), e.g. data/photos-ms/train")
+    parser.add_argument("--benchmarks", type=Path, nargs="+",
+                        default=[Path("benchmarks/motion-v1"), Path("benchmarks/motion-v2")])
+    parser.add_argument("--windows", type=int, default=200, help="calibration windows (default 200)")
+    parser.add_argument("--window", type=int, default=192, help="their side in pixels (default 192)")
+    parser.add_argument("--keep", nargs="*", default=list(DEFAULT_KEEP), choices=KEEPABLE,
+                        help=f"parts kept in float (default: {' '.join(DEFAULT_KEEP)}; --keep alone: none)")
+    parser.add_argument("--max-psnr-drop", type=float, default=MAX_PSNR_DROP_DB)
+    parser.add_argument("--max-jod-drop", type=float, default=MAX_JOD_DROP)
+    parser.add_argument("--no-jod", action="store_true", help="gate on PSNR alone (ColorVideoVDP is slow)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed 1280x720 frames per precision (median)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    for name in ("windows", "window", "repeats", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.max_psnr_drop < 0 or args.max_jod_drop < 0:
+        parser.error("--max-psnr-drop and --max-jod-drop must be >= 0")
+    try:
+        import nncf  # noqa: F401
+        import openvino  # noqa: F401
+    except ImportError as error:
+        print(f"error: {error.name} is not installed: pip install -e '.[int8]'", file=sys.stderr)
+        return 2
+    from .inference import load_generator
+
+    torch.set_num_threads(args.threads)
+    try:
+        model = load_generator(args.checkpoint, torch.device("cpu"))
+        record = make_int8(model, args.calibration, args.benchmarks, args.windows, args.window, args.keep,
+                           args.max_psnr_drop, args.max_jod_drop, not args.no_jod, args.repeats, args.threads,
+                           log=lambda line: print(line, file=sys.stderr))
+    except (ConfigError, DataError, ExperimentError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    gate = record["gate"]
+    seconds = ", ".join(f"{name} {value:.3f} s" for name, value in record["seconds_1280x720"].items())
+    print(f"int8 {'passes' if gate['passed'] else 'fails'} the quality gate: {gate_summary(gate)}")
+    print(f"1280x720 on {args.threads} threads: {seconds}; kept in {int8_folder(model)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
