@@ -66,7 +66,25 @@ def lightunet_entries(model: torch.nn.Module, image: torch.Tensor) -> list[Entry
         restore = Restorer(model, cpu, tile=0, overlap=0, precision=precision, backend=backend)
         entries.append(Entry("LightUNet-48", f"{backend} {precision}", lambda r=restore: r(image[0]), parameters, macs,
                              compared=True))
-    return entries
+    return entries + int8_entries(model, image, parameters, macs)
+
+
+def int8_entries(model: torch.nn.Module, image: torch.Tensor, parameters: float, macs: float) -> list[Entry]:
+    """The int8 model ``python -m restore.int8`` made for these weights on this machine, timed whether or not it
+    passed its quality gate (the setting says which; infer.py runs it only where it passed)."""
+    if not available("openvino"):
+        return []
+    from restore.backends import RuntimeNetwork
+    from restore.int8 import int8_folder, read_record
+
+    record, xml = read_record(model), int8_folder(model) / "model.xml"
+    if record is None or not xml.is_file():
+        return []
+    runtime = RuntimeNetwork("openvino", model, None, torch.int8, model_path=xml, float_hint=record["float_precision"])
+    verdict = "passes" if record["gate"]["passed"] else "fails"
+    setting = f"openvino int8 ({record['float_precision']} elsewhere; {verdict} the quality gate)"
+    return [Entry("LightUNet-48", setting, lambda: runtime(image)[0].clamp(0.0, 1.0), parameters, macs,
+                  compared=True)]
 
 
 def peer_entries(image: torch.Tensor) -> list[Entry]:

@@ -65,17 +65,26 @@ def openvino_version() -> str:
     return openvino.__version__
 
 
+def read_record(model: nn.Module, directory: Path | None = None) -> dict | None:
+    """The int8 record of these weights on this machine (None where there is none); an unreadable one raises
+    ``ValueError`` or ``OSError``."""
+    try:
+        return json.loads((int8_folder(model, directory) / RECORD).read_text())
+    except FileNotFoundError:
+        return None
+
+
 def usable_int8(model: nn.Module, directory: Path | None = None) -> tuple[Path | None, dict | None, str]:
     """(the int8 model's .xml, its record, "") where ``--precision int8`` may run it, else (None, record or None,
     one line saying why and what to run)."""
     folder = int8_folder(model, directory)
     make = "python -m restore.int8 --checkpoint <these weights> --calibration <training photos>"
     try:
-        record = json.loads((folder / RECORD).read_text())
-    except FileNotFoundError:
-        return None, None, f"no int8 model of these weights has been made and measured on this machine: run {make}"
+        record = read_record(model, directory)
     except (OSError, ValueError) as error:
         return None, None, f"the int8 record {folder / RECORD} is unreadable ({error}): run {make} again"
+    if record is None:
+        return None, None, f"no int8 model of these weights has been made and measured on this machine: run {make}"
     if record.get("weights") != weights_sha256(model) or record.get("version") != RECORD_VERSION:
         return None, record, f"the int8 model in {folder} was made from other weights or by another version: run {make}"
     if record.get("openvino") != openvino_version():
