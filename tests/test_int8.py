@@ -168,3 +168,19 @@ def test_a_calibration_folder_that_is_empty_or_holds_a_benchmark_photo_is_refuse
     assert f"calibration photo {mixed / 'holiday.jpg'} looks like benchmark photo tiny-v1/{name}" in lines[0]
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("*/int8"))
     assert load_checkpoint(checkpoint)  # the weights file is untouched and still loads
+
+
+def test_the_peers_bench_times_the_int8_model_and_says_whether_it_passed(made, checkpoint, tmp_path, monkeypatch):
+    from bench.peers import int8_entries
+    from restore.inference import load_generator
+
+    model = load_generator(checkpoint, CPU)
+    image = torch.rand(1, 3, 48, 64)
+    monkeypatch.setenv("LIGHTDEBLUR_CACHE", str(tmp_path / "none"))
+    assert int8_entries(model, image, 0, 0) == []  # nothing made for these weights here: no row
+    for cache, verdict in ((made[0], "passes"), (_edited(made, tmp_path, lambda r: r["gate"].update(passed=False)),
+                                                 "fails")):
+        monkeypatch.setenv("LIGHTDEBLUR_CACHE", str(cache))
+        (entry,) = int8_entries(model, image, 0, 0)
+        assert entry.setting.endswith(f"{verdict} the quality gate)") and entry.compared
+        assert entry.run().shape == (3, 48, 64)
