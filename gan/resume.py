@@ -10,6 +10,7 @@ from core.checkpoint import load_checkpoint, step_checkpoints
 from .config import Config, load_config, nested_config
 from .errors import ConfigError, CorruptCheckpoint, ExperimentError
 from .experiment import Experiment
+from .long_run import LATER_KEYS
 
 # Keys a resumed run may change: they move work between processes, change what is logged or when this session
 # stops (train.max_minutes), never the numbers.
@@ -59,7 +60,7 @@ def plan_resume(
                               f"resume it with --{state.get('phase')}")
     if "rng" not in state:
         raise ExperimentError(f"checkpoint {path} has no training position (an exported or older checkpoint)")
-    recorded = nested_config(state["config"])  # checkpoints written before data.degradation existed are flat
+    recorded = with_later_keys(nested_config(state["config"]))  # older checkpoints: flat, and without later keys
     for key in _differences(recorded, saved.to_dict()):
         if key not in CHANGEABLE_ON_RESUME:
             raise ExperimentError(
@@ -67,6 +68,17 @@ def plan_resume(
                 f"({_get(recorded, key)!r} vs {_get(saved.to_dict(), key)!r})"
             )
     return config, Experiment(folder), state, path
+
+
+def with_later_keys(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config with the keys added after it was written (``LATER_KEYS``) at the defaults that compute
+    what the code before them did, so a checkpoint written before a key existed still belongs to its run."""
+    filled = {section: dict(values) if isinstance(values, dict) else values for section, values in recorded.items()}
+    for section, defaults in LATER_KEYS.items():
+        if isinstance(filled.get(section), dict):
+            for key, default in defaults.items():
+                filled[section].setdefault(key, default)
+    return filled
 
 
 def _locate(target: str, phase: str, root: str) -> tuple[Path, Path, dict[str, Any] | None]:

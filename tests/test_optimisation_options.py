@@ -9,7 +9,7 @@ import torch
 from evaluation.metrics import psnr_per_image
 from gan.config import load_config
 from gan.crop_schedule import crop_at, random_windows
-from gan.errors import ConfigError
+from gan.errors import ConfigError, ExperimentError
 from gan.long_run import recipe_hash
 from helpers import ROOT, TINY
 from losses import psnr_loss
@@ -98,3 +98,25 @@ def test_the_new_keys_at_their_defaults_leave_the_long_runs_recipe_hash_alone():
     assert recipe_hash(load_config(config, ["train.pixel_loss=charbonnier", "train.crop_schedule=[]"])) == long_run
     assert recipe_hash(load_config(config, ["train.pixel_loss=psnr"])) != long_run
     assert recipe_hash(load_config(config, ["train.crop_schedule=[[0, 64]]"])) != long_run
+
+
+def test_a_checkpoint_written_before_the_new_keys_still_resumes_its_run(tmp_path):
+    from core.checkpoint import load_checkpoint, save_checkpoint
+    from gan.experiment import plan_experiment
+    from gan.pretrain import PretrainTrainer
+    from gan.resume import plan_resume
+
+    config = load_config(None, [*TINY, f"experiment.root={tmp_path}", "experiment.name=older", "train.epochs=1"])
+    PretrainTrainer(config, plan_experiment(config, "older")).fit()
+    (checkpoint,) = (tmp_path / "older" / "checkpoints").glob("step-*.pt")
+    state = load_checkpoint(checkpoint)
+    for key in ("pixel_loss", "crop_schedule"):  # as the code before these keys wrote it
+        del state["config"]["train"][key]
+    save_checkpoint(state, checkpoint)
+    resumed, _, _, path = plan_resume(str(tmp_path / "older"), "pretrain", [], str(tmp_path))
+    assert path == checkpoint and resumed.train.pixel_loss == "charbonnier" and resumed.train.crop_schedule == []
+    # A recorded value other than the default is still a different run.
+    state["config"]["train"]["pixel_loss"] = "psnr"
+    save_checkpoint(state, checkpoint)
+    with pytest.raises(ExperimentError, match=r"they differ in train.pixel_loss \('psnr' vs 'charbonnier'\)"):
+        plan_resume(str(tmp_path / "older"), "pretrain", [], str(tmp_path))
