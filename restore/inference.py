@@ -148,7 +148,7 @@ class Restorer:
         self.stream = stream
         self.runtime = None
         if self.dtype == torch.int8 or (precision == "auto" and self._auto_int8(backend)):
-            self._set_up_int8(backend, compile)
+            self._set_up_int8(backend)
         else:
             self.backend = resolve_backend(backend, device, self.dtype)
         if compile and self.backend != "torch":
@@ -172,7 +172,7 @@ class Restorer:
 
         return prefers_int8(self.model, self.dtype)
 
-    def _set_up_int8(self, backend: str, compile: bool) -> None:
+    def _set_up_int8(self, backend: str) -> None:
         """The int8 model that ``python -m restore.int8`` made and measured for these weights, run by OpenVINO;
         refused in one line where there is none, its gate failed, or its record does not match. OpenVINO is the one
         runtime here with an int8 path, so int8 runs there with the default backend (torch) too."""
