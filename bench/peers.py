@@ -70,7 +70,7 @@ def lightunet_entries(model: torch.nn.Module, image: torch.Tensor) -> list[Entry
 
 
 def int8_entries(model: torch.nn.Module, image: torch.Tensor, parameters: float, macs: float) -> list[Entry]:
-    """The int8 model ``python -m restore.int8`` made for these weights on this machine, timed whether or not it
+    """The int8 model ``python -m release.int8`` made for these weights on this machine, timed whether or not it
     passed its quality gate (the setting says which; infer.py runs it only where it passed)."""
     if not available("openvino"):
         return []

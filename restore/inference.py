@@ -173,7 +173,7 @@ class Restorer:
         return prefers_int8(self.model, self.dtype)
 
     def _set_up_int8(self, backend: str) -> None:
-        """The int8 model that ``python -m restore.int8`` made and measured for these weights, run by OpenVINO;
+        """The int8 model that ``python -m release.int8`` made and measured for these weights, run by OpenVINO;
         refused in one line where there is none, its gate failed, or its record does not match. OpenVINO is the one
         runtime here with an int8 path, so int8 runs there with the default backend (torch) too."""
         if backend not in ("torch", "auto", "openvino"):

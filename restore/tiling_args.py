@@ -32,7 +32,7 @@ def add_tiling_arguments(parser: argparse.ArgumentParser) -> None:
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto",
                         help="auto (fp16 on CUDA; on a CPU bf16 where it has native bf16, else fp32; int8 where "
-                        "python -m restore.int8 made and gated an int8 model that ran faster), fp32, bf16, fp16, int8 "
+                        "python -m release.int8 made and gated an int8 model that ran faster), fp32, bf16, fp16, int8 "
                         "(the CPU, OpenVINO)")
     parser.add_argument("--backend", default="torch",
                         help="torch, onnxruntime, openvino, or auto (openvino where installed, else torch); the "

@@ -1,4 +1,4 @@
-"""int8 inference: made and gated once per weights by ``python -m restore.int8``, run only where the gate passed and
+"""int8 inference: made and gated once per weights by ``python -m release.int8``, run only where the gate passed and
 the record matches, taken by ``--precision auto`` only where it measured faster."""
 
 import json
@@ -19,7 +19,7 @@ CPU = torch.device("cpu")
 
 
 def _make(checkpoint, calibration, bench, cache, *extra):
-    return run_cli("-m", "restore.int8", "--checkpoint", str(checkpoint), "--calibration", str(calibration),
+    return run_cli("-m", "release.int8", "--checkpoint", str(checkpoint), "--calibration", str(calibration),
                    "--benchmarks", str(bench), "--windows", "8", "--window", "32", "--no-jod", "--repeats", "1",
                    "--threads", "1", *extra, cwd=ROOT, env={"LIGHTDEBLUR_CACHE": str(cache)})
 
@@ -119,7 +119,7 @@ def test_weights_never_quantised_here_name_the_command(checkpoint, tmp_path, mon
     from core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no int8 model of these weights has been made and measured on this "
-                                          "machine: run python -m restore.int8"):
+                                          "machine: run python -m release.int8"):
         _restorer(checkpoint, tmp_path / "empty-cache", monkeypatch, precision="int8")
     with pytest.raises(ConfigError, match="int8 runs on the openvino backend, not onnxruntime"):
         _restorer(checkpoint, tmp_path / "empty-cache", monkeypatch, precision="int8", backend="onnxruntime")
