@@ -30,9 +30,10 @@ import torch  # noqa: E402
 from core.cpu_features import cpu_flags  # noqa: E402
 from core.errors import DataError  # noqa: E402
 from datasets.benchmark import Benchmark  # noqa: E402
-from restore.backends import cached_onnx  # noqa: E402
+from restore.backends import cached_onnx, openvino_runner, openvino_settings  # noqa: E402
 from restore.inference import load_generator  # noqa: E402
 from restore.int8 import (  # noqa: E402
+    FLOAT_DTYPES,
     KEEPABLE,
     MAX_PSNR_DROP_DB,
     benchmark_scores,
@@ -41,7 +42,6 @@ from restore.int8 import (  # noqa: E402
     frame_seconds,
     kept_scope,
     psnr,
-    static_runner,
 )
 
 
@@ -93,14 +93,14 @@ def main() -> None:
     print("| model | precision | " + " | ".join(f"{b.folder.name} PSNR (vs fp32)" for b in benches) + " | 1280x720 s |")
     print("|---|---|" + "---|" * len(benches) + "---|")
     reference = {}
-    rows = [("export", "f32", model), ("export", "bf16", model)]
+    rows = [("export", "fp32", model), ("export", "bf16", model)]
     for label, quantize in variants.items():
         start = time.perf_counter()
         quantized = quantize()
         print(f"({label}: quantised in {time.perf_counter() - start:.0f} s)", file=sys.stderr)
-        rows += [(label, "f32", quantized), (label, "bf16", quantized)]
+        rows += [(label, "fp32", quantized), (label, "bf16", quantized)]
     for label, hint, network in rows:
-        run = static_runner(core, network, hint, threads=2)
+        run = openvino_runner(network, openvino_settings(FLOAT_DTYPES[hint], threads=2))
         cells = []
         for bench in benches:
             value = benchmark_scores(run, bench, None)["psnr"]

@@ -75,12 +75,13 @@ def int8_entries(model: torch.nn.Module, image: torch.Tensor, parameters: float,
     if not available("openvino"):
         return []
     from restore.backends import RuntimeNetwork
-    from restore.int8 import int8_folder, read_record
+    from restore.int8 import FLOAT_DTYPES, int8_folder, read_record
 
-    record, xml = read_record(model), int8_folder(model) / "model.xml"
+    folder = int8_folder(model)
+    record, xml = read_record(folder), folder / "model.xml"
     if record is None or not xml.is_file():
         return []
-    runtime = RuntimeNetwork("openvino", model, None, torch.int8, model_path=xml, float_hint=record["float_precision"])
+    runtime = RuntimeNetwork("openvino", model, None, FLOAT_DTYPES[record["float_precision"]], model_path=xml)
     verdict = "passes" if record["gate"]["passed"] else "fails"
     setting = f"openvino int8 ({record['float_precision']} elsewhere; {verdict} the quality gate)"
     return [Entry("LightUNet-48", setting, lambda: runtime(image)[0].clamp(0.0, 1.0), parameters, macs,

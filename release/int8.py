@@ -27,9 +27,10 @@ from torch import nn
 
 from core.cpu_features import cpu_flags
 from core.errors import ConfigError, DataError, ExperimentError
-from restore.backends import EXPORT_VERSION, cached_onnx, weights_sha256
+from restore.backends import EXPORT_VERSION, cached_onnx, openvino_runner, openvino_settings, weights_sha256
 from restore.int8 import (
     DEFAULT_KEEP,
+    FLOAT_DTYPES,
     KEEPABLE,
     MAX_JOD_DROP,
     MAX_PSNR_DROP_DB,
@@ -39,13 +40,12 @@ from restore.int8 import (
     calibration_files,
     calibration_pairs,
     files_sha256,
-    float_hint,
+    float_precision,
     frame_seconds,
     gate_summary,
     gate_verdict,
     int8_folder,
     kept_scope,
-    static_runner,
 )
 
 
@@ -77,8 +77,9 @@ def make_int8(model: nn.Module, calibration: Path, benchmark_folders: list[Path]
     quantized = nncf.quantize(network, nncf.Dataset(samples), subset_size=len(samples),
                               ignored_scope=kept_scope(network, list(keep)))
     log(f"quantised in {time.perf_counter() - start:.0f} s on {len(samples)} calibration windows")
-    hint = float_hint()
-    runs = {"fp32": static_runner(core, network, "f32", threads), "int8": static_runner(core, quantized, hint, threads)}
+    precision = float_precision()
+    runs = {"fp32": openvino_runner(network, openvino_settings(torch.float32, threads)),
+            "int8": openvino_runner(quantized, openvino_settings(FLOAT_DTYPES[precision], threads))}
     gate = {}
     for bench in benches:
         reference = benchmark_scores(runs["fp32"], bench, jod_score)
@@ -88,21 +89,21 @@ def make_int8(model: nn.Module, calibration: Path, benchmark_folders: list[Path]
         if "jod" in scores:
             gate[bench.folder.name].update(fp32_jod=reference["jod"], int8_jod=scores["jod"],
                                            jod_change=scores["jod"] - reference["jod"])
-    seconds = {"int8": frame_seconds(runs["int8"], repeats),
-               hint.replace("f32", "fp32"): frame_seconds(static_runner(core, network, hint, threads), repeats)}
+    float_run = openvino_runner(network, openvino_settings(FLOAT_DTYPES[precision], threads))
+    seconds = {"int8": frame_seconds(runs["int8"], repeats), precision: frame_seconds(float_run, repeats)}
     record = {
         "version": RECORD_VERSION, "weights": weights_sha256(model), "export": EXPORT_VERSION,
         "calibration": {"folder": str(calibration), "files": len(files), "sha256": files_sha256(files),
                         "windows": len(samples), "window": window, "degradation": "motion-v2", "seed": 0},
         "nncf": nncf.__version__, "openvino": openvino.__version__, "kept_in_float": sorted(keep),
-        "float_precision": hint.replace("f32", "fp32"),
+        "float_precision": precision,
         "gate": {"benchmarks": gate, "max_psnr_drop": max_psnr_drop, "max_jod_drop": max_jod_drop,
                  "jod": jod_score is not None, "passed": gate_verdict(gate, max_psnr_drop, max_jod_drop)},
         "seconds_1280x720": seconds, "threads": threads,
         "cpu_flags": sorted(flag for flag in cpu_flags() if flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni",
                                                                       "avx512_bf16", "amx_bf16", "amx_int8")),
     }
-    _keep(quantized, record, int8_folder(model, directory))
+    _keep(quantized, record, int8_folder(model, directory, record["weights"]))
     return record
 
 
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     gate = record["gate"]
     seconds = ", ".join(f"{name} {value:.3f} s" for name, value in record["seconds_1280x720"].items())
     print(f"int8 {'passes' if gate['passed'] else 'fails'} the quality gate: {gate_summary(gate)}")
-    print(f"1280x720 on {args.threads} threads: {seconds}; kept in {int8_folder(model)}")
+    print(f"1280x720 on {args.threads} threads: {seconds}; kept in {int8_folder(model, digest=record['weights'])}")
     return 0
 
 

@@ -58,6 +58,12 @@ def weights_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def export_folder(digest: str, directory: Path | None = None) -> Path:
+    """The cache folder of the weights whose ``weights_sha256`` is ``digest``: their export, and what is made from
+    it (the int8 model of restore/int8.py)."""
+    return (cache_dir() if directory is None else directory) / f"{digest}-{EXPORT_VERSION}"
+
+
 def cached_onnx(model: nn.Module, directory: Path | None = None) -> Path:
     """The ONNX file of ``model`` in the cache (``<sha256>-<EXPORT_VERSION>/model.onnx``, with the exporter's
     external weights file beside it), exported on first use into a temporary folder that is then renamed: an
@@ -65,8 +71,8 @@ def cached_onnx(model: nn.Module, directory: Path | None = None) -> Path:
     end with a whole one."""
     from .export import export_onnx
 
-    directory = cache_dir() if directory is None else directory
-    final = directory / f"{weights_sha256(model)}-{EXPORT_VERSION}"
+    final = export_folder(weights_sha256(model), directory)
+    directory = final.parent
     path = final / "model.onnx"
     if path.is_file():
         return path
@@ -121,14 +127,34 @@ def openvino_settings(dtype: torch.dtype, threads: int) -> dict[str, object]:
             "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
 
 
+def openvino_runner(network, settings: dict[str, object]) -> Callable[[np.ndarray], np.ndarray]:
+    """A function array -> array running an OpenVINO model (``openvino.Model``) with ``settings``."""
+    import openvino
+
+    core = openvino.Core()
+    requests: dict[tuple[int, ...], object] = {}
+
+    def run(array: np.ndarray):
+        # One compiled model per input shape: the static graph measured faster than the dynamic one, most at small
+        # inputs. A few shapes are kept: tiles, the last tile row, whole images.
+        if array.shape not in requests:
+            if len(requests) >= OPENVINO_SHAPES_KEPT:
+                requests.pop(next(iter(requests)))
+            shaped = network.clone()
+            shaped.reshape({0: list(array.shape)})
+            requests[array.shape] = core.compile_model(shaped, "CPU", settings).create_infer_request()
+        return requests[array.shape].infer({0: array})[0].copy()
+
+    return run
+
+
 class RuntimeNetwork:
     """The network in onnxruntime or OpenVINO, with torch's own forward for what the runtime cannot take."""
 
     def __init__(self, backend: str, model: nn.Module, torch_network: Network, dtype: torch.dtype,
-                 threads: int | None = None, directory: Path | None = None, model_path: Path | None = None,
-                 float_hint: str | None = None):
+                 threads: int | None = None, directory: Path | None = None, model_path: Path | None = None):
         """``model_path``: a model file to run instead of the weights' ONNX export (the int8 model of
-        restore/int8.py, whose float parts run in ``float_hint``, the precision its gate was measured with)."""
+        restore/int8.py; ``dtype`` is then the precision of its float parts)."""
         self.backend = backend
         self.torch_network = torch_network
         self.min_size = getattr(model, "min_size", 1)
@@ -140,10 +166,9 @@ class RuntimeNetwork:
         except Exception as error:  # the exporter's many failure types: one line that names the network
             raise ExperimentError(f"could not export {type(model).__name__} to ONNX for {backend}: {error}") from None
         if backend == "openvino":
-            settings = openvino_settings(dtype, threads)
-            if float_hint is not None:
-                settings["INFERENCE_PRECISION_HINT"] = "bf16" if float_hint == "bf16" else "f32"
-            self._run = self._openvino(path, settings)
+            import openvino
+
+            self._run = openvino_runner(openvino.Core().read_model(str(path)), openvino_settings(dtype, threads))
         else:
             self._run = self._onnxruntime(path, threads)
 
@@ -155,26 +180,6 @@ class RuntimeNetwork:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return lambda array: session.run(None, {"blurred": array})[0]
-
-    @staticmethod
-    def _openvino(path: Path, settings: dict[str, object]) -> Callable[[np.ndarray], np.ndarray]:
-        import openvino
-
-        core = openvino.Core()
-        requests: dict[tuple[int, ...], object] = {}
-
-        def run(array: np.ndarray):
-            # One compiled model per input shape: the static graph measured faster than the dynamic one, most at
-            # small inputs. A few shapes are kept: tiles, the last tile row, whole images.
-            if array.shape not in requests:
-                if len(requests) >= OPENVINO_SHAPES_KEPT:
-                    requests.pop(next(iter(requests)))
-                network = core.read_model(str(path))
-                network.reshape({0: list(array.shape)})
-                requests[array.shape] = core.compile_model(network, "CPU", settings).create_infer_request()
-            return requests[array.shape].infer({0: array})[0].copy()
-
-        return run
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         if min(batch.shape[-2:]) < self.min_size:

@@ -180,14 +180,15 @@ class Restorer:
             raise ConfigError(f"int8 runs on the openvino backend, not {backend}; use --backend openvino or auto")
         if not available("openvino"):
             raise ConfigError("int8 needs the openvino backend: pip install -e '.[int8]'")
-        from .int8 import usable_int8
+        from .int8 import FLOAT_DTYPES, usable_int8
 
         xml, record, reason = usable_int8(self.model)
         if xml is None:
             raise ConfigError(reason)
         self.dtype, self.backend = torch.int8, "openvino"
-        self.runtime = RuntimeNetwork("openvino", self.model, self._no_int8_fallback, torch.int8, model_path=xml,
-                                      float_hint=record["float_precision"])
+        # Its float parts run in the precision its gate was measured with.
+        self.runtime = RuntimeNetwork("openvino", self.model, self._no_int8_fallback,
+                                      FLOAT_DTYPES[record["float_precision"]], model_path=xml)
 
     def _no_int8_fallback(self, batch: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"int8 cannot run a {batch.shape[-2]}x{batch.shape[-1]} input (smaller than the network's "

@@ -36,7 +36,7 @@ from core.cpu_features import native_bf16_flags
 from core.errors import DataError
 from core.images import list_images, open_image, read_image
 
-from .backends import EXPORT_VERSION, cache_dir, weights_sha256
+from .backends import export_folder, weights_sha256
 
 RECORD = "int8.json"
 RECORD_VERSION = 1
@@ -47,11 +47,14 @@ KEEPABLE = ("stem", "head", "residual", "depthwise")
 # 8-bit scales are calibrated on the calibration windows' range and clip or coarsen images outside it: a width-4
 # LightUNet lost 1.9 dB with them quantised and none with them kept (tests/test_int8.py's networks and data).
 DEFAULT_KEEP = ("stem", "head", "residual")
+# The precision of what stays float, by the name the record gives it.
+FLOAT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
-def int8_folder(model: nn.Module, directory: Path | None = None) -> Path:
-    """Where the int8 model of these weights is kept: beside their ONNX export (``<sha256>-<export version>/int8``)."""
-    return (cache_dir() if directory is None else directory) / f"{weights_sha256(model)}-{EXPORT_VERSION}" / "int8"
+def int8_folder(model: nn.Module, directory: Path | None = None, digest: str | None = None) -> Path:
+    """Where the int8 model of these weights is kept: beside their ONNX export (``<sha256>-<export version>/int8``);
+    ``digest``: their ``weights_sha256`` where the caller has it already."""
+    return export_folder(digest or weights_sha256(model), directory) / "int8"
 
 
 def openvino_version() -> str:
@@ -60,11 +63,11 @@ def openvino_version() -> str:
     return openvino.__version__
 
 
-def read_record(model: nn.Module, directory: Path | None = None) -> dict | None:
-    """The int8 record of these weights on this machine (None where there is none); an unreadable one raises
-    ``ValueError`` or ``OSError``."""
+def read_record(folder: Path) -> dict | None:
+    """The record in an ``int8_folder`` (None where there is none); an unreadable one raises ``ValueError`` or
+    ``OSError``."""
     try:
-        return json.loads((int8_folder(model, directory) / RECORD).read_text())
+        return json.loads((folder / RECORD).read_text())
     except FileNotFoundError:
         return None
 
@@ -72,15 +75,16 @@ def read_record(model: nn.Module, directory: Path | None = None) -> dict | None:
 def usable_int8(model: nn.Module, directory: Path | None = None) -> tuple[Path | None, dict | None, str]:
     """(the int8 model's .xml, its record, "") where ``--precision int8`` may run it, else (None, record or None,
     one line saying why and what to run)."""
-    folder = int8_folder(model, directory)
+    digest = weights_sha256(model)
+    folder = int8_folder(model, directory, digest)
     make = "python -m release.int8 --checkpoint <these weights> --calibration <training photos>"
     try:
-        record = read_record(model, directory)
+        record = read_record(folder)
     except (OSError, ValueError) as error:
         return None, None, f"the int8 record {folder / RECORD} is unreadable ({error}): run {make} again"
     if record is None:
         return None, None, f"no int8 model of these weights has been made and measured on this machine: run {make}"
-    if record.get("weights") != weights_sha256(model) or record.get("version") != RECORD_VERSION:
+    if record.get("weights") != digest or record.get("version") != RECORD_VERSION:
         return None, record, f"the int8 model in {folder} was made from other weights or by another version: run {make}"
     if record.get("openvino") != openvino_version():
         return None, record, (f"the int8 model in {folder} was made with OpenVINO {record.get('openvino')}, this is "
@@ -123,8 +127,11 @@ def calibration_files(folder: Path, benchmarks: list) -> list[Path]:
 
     files = list_images(folder, "calibration folder")  # a missing or empty folder is one DataError line
     sources = {item["source"] for bench in benchmarks for item in bench.meta["images"] if "source" in item}
-    looks = {f"{bench.folder.name}/{name}": thumbnail(Image.open(bench.path("sharp", name)))
-             for bench in benchmarks for name in bench.names}
+    looks = {}
+    for bench in benchmarks:
+        for name in bench.names:
+            with Image.open(bench.path("sharp", name)) as tile:
+                looks[f"{bench.folder.name}/{name}"] = thumbnail(tile)
     looks.update(_pinned_benchmark_photos())
     for path in files:
         if path.stem in sources:
@@ -195,14 +202,10 @@ def kept_scope(model, keep: list[str]):
 
 # -- measuring ------------------------------------------------------------------------------------------------------
 
-def float_hint() -> str:
-    """OpenVINO's precision for what stays float: bf16 where the CPU has it natively (what auto takes), else f32."""
-    return "bf16" if native_bf16_flags() else "f32"
-
-
-def compiled(core, network, hint: str, threads: int):
-    return core.compile_model(network, "CPU", {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
-                                               "PERFORMANCE_HINT": "LATENCY"})
+def float_precision() -> str:
+    """The precision of what stays float in the int8 model: bf16 where the CPU has it natively (what auto takes),
+    else fp32 (a key of FLOAT_DTYPES)."""
+    return "bf16" if native_bf16_flags() else "fp32"
 
 
 def psnr(output: np.ndarray, sharp: np.ndarray) -> float:
@@ -234,20 +237,6 @@ def frame_seconds(run, repeats: int) -> float:
         run(frame)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def static_runner(core, model, hint: str, threads: int):
-    """A function array -> array running ``model`` compiled for each new input shape (the backend's rule)."""
-    requests = {}
-
-    def run(array: np.ndarray) -> np.ndarray:
-        if array.shape not in requests:
-            network = model.clone()
-            network.reshape({0: list(array.shape)})
-            requests[array.shape] = compiled(core, network, hint, threads).create_infer_request()
-        return requests[array.shape].infer({0: array})[0].copy()
-
-    return run
 
 
 def prefers_int8(model: nn.Module, float_dtype: torch.dtype, directory: Path | None = None) -> bool:
