@@ -147,8 +147,9 @@ class Restorer:
             precision, device)
         self.stream = stream
         self.runtime = None
-        if self.dtype == torch.int8 or (precision == "auto" and self._auto_int8(backend)):
-            self._set_up_int8(backend)
+        faster_int8 = self._auto_int8(backend) if precision == "auto" else None
+        if self.dtype == torch.int8 or faster_int8 is not None:
+            self._set_up_int8(backend, faster_int8)
         else:
             self.backend = resolve_backend(backend, device, self.dtype)
         if compile and self.backend != "torch":
@@ -163,28 +164,32 @@ class Restorer:
         self.last_backend = self.backend
         self.last_streamed = False  # whether the latest image ran streamed (exact, in row bands)
 
-    def _auto_int8(self, backend: str) -> bool:
+    def _auto_int8(self, backend: str) -> tuple[Path, dict] | None:
         """``--precision auto`` takes int8 where this machine's int8 model of these weights passed its quality gate
-        and measured faster than the float precision auto picks (restore/int8.py)."""
+        and measured faster than the float precision auto picks (restore/int8.py): its (.xml, record), else None."""
         if backend not in ("auto", "openvino") or self.device.type != "cpu" or not available("openvino"):
-            return False
-        from .int8 import prefers_int8
+            return None
+        from .int8 import faster_int8
 
-        return prefers_int8(self.model, self.dtype)
+        return faster_int8(self.model, self.dtype)
 
-    def _set_up_int8(self, backend: str) -> None:
+    def _set_up_int8(self, backend: str, usable: tuple[Path, dict] | None = None) -> None:
         """The int8 model that ``python -m release.int8`` made and measured for these weights, run by OpenVINO;
         refused in one line where there is none, its gate failed, or its record does not match. OpenVINO is the one
-        runtime here with an int8 path, so int8 runs there with the default backend (torch) too."""
-        if backend not in ("torch", "auto", "openvino"):
-            raise ConfigError(f"int8 runs on the openvino backend, not {backend}; use --backend openvino or auto")
-        if not available("openvino"):
-            raise ConfigError("int8 needs the openvino backend: pip install -e '.[int8]'")
+        runtime here with an int8 path, so int8 runs there with the default backend (torch) too. ``usable``: the
+        (.xml, record) ``--precision auto`` checked already."""
         from .int8 import FLOAT_DTYPES, usable_int8
 
-        xml, record, reason = usable_int8(self.model)
-        if xml is None:
-            raise ConfigError(reason)
+        if usable is None:
+            if backend not in ("torch", "auto", "openvino"):
+                raise ConfigError(f"int8 runs on the openvino backend, not {backend}; use --backend openvino or auto")
+            if not available("openvino"):
+                raise ConfigError("int8 needs the openvino backend: pip install -e '.[int8]'")
+            xml, record, reason = usable_int8(self.model)
+            if xml is None:
+                raise ConfigError(reason)
+        else:
+            xml, record = usable
         self.dtype, self.backend = torch.int8, "openvino"
         # Its float parts run in the precision its gate was measured with.
         self.runtime = RuntimeNetwork("openvino", self.model, self._no_int8_fallback,

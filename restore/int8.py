@@ -239,12 +239,12 @@ def frame_seconds(run, repeats: int) -> float:
     return statistics.median(times)
 
 
-def prefers_int8(model: nn.Module, float_dtype: torch.dtype, directory: Path | None = None) -> bool:
-    """``--precision auto``: whether this machine's int8 model of these weights is usable and measured faster than
-    the float precision auto would otherwise run (in the same record, on this machine)."""
+def faster_int8(model: nn.Module, float_dtype: torch.dtype, directory: Path | None = None) -> tuple[Path, dict] | None:
+    """``--precision auto``: this machine's int8 model of these weights (.xml, record) where it is usable and measured
+    faster than the float precision auto would otherwise run (in the same record, on this machine), else None."""
     xml, record, _ = usable_int8(model, directory)
     if xml is None:
-        return False
+        return None
     seconds = record["seconds_1280x720"]
     other = seconds.get("bf16" if float_dtype == torch.bfloat16 else "fp32")
-    return other is not None and seconds["int8"] < other
+    return (xml, record) if other is not None and seconds["int8"] < other else None
